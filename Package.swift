@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+//
+// tickiti-mail: one process, one thread, one epoll reactor. See README.md and
+// ../shared/SPEC.md §2. Dependencies point downward only:
+//   CLI → App → drivers (HTTPServer) → engines (Reactor, TLS) → C libraries;
+// pure modules (HTTP1, …) import nothing but the standard library.
+import PackageDescription
+
+let package = Package(
+    name: "tickiti-mail",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tickiti-mail", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries and shims
+        .target(name: "CShims", path: "Sources/CShims"),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL",
+                       pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // Pure modules
+        .target(name: "HTTP1"),
+
+        // Engines
+        .target(name: "Reactor", dependencies: [
+            "CShims",
+            .product(name: "HeapModule", package: "swift-collections"),
+        ]),
+        .target(name: "TLS", dependencies: ["COpenSSL"]),
+
+        // Drivers
+        .target(name: "HTTPServer", dependencies: [
+            "Reactor", "TLS", "HTTP1", "CShims",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Composition and command line
+        .target(name: "App", dependencies: [
+            "HTTPServer", "Reactor", "TLS", "HTTP1",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "CLI", dependencies: [
+            "App",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // libFuzzer target (build recipe in README "Fuzzing")
+        .executableTarget(name: "FuzzHTTP1", dependencies: ["HTTP1"]),
+
+        // Tests
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "App", "HTTPServer", "Reactor", "TLS", "HTTP1", "COpenSSL", "CShims",
+        ]),
+    ]
+)

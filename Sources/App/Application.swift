@@ -1,0 +1,147 @@
+/// Application: composes the server from its parts and runs the loop — the reactor, the
+/// TLS context (given, or the development certificate made on first start), the HTTP
+/// server with its routes, and the signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload
+/// the certificate and key from disk; a bad file is logged and the old ones kept).
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1
+import HTTPServer
+import Logging
+import Reactor
+import TLS
+
+/// A start-up failure: one clear line for stderr, then a non-zero exit.
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public final class Application: SignalHandler {
+    public let options: ServeOptions
+    var logger: Logger
+    let reactor: Reactor
+    public let router = Router()
+    var server: HTTPServer!
+    var certificatePaths: (cert: String, key: String)?
+    var stopping = false
+
+    /// Called with the bound address once the server accepts connections.
+    public var onListening: ((String) -> Void)?
+
+    public init(options: ServeOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        do {
+            reactor = try Reactor()
+        } catch {
+            throw StartupError("cannot create the event loop: \(error)")
+        }
+        CoreRoutes.install(on: router)
+    }
+
+    /// Makes the TLS context from the options (or the development certificate).
+    func makeTLSContext() throws -> TLSServerContext? {
+        if options.plainHTTP { return nil }
+        let cert: String
+        let key: String
+        switch (options.tlsCertificatePath, options.tlsKeyPath) {
+        case (let c?, let k?):
+            cert = c
+            key = k
+        case (nil, nil):
+            let dir = options.developmentCertificateDirectory
+            cert = dir + "/localhost.pem"
+            key = dir + "/localhost-key.pem"
+            if access(cert, F_OK) != 0 || access(key, F_OK) != 0 {
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                    throw StartupError("cannot create \(dir)/: \(String(cString: strerror(errno)))")
+                }
+                do {
+                    try DevelopmentCertificate.generate(certificatePath: cert, privateKeyPath: key)
+                } catch {
+                    throw StartupError("cannot make the development certificate: \(error)")
+                }
+                logger.notice("made a development certificate \(cert) (key \(key), mode 0600) for localhost and 127.0.0.1; trust it with: curl --cacert \(cert) …")
+            } else {
+                logger.info("using the development certificate \(cert); trust it with: curl --cacert \(cert) …")
+            }
+        default:
+            throw StartupError("--tls-cert and --tls-key go together")
+        }
+        certificatePaths = (cert, key)
+        do {
+            return try TLSServerContext(certificateChainPath: cert, privateKeyPath: key, resumption: options.tlsResumption)
+        } catch {
+            throw StartupError("bad TLS certificate or key: \(error)")
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT and the graceful shutdown that follows.
+    public func run() throws {
+        Reactor.ignoreSIGPIPE()
+        let fdLimit = Reactor.raiseDescriptorLimit()
+        do {
+            try reactor.watchSignals([SIGTERM, SIGINT, SIGHUP], handler: self)
+        } catch {
+            throw StartupError("cannot watch signals: \(error)")
+        }
+        let tls = try makeTLSContext()
+        var config = ServerConfiguration(listen: options.listen, limits: options.limits,
+                                         headTimeout: options.headTimeout, idleTimeout: options.idleTimeout,
+                                         maxConnections: options.maxConnections)
+        config.shutdownGrace = options.shutdownGrace
+        if fdLimit > 0 && config.maxConnections + 64 > fdLimit {
+            logger.warning("--max-connections \(config.maxConnections) is above what the descriptor limit (\(fdLimit)) allows; accepts will pause on EMFILE")
+        }
+        server = HTTPServer(reactor: reactor, configuration: config, tlsContext: tls, handler: router, logger: logger)
+        let bound: SocketAddress
+        do {
+            bound = try server.start()
+        } catch {
+            throw StartupError("cannot listen on \(options.listen): \(error)")
+        }
+        let url = "\(server.scheme)://\(bound)"
+        onListening?(url)
+        do {
+            try reactor.run()
+        } catch {
+            throw StartupError("event loop failed: \(error)")
+        }
+        logger.info("stopped")
+    }
+
+    public func onSignal(_ signal: Int32) {
+        switch signal {
+        case SIGHUP:
+            reloadCertificate()
+        case SIGTERM, SIGINT:
+            if stopping {
+                logger.notice("second signal: stopping now")
+                reactor.stop()
+                return
+            }
+            stopping = true
+            logger.notice("signal \(signal): stopping (finishing requests in flight, up to \(options.shutdownGrace))")
+            server.onDrained = { [reactor] in reactor.stop() }
+            server.beginShutdown()
+        default:
+            break
+        }
+    }
+
+    func reloadCertificate() {
+        guard let paths = certificatePaths else {
+            logger.notice("SIGHUP: plain HTTP, no certificate to reload")
+            return
+        }
+        do {
+            let ctx = try TLSServerContext(certificateChainPath: paths.cert, privateKeyPath: paths.key,
+                                           resumption: options.tlsResumption)
+            server.reloadTLS(ctx)
+            logger.notice("SIGHUP: reloaded certificate \(paths.cert) (\(ctx.certificateSubject)); new connections use it")
+        } catch {
+            logger.error("SIGHUP: keeping the old certificate: \(error)")
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/// ServeOptions: everything `tickiti-mail serve` was told, as plain values (the CLI parses,
+/// App composes). Defaults are SPEC §5's.
+import HTTP1
+import Reactor
+
+public struct ServeOptions: Sendable {
+    public var listen: SocketAddress
+    /// Both or neither; neither and not `plainHTTP` → the development certificate.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    public var plainHTTP = false
+    /// TLS session resumption (tickets + server cache); off only for benchmarking full handshakes.
+    public var tlsResumption = true
+    /// Where the development certificate lives (`certs/` of the working directory).
+    public var developmentCertificateDirectory = "certs"
+    public var databasePath = "./data/tickiti.db"
+    public var mailFromAddress: String?
+    public var limits = HTTPLimits()
+    public var headTimeout: Duration = .seconds(10)
+    public var idleTimeout: Duration = .seconds(60)
+    public var maxConnections = 10_000
+    public var shutdownGrace: Duration = .seconds(5)
+
+    public init(listen: SocketAddress) {
+        self.listen = listen
+    }
+}

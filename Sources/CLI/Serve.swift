@@ -1,0 +1,126 @@
+/// `tickiti-mail serve`: the server (SPEC §3, §5).
+#if canImport(Glibc)
+import Glibc
+#endif
+import App
+import ArgumentParser
+import HTTP1
+import Logging
+import Reactor
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTPS server.",
+        discussion: """
+            With no TLS flags, a development certificate for localhost/127.0.0.1 is made under \
+            certs/ on first start. SIGTERM/SIGINT stop gracefully; SIGHUP reloads the certificate.
+            """)
+
+    @Option(help: "SQLite database path (the folder is created when missing).")
+    var db = "./data/tickiti.db"
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free port).")
+    var listen = "127.0.0.1:8443"
+
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key (with --tls-cert).")
+    var tlsKey: String?
+
+    @Flag(name: .customLong("plain-http"), help: "Serve plain HTTP (behind a TLS-terminating proxy).")
+    var plainHTTP = false
+
+    @Flag(name: .customLong("no-tls-resumption"), help: "Turn off TLS session tickets and the session cache (every connection a full handshake).")
+    var noTLSResumption = false
+
+    @Option(name: .customLong("mail-from-address"), help: "Default sender address (else $MAIL_FROM_ADDRESS).")
+    var mailFromAddress: String?
+
+    @Option(name: .customLong("max-head-bytes"), help: "Request line + headers limit; beyond: 431.")
+    var maxHeadBytes = 16384
+
+    @Option(name: .customLong("max-body-bytes"), help: "Request body limit; beyond: 413.")
+    var maxBodyBytes = 10_485_760
+
+    @Option(name: .customLong("head-timeout-seconds"), help: "Time for the TLS handshake + whole head; a body must keep this pace.")
+    var headTimeoutSeconds = 10.0
+
+    @Option(name: .customLong("idle-timeout-seconds"), help: "Idle keep-alive connections are closed after this.")
+    var idleTimeoutSeconds = 60.0
+
+    @Option(name: .customLong("max-connections"), help: "Inbound connections held at once; beyond, new ones wait in the backlog.")
+    var maxConnections = 10_000
+
+    @Option(name: .customLong("shutdown-grace-seconds"), help: "On SIGTERM, how long requests in flight may take.")
+    var shutdownGraceSeconds = 5.0
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel: LogLevelOption = .info
+
+    func validate() throws {
+        if plainHTTP && (tlsCert != nil || tlsKey != nil) {
+            throw ValidationError("--plain-http and --tls-cert/--tls-key exclude each other")
+        }
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if maxHeadBytes < 256 || maxHeadBytes > 1 << 20 { throw ValidationError("--max-head-bytes must be 256…1048576") }
+        if maxBodyBytes < 0 { throw ValidationError("--max-body-bytes must be ≥ 0") }
+        if !(headTimeoutSeconds > 0) || !(idleTimeoutSeconds > 0) || !(shutdownGraceSeconds >= 0) {
+            throw ValidationError("timeouts must be positive numbers of seconds")
+        }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be ≥ 1") }
+    }
+
+    func run() throws {
+        let logger = bootstrapLogging(logLevel)
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(parsing: listen)
+        } catch {
+            printError("tickiti-mail: error: --listen: \(error)")
+            throw ExitCode(2)
+        }
+        var options = ServeOptions(listen: address)
+        options.tlsCertificatePath = tlsCert
+        options.tlsKeyPath = tlsKey
+        options.plainHTTP = plainHTTP
+        options.tlsResumption = !noTLSResumption
+        options.databasePath = db
+        options.mailFromAddress = mailFromAddress ?? getenv("MAIL_FROM_ADDRESS").map { String(cString: $0) }
+        options.limits = HTTPLimits(maxHeadBytes: maxHeadBytes, maxBodyBytes: maxBodyBytes)
+        options.headTimeout = .milliseconds(Int64(headTimeoutSeconds * 1000))
+        options.idleTimeout = .milliseconds(Int64(idleTimeoutSeconds * 1000))
+        options.shutdownGrace = .milliseconds(Int64(shutdownGraceSeconds * 1000))
+        options.maxConnections = maxConnections
+        do {
+            let app = try Application(options: options, logger: logger)
+            app.onListening = { url in printError("listening on \(url)") }
+            try app.run()
+        } catch let error as StartupError {
+            printError("tickiti-mail: error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `tickiti-mail dev-cert`: (re)makes the development certificate in-process.
+struct DevCert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev-cert",
+        abstract: "Make a self-signed development certificate (ECDSA P-256, localhost + 127.0.0.1).")
+
+    @Option(help: "Folder for localhost.pem and localhost-key.pem.")
+    var dir = "certs"
+
+    func run() throws {
+        do {
+            try makeDevelopmentCertificate(directory: dir)
+            printError("wrote \(dir)/localhost.pem and \(dir)/localhost-key.pem (mode 0600); trust it with: curl --cacert \(dir)/localhost.pem …")
+        } catch {
+            printError("tickiti-mail: error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

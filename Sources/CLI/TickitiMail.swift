@@ -1,0 +1,44 @@
+/// The `tickiti-mail` command: argument parsing, subcommands, exit codes — nothing else.
+/// Errors are one clear line on stderr and a non-zero exit; no stack traces.
+#if canImport(Glibc)
+import Glibc
+#endif
+import App
+import ArgumentParser
+import Logging
+
+@main
+struct TickitiMail: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tickiti-mail",
+        abstract: "A self-hosted mail-dispatch API server: POST /api/send_email over HTTPS.",
+        subcommands: [Serve.self, DevCert.self])
+}
+
+/// Writes one line to stderr (unbuffered).
+func printError(_ line: String) {
+    var s = line
+    if !s.hasSuffix("\n") { s += "\n" }
+    var bytes = Array(s.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n <= 0 { if errno == EINTR { continue } else { return } }
+        bytes = bytes.dropFirst(n)
+    }
+}
+
+enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+func bootstrapLogging(_ level: LogLevelOption) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = level.level
+        return h
+    }
+    var logger = Logger(label: "tickiti-mail")
+    logger.logLevel = level.level
+    return logger
+}

@@ -1,0 +1,618 @@
+/// Connection: one inbound HTTP/1.1 connection (over TLS or plain TCP) as a state machine
+/// driven by the reactor.
+///
+/// Bytes flow socket → (TLS engine) → `input` → `RequestParser` → handler, and back
+/// handler → ordered response slots → `out` → (TLS engine) → `cipherOut` → socket.
+/// Owns: the TLS handshake, reading with a budget, the parser, request ordering
+/// (pipelining), `Expect: 100-continue`, back-pressure, the one timer (head / idle / write /
+/// linger) and the close sequence (close_notify, SHUT_WR, lingering read, close).
+///
+/// Timer rules (SPEC §5): from accept until a request's head is complete — the TLS handshake
+/// included — `--head-timeout-seconds`; while a body arrives, each read re-arms it; while
+/// the handler works, none; while a response cannot be written, `--idle-timeout-seconds` per
+/// write without progress; with nothing in flight, `--idle-timeout-seconds`.
+///
+/// Handlers never close directly (we may be deep in a callback): `requestClose` queues the
+/// connection for the reap phase of the loop tail.
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1
+import Reactor
+import TLS
+
+final class Connection: IOHandler, DeadlineHandler {
+    enum State: Equatable {
+        /// TLS handshake in progress (plain connections start in `.open`).
+        case handshaking
+        /// Reading requests and writing responses.
+        case open
+        /// All responses queued; flushing them, then close_notify + SHUT_WR.
+        case closing
+        /// Write side shut; reading and discarding until EOF or the linger timeout.
+        case lingering
+        /// Waiting for the reap phase.
+        case closed
+    }
+
+    enum TimerKind { case none, head, idle, write, linger }
+
+    /// A response slot, in request order. `bytes == nil` while the handler is still working.
+    struct Slot {
+        var sequence: UInt64
+        var bytes: [UInt8]?
+        var keepAlive: Bool
+    }
+
+    unowned let server: HTTPServer
+    let fd: Int32
+    let tls: TLSEngine?
+    var registration: Registration!
+    var timer: TimerHandle!
+    var timerKind: TimerKind = .none
+
+    var state: State
+    var parser: RequestParser
+    /// Plaintext received and not yet consumed by the parser.
+    var input: [UInt8] = []
+    var currentHead: RequestHead?
+    var currentBody: [UInt8] = []
+    var headCompletedAt = Instant(nanoseconds: 0)
+
+    var slots: [Slot] = []
+    var nextSequence: UInt64 = 0
+    /// Serialized responses ready to send (plaintext), from `outOffset`.
+    var out: [UInt8] = []
+    var outOffset = 0
+    /// TLS records ready to send, from `cipherOffset`.
+    var cipherOut: [UInt8] = []
+    var cipherOffset = 0
+
+    /// The last queued response says `Connection: close`: parse nothing more.
+    var closeAfterResponses = false
+    var peerClosed = false
+    var readPaused = false
+    var fatalTLSError = false
+    var closeReason = ""
+
+    // Tail-list membership flags (HTTPServer)
+    var inFlushList = false
+    var inDrainList = false
+    var inReapList = false
+
+    init(server: HTTPServer, fd: Int32, tls: TLSEngine?) {
+        self.server = server
+        self.fd = fd
+        self.tls = tls
+        self.state = tls == nil ? .open : .handshaking
+        self.parser = RequestParser(limits: server.configuration.limits)
+    }
+
+    var reactor: Reactor { server.reactor }
+
+    func opened() {
+        arm(.head, after: server.configuration.headTimeout)
+    }
+
+    // MARK: Reactor callbacks
+
+    func onReadable() {
+        switch state {
+        case .closed:
+            return
+        case .lingering:
+            discardInput()
+            return
+        case .handshaking, .open, .closing:
+            break
+        }
+        guard readSocket() else { return }
+        process()
+    }
+
+    func onWritable() {
+        // Writing happens in the tail's flush phase only: bytes queued during this iteration
+        // may depend on a commit that has not happened yet.
+        server.scheduleFlush(self)
+    }
+
+    func onDeadline() {
+        let kind = timerKind
+        timerKind = .none
+        switch kind {
+        case .none:
+            return
+        case .head:
+            server.logger.info("closing connection fd \(fd): head timeout (\(server.configuration.headTimeout)) \(state == .handshaking ? "during TLS handshake" : "reading request")")
+            abort(reason: "head timeout")
+        case .idle:
+            server.logger.debug("closing idle connection fd \(fd)")
+            beginClose(reason: "idle timeout")
+        case .write:
+            server.logger.info("closing connection fd \(fd): peer stopped reading for \(server.configuration.idleTimeout)")
+            abort(reason: "write timeout")
+        case .linger:
+            requestClose(reason: closeReason.isEmpty ? "linger timeout" : closeReason)
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads what the socket has (bounded), feeding the TLS engine or `input`.
+    /// Returns false when the connection was closed.
+    func readSocket() -> Bool {
+        let buffer = server.readBuffer
+        var total = 0
+        // Budget: fairness between connections; level-triggered epoll brings us back.
+        while total < 256 * 1024 {
+            let r: IOResult<Int>
+            do {
+                r = try Syscall.read(fd, into: buffer)
+            } catch {
+                if error.isPeerFault {
+                    server.logger.debug("fd \(fd): \(error)")
+                } else {
+                    server.logger.info("fd \(fd): \(error)")
+                }
+                abort(reason: "\(error)")
+                return false
+            }
+            switch r {
+            case .wouldBlock:
+                return true
+            case .done(0):
+                peerClosed = true
+                return true
+            case .done(let n):
+                total += n
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                if let tls {
+                    tls.feed(bytes)
+                } else {
+                    input.append(contentsOf: bytes)
+                }
+                if n < buffer.count { return true }
+            }
+        }
+        return true
+    }
+
+    /// Runs everything the bytes we have allow: handshake, decrypt, parse, dispatch.
+    func process() {
+        if state == .handshaking {
+            guard let tls else { preconditionFailure("handshaking without TLS") }
+            switch tls.handshake() {
+            case .progress:
+                state = .open
+            case .wantRead, .wantWrite:
+                queueCiphertext()
+                if peerClosed { requestClose(reason: "peer closed during handshake") }
+                return
+            case .closed:
+                requestClose(reason: "peer closed during handshake")
+                return
+            case .failed(let error):
+                // Peer's fault (wrong version, bad certificate alert, garbage): info, not error.
+                server.handshakeFailures += 1
+                server.logger.info("TLS handshake failed on fd \(fd): \(error)")
+                fatalTLSError = true
+                queueCiphertext()   // the alert, if OpenSSL produced one
+                beginClose(reason: "handshake failed")
+                return
+            }
+        }
+        if state == .open || state == .closing {
+            decrypt()
+            parseAvailable()
+        }
+        if peerClosed && state != .closed && state != .lingering {
+            // The client half-closed. Finish what it asked for, then close.
+            if slots.isEmpty && currentHead == nil {
+                if out.count == outOffset && cipherOut.count == cipherOffset {
+                    requestClose(reason: "peer closed")
+                } else {
+                    closeAfterResponses = true
+                    if state == .open { state = .closing }
+                }
+            } else {
+                closeAfterResponses = true
+            }
+            reactor.setInterest(registration, reactor.interest(of: registration).subtracting(.readable))
+        }
+        updateTimer()
+        queueCiphertext()
+    }
+
+    /// Pulls every decrypted byte out of the engine (it may hold more than the kernel will
+    /// ever announce again).
+    func decrypt() {
+        guard let tls, !readPaused else { return }
+        let buf = server.plainBuffer
+        while true {
+            switch tls.read(into: buf) {
+            case .progress(let n):
+                input.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+            case .wantRead, .wantWrite:
+                return
+            case .closed:
+                peerClosed = true
+                return
+            case .failed(let error):
+                server.logger.info("TLS read failed on fd \(fd): \(error)")
+                fatalTLSError = true
+                abort(reason: "TLS error")
+                return
+            }
+        }
+    }
+
+    func parseAvailable() {
+        var consumedTotal = 0
+        defer {
+            if consumedTotal > 0 { input.removeFirst(consumedTotal) }
+        }
+        while state == .open && !closeAfterResponses && !readPaused {
+            let (consumed, event) = input.withUnsafeBytes { raw in
+                parser.parse(UnsafeRawBufferPointer(rebasing: raw[consumedTotal...]))
+            }
+            let base = consumedTotal
+            consumedTotal += consumed
+            switch event {
+            case .needMore:
+                return
+            case .head(let head):
+                currentHead = head
+                currentBody = []
+                headCompletedAt = reactor.now
+                if head.expectsContinue && head.framing != .none && head.framing != .contentLength(0) {
+                    // RFC 9110 §10.1.1: tell the client to send the body. Ordered after any
+                    // earlier pipelined responses, as an already-complete slot.
+                    slots.append(Slot(sequence: nextSequence, bytes: continueResponse, keepAlive: true))
+                    nextSequence += 1
+                    moveReadySlots()
+                }
+            case .body(let range):
+                currentBody.append(contentsOf: input[(base + range.lowerBound)..<(base + range.upperBound)])
+            case .end:
+                guard let head = currentHead else { preconditionFailure("parser ended a request without a head") }
+                currentHead = nil
+                let body = currentBody
+                currentBody = []
+                dispatch(HTTPRequest(head: head, body: body, receivedAt: headCompletedAt))
+                if slots.count >= server.configuration.maxPipelinedRequests
+                    || out.count - outOffset >= server.configuration.maxPendingOutputBytes {
+                    pauseReading()
+                }
+            case .error(let error):
+                currentHead = nil
+                currentBody = []
+                server.logger.debug("fd \(fd): bad request: \(error.status) \(error.reason)")
+                var response = server.handler.errorResponse(for: error)
+                response.status = error.status
+                enqueue(response: response, keepAlive: false, isHead: false)
+                return
+            }
+        }
+    }
+
+    func dispatch(_ request: HTTPRequest) {
+        let sequence = nextSequence
+        nextSequence += 1
+        let keepAlive = request.head.keepAlive && !server.isShuttingDown
+        slots.append(Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive))
+        if !keepAlive { closeAfterResponses = true }
+        let isHead = request.head.method == "HEAD"
+        switch server.handler.handle(request, responder: Responder(connection: self, sequence: sequence)) {
+        case .respond(let response):
+            fill(sequence: sequence, response: response, isHead: isHead)
+        case .deferred:
+            if isHead { headSequences.insert(sequence) }
+        }
+    }
+
+    var headSequences: Set<UInt64> = []
+
+    /// A deferred response arrives.
+    func complete(sequence: UInt64, response: HTTPResponse) {
+        guard state != .closed && state != .lingering else { return }
+        let isHead = headSequences.remove(sequence) != nil
+        fill(sequence: sequence, response: response, isHead: isHead)
+        updateTimer()
+        queueCiphertext()
+    }
+
+    /// Queues a response that is not tied to a dispatched request (parse errors).
+    func enqueue(response: HTTPResponse, keepAlive: Bool, isHead: Bool) {
+        let sequence = nextSequence
+        nextSequence += 1
+        slots.append(Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive))
+        if !keepAlive { closeAfterResponses = true }
+        fill(sequence: sequence, response: response, isHead: isHead)
+    }
+
+    func fill(sequence: UInt64, response: HTTPResponse, isHead: Bool) {
+        guard let i = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
+        let keepAlive = slots[i].keepAlive && !server.isShuttingDown
+        slots[i].keepAlive = keepAlive
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + response.body.count)
+        response.serialize(into: &bytes, date: server.httpDate, keepAlive: keepAlive)
+        if isHead { bytes.removeLast(response.body.count) }
+        slots[i].bytes = bytes
+        moveReadySlots()
+    }
+
+    /// Moves complete responses from the front of the slot queue to `out`, in order.
+    func moveReadySlots() {
+        var moved = 0
+        while moved < slots.count, let bytes = slots[moved].bytes {
+            if out.isEmpty { out = bytes } else { out.append(contentsOf: bytes) }
+            if !slots[moved].keepAlive {
+                // Nothing after a `Connection: close` response is answered.
+                closeAfterResponses = true
+                moved = slots.count
+                headSequences.removeAll()
+                if state == .open { state = .closing }
+                break
+            }
+            moved += 1
+        }
+        if moved > 0 { slots.removeFirst(moved) }
+        if out.count > outOffset { server.scheduleFlush(self) }
+        if readPaused && slots.count < server.configuration.maxPipelinedRequests / 2
+            && out.count - outOffset < server.configuration.maxPendingOutputBytes / 2 {
+            resumeReading()
+        }
+    }
+
+    func pauseReading() {
+        guard !readPaused else { return }
+        readPaused = true
+        reactor.setInterest(registration, reactor.interest(of: registration).subtracting(.readable))
+    }
+
+    func resumeReading() {
+        guard readPaused else { return }
+        readPaused = false
+        if !peerClosed && (state == .open || state == .closing) {
+            reactor.setInterest(registration, reactor.interest(of: registration).union(.readable))
+        }
+        // Bytes already received (in `input` or inside the TLS engine) will not be announced.
+        server.scheduleDrain(self)
+    }
+
+    /// Tail `drain` phase: input held back by back-pressure.
+    func drain() {
+        guard state == .open || state == .closing else { return }
+        decrypt()
+        parseAvailable()
+        updateTimer()
+        queueCiphertext()
+    }
+
+    // MARK: Writing
+
+    /// Makes sure the flush phase will look at us when there is anything to send.
+    func queueCiphertext() {
+        if let tls, tls.pendingCiphertext > 0 { server.scheduleFlush(self) }
+        if out.count > outOffset || cipherOut.count > cipherOffset { server.scheduleFlush(self) }
+        if state == .closing && slots.isEmpty { server.scheduleFlush(self) }
+    }
+
+    /// Tail `flush` phase: encrypt and write everything we may write now.
+    func flush() {
+        guard state != .closed else { return }
+        if let tls {
+            if out.count > outOffset && tls.isHandshakeComplete && !fatalTLSError {
+                let r = out.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[outOffset...])) }
+                switch r {
+                case .progress(let n):
+                    outOffset += n
+                case .wantRead, .wantWrite:
+                    break   // memory BIO: cannot happen; retried on the next flush
+                case .closed, .failed:
+                    fatalTLSError = true
+                    abort(reason: "TLS write failed")
+                    return
+                }
+                if outOffset == out.count { out.removeAll(keepingCapacity: out.count <= 16 * 1024); outOffset = 0 }
+            }
+            if tls.pendingCiphertext > 0 {
+                if cipherOffset == cipherOut.count { cipherOut.removeAll(keepingCapacity: true); cipherOffset = 0 }
+                tls.drainCiphertext(into: &cipherOut)
+            }
+            guard writeBuffered(&cipherOut, &cipherOffset) else { return }
+            if out.count > outOffset && tls.isHandshakeComplete {
+                server.scheduleFlush(self)   // partial TLS write: more next time
+                return
+            }
+        } else {
+            guard writeBuffered(&out, &outOffset) else { return }
+        }
+        // Everything written.
+        if state == .closing && slots.isEmpty {
+            finishClosing()
+        } else {
+            updateTimer()
+        }
+    }
+
+    /// Writes `buffer[offset...]`; returns false when the connection was aborted.
+    func writeBuffered(_ buffer: inout [UInt8], _ offset: inout Int) -> Bool {
+        var progressed = false
+        while offset < buffer.count {
+            let r: IOResult<Int>
+            do {
+                r = try buffer.withUnsafeBytes { raw in
+                    try Syscall.send(fd, UnsafeRawBufferPointer(rebasing: raw[offset...]))
+                }
+            } catch {
+                server.logger.debug("fd \(fd): write: \(error)")
+                abort(reason: "\(error)")
+                return false
+            }
+            switch r {
+            case .done(let n):
+                offset += n
+                progressed = true
+            case .wouldBlock:
+                reactor.setInterest(registration, reactor.interest(of: registration).union(.writable))
+                if progressed || timerKind != .write { arm(.write, after: server.configuration.idleTimeout) }
+                return true
+            }
+        }
+        if buffer.count > 64 * 1024 {
+            buffer = []   // don't keep a large buffer per idle connection
+        } else {
+            buffer.removeAll(keepingCapacity: true)
+        }
+        offset = 0
+        if reactor.interest(of: registration).contains(.writable) {
+            reactor.setInterest(registration, reactor.interest(of: registration).subtracting(.writable))
+        }
+        return true
+    }
+
+    var hasUnsentBytes: Bool {
+        out.count > outOffset || cipherOut.count > cipherOffset || (tls?.pendingCiphertext ?? 0) > 0
+    }
+
+    // MARK: Timers
+
+    func arm(_ kind: TimerKind, after delay: Duration) {
+        timerKind = kind
+        reactor.arm(timer, after: delay)
+    }
+
+    func disarm() {
+        timerKind = .none
+        reactor.cancel(timer)
+    }
+
+    /// Picks the timer for the current state (see the file header).
+    func updateTimer() {
+        switch state {
+        case .closed, .lingering:
+            return
+        case .handshaking:
+            return   // the head timer armed at accept covers the handshake
+        case .open, .closing:
+            break
+        }
+        if hasUnsentBytes && reactor.interest(of: registration).contains(.writable) {
+            return   // the write timer is armed by writeBuffered
+        }
+        if !slots.isEmpty {
+            if timerKind != .none { disarm() }   // the handler is working
+            return
+        }
+        if currentHead != nil {
+            // Body in progress: it must keep moving.
+            arm(.head, after: server.configuration.headTimeout)
+            return
+        }
+        if !input.isEmpty {
+            // A new head has started: it must be complete within the head timeout, counted
+            // from its first byte (not re-armed by later bytes — that is what stops slowloris).
+            if timerKind != .head { arm(.head, after: server.configuration.headTimeout) }
+            return
+        }
+        if timerKind != .idle || !reactor.isArmed(timer) {
+            arm(.idle, after: server.configuration.idleTimeout)
+        } else {
+            reactor.arm(timer, after: server.configuration.idleTimeout)   // extend (cheap: no heap push)
+        }
+    }
+
+    // MARK: Closing
+
+    /// Server shutdown: idle connections close now, busy ones after their last response.
+    func shutdownRequested() {
+        switch state {
+        case .closed, .lingering, .closing:
+            return
+        case .handshaking:
+            abort(reason: "server shutting down")
+        case .open:
+            if slots.isEmpty && currentHead == nil && input.isEmpty && !hasUnsentBytes {
+                beginClose(reason: "server shutting down")
+            } else {
+                // Busy: the request being received or handled is finished and answered with
+                // `Connection: close` (`dispatch` and `fill` see `isShuttingDown`); nothing
+                // after it is read.
+                for i in slots.indices { slots[i].keepAlive = false }
+            }
+        }
+    }
+
+    /// Graceful close: finish writing, send close_notify, shut the write side, linger.
+    func beginClose(reason: String) {
+        guard state != .closed && state != .lingering else { return }
+        closeReason = reason
+        closeAfterResponses = true
+        slots.removeAll()
+        state = .closing
+        server.scheduleFlush(self)
+    }
+
+    /// Everything is written: close_notify (unless TLS failed), SHUT_WR, then linger.
+    func finishClosing() {
+        if let tls, tls.isHandshakeComplete && !fatalTLSError {
+            _ = tls.shutdown()
+            if tls.pendingCiphertext > 0 {
+                tls.drainCiphertext(into: &cipherOut)
+                guard writeBuffered(&cipherOut, &cipherOffset) else { return }
+                if cipherOut.count > cipherOffset { return }   // flush again when writable
+            }
+        }
+        Syscall.shutdownWrite(fd)
+        if peerClosed {
+            requestClose(reason: closeReason.isEmpty ? "closed" : closeReason)
+            return
+        }
+        state = .lingering
+        input = []
+        reactor.setInterest(registration, .readable)
+        arm(.linger, after: server.configuration.lingerTimeout)
+    }
+
+    /// Lingering: read and drop until EOF so our last response is not reset away.
+    func discardInput() {
+        let buffer = server.readBuffer
+        for _ in 0..<16 {
+            switch try? Syscall.read(fd, into: buffer) {
+            case .done(let n)? where n > 0:
+                continue
+            case .wouldBlock?:
+                return
+            case .done?, nil:
+                requestClose(reason: closeReason.isEmpty ? "closed" : closeReason)
+                return
+            }
+        }
+    }
+
+    /// Immediate close: no close_notify, nothing more written.
+    func abort(reason: String) {
+        fatalTLSError = true
+        requestClose(reason: reason)
+    }
+
+    func requestClose(reason: String) {
+        guard state != .closed else { return }
+        closeReason = reason
+        state = .closed
+        server.scheduleReap(self)
+    }
+
+    /// Reap phase: the descriptor goes away.
+    func finalClose() {
+        reactor.free(timer)
+        reactor.close(registration)
+        slots.removeAll()
+        headSequences.removeAll()
+        input = []
+        out = []
+        cipherOut = []
+    }
+}

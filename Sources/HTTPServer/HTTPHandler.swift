@@ -1,0 +1,46 @@
+/// HTTPHandler: the seam between the HTTP/1.1 connection driver and the application.
+///
+/// The driver parses, frames and orders; the handler decides. A handler answers at once
+/// (`.respond`) or later through its `Responder` (`.deferred`), e.g. after work spanning
+/// loop iterations. Either way the bytes reach the socket only in the loop tail's `flush`
+/// phase, after the `commit` phase — so a response that depends on a database write made
+/// while handling is never sent before that write is durable. Responses leave in request
+/// order whatever order they are produced in (pipelining, RFC 9112 §9.3.2).
+import HTTP1
+import Reactor
+
+public struct HTTPRequest: Sendable {
+    public var head: RequestHead
+    public var body: [UInt8]
+    /// When the head was complete (monotonic).
+    public var receivedAt: Instant
+
+    public init(head: RequestHead, body: [UInt8], receivedAt: Instant) {
+        self.head = head
+        self.body = body
+        self.receivedAt = receivedAt
+    }
+}
+
+public enum HandlerResult {
+    case respond(HTTPResponse)
+    /// The handler keeps the `Responder` and calls `respond` later (in the same thread).
+    case deferred
+}
+
+public protocol HTTPHandler: AnyObject {
+    func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult
+    /// The response to a request the parser rejected (400, 413, 431, 501, 505). The connection
+    /// is closed after it.
+    func errorResponse(for error: ParseError) -> HTTPResponse
+}
+
+/// Answers one request later. Outliving the connection is fine: the answer is dropped.
+public struct Responder {
+    weak var connection: Connection?
+    let sequence: UInt64
+
+    public func respond(_ response: HTTPResponse) {
+        connection?.complete(sequence: sequence, response: response)
+    }
+}

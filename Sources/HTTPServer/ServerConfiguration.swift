@@ -1,0 +1,44 @@
+/// ServerConfiguration: the inbound side's limits, named after their `serve` flags
+/// (SPEC §5). Defaults are the flags' defaults.
+import HTTP1
+import Reactor
+
+public struct ServerConfiguration: Sendable {
+    /// `--listen`
+    public var listen: SocketAddress
+    /// `--max-head-bytes` and `--max-body-bytes`
+    public var limits: HTTPLimits
+    /// `--head-timeout-seconds`: the TLS handshake plus the whole head must arrive in this
+    /// time; a body must keep moving at the same pace (each read re-arms it).
+    public var headTimeout: Duration
+    /// `--idle-timeout-seconds`: a keep-alive connection with nothing in flight is closed after
+    /// this; also the longest a blocked write may go without progress.
+    public var idleTimeout: Duration
+    /// `--max-connections`: beyond this the listener stops accepting; the kernel backlog holds
+    /// new connections until one closes.
+    public var maxConnections: Int
+    /// How long a closing connection keeps reading (and discarding) so its last response is
+    /// not destroyed by a TCP RST (nginx `lingering_timeout`).
+    public var lingerTimeout: Duration = .seconds(2)
+    /// After EMFILE/ENFILE the listener rests this long instead of spinning (nginx pauses accept
+    /// events for 500 ms in the same case).
+    public var acceptPauseOnExhaustion: Duration = .milliseconds(100)
+    /// Requests a client may have in flight (pipelined, unanswered) before we stop reading it.
+    public var maxPipelinedRequests: Int = 64
+    /// Unsent response bytes per connection before we stop reading it (back-pressure).
+    public var maxPendingOutputBytes: Int = 1 << 20
+    /// On SIGTERM: how long requests in flight may take before connections are closed anyway.
+    public var shutdownGrace: Duration = .seconds(5)
+
+    public init(listen: SocketAddress,
+                limits: HTTPLimits = HTTPLimits(),
+                headTimeout: Duration = .seconds(10),
+                idleTimeout: Duration = .seconds(60),
+                maxConnections: Int = 10_000) {
+        self.listen = listen
+        self.limits = limits
+        self.headTimeout = headTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
+    }
+}
