@@ -62,7 +62,11 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
     let whole = run([bytes[...]], limits: limits)
     let split = (Int(bytes[bytes.count - 1]) * 7919) % bytes.count
     let halves = run([bytes[..<split], bytes[split...]], limits: limits)
-    precondition(whole == halves, "split at \(split) changed the outcome")
+    precondition(whole == halves, """
+        split at \(split) changed the outcome: whole: \(whole.heads.count) heads, \(whole.body.count) body bytes, \
+        \(whole.ends) ends, error \(whole.error.map(String.init) ?? "none"); split: \(halves.heads.count) heads, \
+        \(halves.body.count) body bytes, \(halves.ends) ends, error \(halves.error.map(String.init) ?? "none")
+        """)
     return 0
 }
 

@@ -102,22 +102,23 @@ public struct RequestParser: Sendable {
                 off += 2
                 state = .chunkSize
             case .trailers(let bytes):
-                guard let lineEnd = findLineEnd(input, from: off) else {
-                    if n - off + bytes > limits.maxHeadBytes {
-                        return fail(ParseError(status: 431, reason: "trailer section larger than \(limits.maxHeadBytes) bytes"))
-                    }
-                    if let e = bareLineBreak(input, from: off, to: n) { return fail(e) }
-                    return (off, .needMore)
+                // The first error in byte order wins — a bare CR/LF (400) or the byte that
+                // takes the section over the limit (431) — so the outcome does not depend on
+                // where the input was split.
+                let lineEnd = findLineEnd(input, from: off)
+                let scanEnd = lineEnd.map { $0 + 2 } ?? n
+                let bare = firstBareLineBreak(input, from: off, to: lineEnd ?? n)
+                let overAt = bytes + (scanEnd - off) > limits.maxHeadBytes ? off + (limits.maxHeadBytes - bytes) : Int.max
+                if let bare, bare < overAt { return fail(ParseError(status: 400, reason: input[bare] == 10 ? "bare LF" : "bare CR")) }
+                if overAt != Int.max {
+                    return fail(ParseError(status: 431, reason: "trailer section larger than \(limits.maxHeadBytes) bytes"))
                 }
-                if let e = bareLineBreak(input, from: off, to: lineEnd) { return fail(e) }
+                guard let lineEnd else { return (off, .needMore) }
                 let lineLength = lineEnd + 2 - off
                 if lineEnd == off {   // empty line: end of the trailer section
                     off += 2
                     state = .endPending
                     continue
-                }
-                if bytes + lineLength > limits.maxHeadBytes {
-                    return fail(ParseError(status: 431, reason: "trailer section larger than \(limits.maxHeadBytes) bytes"))
                 }
                 if case .failure(let e) = parseFieldLine(input, from: off, to: lineEnd) { return fail(e) }
                 off += lineLength
@@ -337,7 +338,8 @@ public struct RequestParser: Sendable {
 
     func parseChunkSizeLine(_ p: UnsafeRawBufferPointer, from: Int) -> ChunkLine {
         guard let end = findLineEnd(p, from: from) else {
-            if p.count - from > RequestParser.maxChunkLineBytes { return .invalid(ParseError(status: 400, reason: "chunk size line too long")) }
+            // +1: the line's CR may already be here without its LF.
+            if p.count - from > RequestParser.maxChunkLineBytes + 1 { return .invalid(ParseError(status: 400, reason: "chunk size line too long")) }
             if let e = bareLineBreak(p, from: from, to: p.count) { return .invalid(e) }
             return .incomplete
         }
@@ -394,6 +396,17 @@ public struct RequestParser: Sendable {
         let n = p.count
         while i + 1 < n {
             if p[i] == 13 && p[i + 1] == 10 { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Index of the first CR not followed by LF, or LF not preceded by CR, in `p[from..<to]`.
+    func firstBareLineBreak(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
+        var i = from
+        while i < to {
+            if p[i] == 10 && (i == from || p[i - 1] != 13) { return i }
+            if p[i] == 13 && i + 1 < p.count && p[i + 1] != 10 { return i }
             i += 1
         }
         return nil
