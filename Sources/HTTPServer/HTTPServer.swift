@@ -25,6 +25,7 @@ public final class HTTPServer {
     var listener: Registration?
     var listenerHandler: ListenerHandler?
     var acceptPaused = false
+    var exhaustionLogged = false
     var acceptResumeTimer: TimerHandle?
     public private(set) var boundAddress: SocketAddress?
 
@@ -103,7 +104,10 @@ public final class HTTPServer {
                 result = try Syscall.accept(listenerFD)
             } catch let error {
                 if error.isResourceExhaustion {
-                    logger.warning("accept: \(error); pausing accepts for \(configuration.acceptPauseOnExhaustion)")
+                    if !exhaustionLogged {   // once per episode, not every 100 ms
+                        exhaustionLogged = true
+                        logger.warning("accept: \(error); pausing accepts for \(configuration.acceptPauseOnExhaustion) at a time until descriptors are free")
+                    }
                     pauseAccepting()
                     if let t = acceptResumeTimer { reactor.arm(t, after: configuration.acceptPauseOnExhaustion) }
                     return
@@ -116,6 +120,10 @@ public final class HTTPServer {
             case .wouldBlock:
                 return
             case .done(let fd):
+                if exhaustionLogged {
+                    exhaustionLogged = false
+                    logger.notice("accepting again")
+                }
                 open(fd)
             }
         }

@@ -101,4 +101,25 @@ import Testing
         #expect(r.header("Connection") == "close")
         #expect(try p.waitForExit() == 0)
     }
+
+    @Test func descriptorExhaustionPausesAcceptingAndRecovers() throws {
+        // 48 descriptors: ~40 connections, then accept4 fails with EMFILE.
+        let p = try ServerProcess(arguments: ["-c", "ulimit -n 48 && exec \(binaryPath()) serve --plain-http --listen 127.0.0.1:0"],
+                                  executable: "/bin/sh")
+        let port = try p.waitForPort()
+        var clients: [TestClient] = []
+        for _ in 0..<80 { clients.append(try TestClient(port: port, caFile: nil)) }
+        _ = try p.waitForLine(containing: "pausing accepts")
+        // The connections it did accept are still served.
+        try clients[0].send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try clients[0].readResponse().status == 200)
+        for c in clients { c.close() }
+        clients.removeAll()
+        // Once descriptors are free again, new connections are accepted and served.
+        let fresh = try TestClient(port: port, caFile: nil)
+        try fresh.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try fresh.readResponse().status == 200)
+        p.signal(SIGTERM)
+        #expect(try p.waitForExit() == 0)
+    }
 }

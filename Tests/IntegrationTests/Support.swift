@@ -333,9 +333,9 @@ final class ServerProcess: @unchecked Sendable {
     private var eof = false
     let workingDirectory: String
 
-    init(arguments: [String], workingDirectory: String? = nil) throws {
+    init(arguments: [String], workingDirectory: String? = nil, executable: String = binaryPath()) throws {
         self.workingDirectory = workingDirectory ?? makeTempDir()
-        process.executableURL = URL(fileURLWithPath: binaryPath())
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: self.workingDirectory)
         let pipe = Pipe()
