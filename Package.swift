@@ -23,8 +23,10 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL",
                        pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
-        // Pure modules
+        // Pure modules (Digest is computation only, over OpenSSL's EVP)
         .target(name: "HTTP1"),
+        .target(name: "Digest", dependencies: ["COpenSSL"]),
+        .target(name: "Auth", dependencies: ["Digest"]),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -55,6 +57,7 @@ let package = Package(
 
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "AuthTests", dependencies: ["Auth", "Digest"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),
         .testTarget(name: "IntegrationTests", dependencies: [

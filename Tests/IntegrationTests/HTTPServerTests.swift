@@ -190,7 +190,9 @@ import Testing
         let server = try InProcessServer()
         defer { try? server.stop() }
         var clients: [TestClient] = []
-        for _ in 0..<1000 { clients.append(try server.connect()) }
+        for i in 0..<1000 {
+            do { clients.append(try server.connect()) } catch { throw TestFailure("connection \(i): \(error)") }
+        }
         for c in clients { try c.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n") }
         var ok = 0
         for c in clients where try c.readResponse().status == 200 { ok += 1 }

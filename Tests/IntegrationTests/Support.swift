@@ -106,7 +106,7 @@ final class InProcessServer: @unchecked Sendable {
                 let handler = EchoHandler()
                 handler.reactor = reactor
                 var logger = Logger(label: "test-server")
-                logger.logLevel = .error
+                logger.logLevel = .info   // peer faults are logged at info: shown when a test fails
                 let server = HTTPServer(reactor: reactor, configuration: config, tlsContext: ctx, handler: handler, logger: logger)
                 box.port = try server.start().port
                 ready.signal()
@@ -176,7 +176,11 @@ final class TestClient {
             SSL_set1_host(ssl, serverName)
             if handshake {
                 ERR_clear_error()
-                guard SSL_connect(ssl) == 1 else { throw TestFailure("TLS handshake failed: \(opensslErrors())") }
+                let rc = SSL_connect(ssl)
+                guard rc == 1 else {
+                    let err = errno
+                    throw TestFailure("TLS handshake failed: SSL_get_error \(SSL_get_error(ssl, rc)), errno \(err) (\(String(cString: strerror(err)))) \(opensslErrors())")
+                }
             }
         }
     }
