@@ -20,6 +20,8 @@ let package = Package(
     targets: [
         // C libraries and shims
         .target(name: "CShims", path: "Sources/CShims"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite",
+                       pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL",
                        pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
@@ -34,6 +36,7 @@ let package = Package(
             .product(name: "HeapModule", package: "swift-collections"),
         ]),
         .target(name: "TLS", dependencies: ["COpenSSL"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Auth"]),
 
         // Drivers
         .target(name: "HTTPServer", dependencies: [
@@ -43,11 +46,11 @@ let package = Package(
 
         // Composition and command line
         .target(name: "App", dependencies: [
-            "HTTPServer", "Reactor", "TLS", "HTTP1",
+            "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
-            "App",
+            "App", "Store", "Auth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,6 +61,7 @@ let package = Package(
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Digest"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),
         .testTarget(name: "IntegrationTests", dependencies: [

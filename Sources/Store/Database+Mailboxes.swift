@@ -1,0 +1,35 @@
+/// Mailboxes: outbound identities with their relay DSN, in creation order.
+public struct MailboxRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var address: String
+    public var displayName: String?
+    public var dsn: String
+    public var enabled: Bool
+    public var createdAt: Int64
+}
+
+extension Database {
+    public func addMailbox(name: String, address: String, displayName: String?, dsn: String, enabled: Bool, now: Int64) throws(SQLiteError) -> Int64 {
+        try statement("INSERT INTO mailboxes (name, address, display_name, dsn, enabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(1, name).bind(2, address).bind(3, displayName).bind(4, dsn).bind(5, enabled ? 1 : 0).bind(6, now).run()
+        return lastInsertRowID
+    }
+
+    /// All mailboxes by creation order (ties by id).
+    public func mailboxes() throws(SQLiteError) -> [MailboxRecord] {
+        let s = try statement("SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY created_at, id")
+        var out: [MailboxRecord] = []
+        while try s.step() {
+            out.append(MailboxRecord(id: s.int64(0), name: s.string(1), address: s.string(2), displayName: s.optionalString(3),
+                                     dsn: s.string(4), enabled: s.int(5) != 0, createdAt: s.int64(6)))
+        }
+        return out
+    }
+
+    /// Returns false when there is no mailbox with that name.
+    public func setMailboxEnabled(name: String, _ enabled: Bool) throws(SQLiteError) -> Bool {
+        try statement("UPDATE mailboxes SET enabled = ?2 WHERE name = ?1").bind(1, name).bind(2, enabled ? 1 : 0).run()
+        return changes > 0
+    }
+}

@@ -1,0 +1,44 @@
+/// Tokens: created by `token create`, looked up by ID on every authenticated request (a
+/// primary-key read, so a revoke by the admin CLI takes effect on the very next request),
+/// revoked by name. Only the SHA-256 of the secret is stored.
+import Auth
+
+public struct TokenSummary: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var abilities: [String]
+    public var createdAt: Int64
+    public var revokedAt: Int64?
+}
+
+extension Database {
+    public func createToken(name: String, secretHash: [UInt8], abilities: [String], now: Int64) throws(SQLiteError) -> Int64 {
+        try statement("INSERT INTO tokens (name, secret_hash, abilities, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(1, name).bind(2, blob: secretHash).bind(3, abilities.joined(separator: ",")).bind(4, now).run()
+        return lastInsertRowID
+    }
+
+    public func token(id: Int64) throws(SQLiteError) -> StoredToken? {
+        let s = try statement("SELECT id, name, secret_hash, abilities, revoked_at FROM tokens WHERE id = ?1").bind(1, id)
+        defer { s.finish() }
+        guard try s.step() else { return nil }
+        return StoredToken(id: s.int64(0), name: s.string(1), secretHash: s.blob(2),
+                           abilities: s.string(3).split(separator: ",").map(String.init), revoked: !s.isNull(4))
+    }
+
+    public func tokens() throws(SQLiteError) -> [TokenSummary] {
+        let s = try statement("SELECT id, name, abilities, created_at, revoked_at FROM tokens ORDER BY id")
+        var out: [TokenSummary] = []
+        while try s.step() {
+            out.append(TokenSummary(id: s.int64(0), name: s.string(1), abilities: s.string(2).split(separator: ",").map(String.init),
+                                    createdAt: s.int64(3), revokedAt: s.isNull(4) ? nil : s.int64(4)))
+        }
+        return out
+    }
+
+    /// Returns false when no active token has that name.
+    public func revokeToken(name: String, now: Int64) throws(SQLiteError) -> Bool {
+        try statement("UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL").bind(1, name).bind(2, now).run()
+        return changes > 0
+    }
+}

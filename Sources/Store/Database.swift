@@ -1,0 +1,232 @@
+/// Database: the one SQLite connection of a process (the server's or an admin command's).
+///
+/// Owns: opening (WAL, `synchronous`, busy timeout, foreign keys), versioned migrations
+/// (PRAGMA user_version), a cache of prepared statements keyed by SQL, transactions.
+/// Every call blocks the calling thread — in the server that is the loop — so statements
+/// stay short and indexed, and the server's busy timeout is small.
+///
+/// Durability: `synchronous=FULL` by default — in WAL mode that is one fsync of the WAL per
+/// commit, which is what makes "the 200 is sent only after its row is durable" true across a
+/// power loss, not just a process crash; the group commit amortises that fsync over every
+/// request of a loop iteration. (`NORMAL` survives kill -9 but may lose the last commits on
+/// power loss.)
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSQLite
+
+public final class Database {
+    public enum Synchronous: String, Sendable { case normal = "NORMAL", full = "FULL" }
+
+    let db: OpaquePointer
+    public let path: String
+    var statements: [String: Statement] = [:]
+    public private(set) var inTransaction = false
+
+    /// Opens (creating it and its folder when missing) and migrates the database.
+    public init(path: String, synchronous: Synchronous = .full, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        self.path = path
+        try Database.makeParentDirectory(of: path)
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let e = SQLiteError(db: handle, code: rc, sql: nil)
+            sqlite3_close_v2(handle)
+            throw SQLiteError(message: "cannot open \(path): \(e.message)")
+        }
+        db = handle
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        try execute("PRAGMA journal_mode=WAL")
+        try execute("PRAGMA synchronous=\(synchronous.rawValue)")
+        try execute("PRAGMA foreign_keys=ON")
+        try Migrations.run(on: self)
+    }
+
+    deinit {
+        for s in statements.values { s.finalize() }
+        sqlite3_close_v2(db)
+    }
+
+    static func makeParentDirectory(of path: String) throws(SQLiteError) {
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let dir = String(path[..<slash])
+        if dir.isEmpty { return }
+        var current = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw SQLiteError(message: "cannot create folder \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Runs SQL without results (may hold several statements).
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? ""
+            sqlite3_free(err)
+            var e = SQLiteError(db: db, code: rc, sql: sql)
+            if !msg.isEmpty && e.message.isEmpty { e = SQLiteError(message: msg, sql: sql) }
+            throw e
+        }
+    }
+
+    /// A cached prepared statement for `sql`, reset and with bindings cleared.
+    public func statement(_ sql: String) throws(SQLiteError) -> Statement {
+        if let s = statements[sql] {
+            s.reset()
+            return s
+        }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw SQLiteError(db: db, code: rc, sql: sql) }
+        let s = Statement(db: db, stmt: stmt, sql: sql)
+        statements[sql] = s
+        return s
+    }
+
+    public func begin() throws(SQLiteError) {
+        precondition(!inTransaction, "nested transaction")
+        try execute("BEGIN IMMEDIATE")
+        inTransaction = true
+    }
+
+    public func commit() throws(SQLiteError) {
+        precondition(inTransaction, "commit without begin")
+        do {
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            inTransaction = false
+            throw error
+        }
+        inTransaction = false
+    }
+
+    public func rollback() {
+        guard inTransaction else { return }
+        try? execute("ROLLBACK")
+        inTransaction = false
+    }
+
+    /// Runs `body` in one transaction (IMMEDIATE: take the write lock up front).
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try begin()
+        do {
+            let v = try body()
+            try commit()
+            return v
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
+    /// Changes made by other connections since the last call change this number
+    /// (PRAGMA data_version): the server's cue that an admin command changed something.
+    public func dataVersion() throws(SQLiteError) -> Int64 {
+        let s = try statement("PRAGMA data_version")
+        defer { s.finish() }
+        guard try s.step() else { return 0 }
+        return s.int64(0)
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+    public var changes: Int { Int(sqlite3_changes(db)) }
+}
+
+/// A prepared statement: bind by 1-based index, step, read columns by 0-based index.
+public final class Statement {
+    let db: OpaquePointer
+    let stmt: OpaquePointer
+    public let sql: String
+
+    init(db: OpaquePointer, stmt: OpaquePointer, sql: String) {
+        self.db = db
+        self.stmt = stmt
+        self.sql = sql
+    }
+
+    func finalize() { sqlite3_finalize(stmt) }
+
+    func reset() {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+    }
+
+    /// Ends the statement's use: a statement left on a row keeps its read transaction (and
+    /// so an old WAL snapshot) open, and this connection would not see other connections'
+    /// commits — an admin's revoke, say. Call after reading a single row.
+    public func finish() {
+        sqlite3_reset(stmt)
+    }
+
+    @discardableResult
+    public func bind(_ i: Int32, _ v: Int64) throws(SQLiteError) -> Statement {
+        try check(sqlite3_bind_int64(stmt, i, v))
+        return self
+    }
+
+    @discardableResult
+    public func bind(_ i: Int32, _ v: Int) throws(SQLiteError) -> Statement { try bind(i, Int64(v)) }
+
+    @discardableResult
+    public func bind(_ i: Int32, _ v: String?) throws(SQLiteError) -> Statement {
+        guard var v else { try check(sqlite3_bind_null(stmt, i)); return self }
+        let rc = v.withUTF8 { b in
+            b.withMemoryRebound(to: CChar.self) { c in
+                // A nil pointer would bind NULL; an empty string must stay an empty string.
+                c.count == 0 ? csqlite_bind_text_transient(stmt, i, "", 0)
+                    : csqlite_bind_text_transient(stmt, i, c.baseAddress, Int32(c.count))
+            }
+        }
+        try check(rc)
+        return self
+    }
+
+    @discardableResult
+    public func bind(_ i: Int32, blob v: [UInt8]?) throws(SQLiteError) -> Statement {
+        guard let v else { try check(sqlite3_bind_null(stmt, i)); return self }
+        let rc = v.isEmpty ? sqlite3_bind_zeroblob(stmt, i, 0)
+            : v.withUnsafeBytes { csqlite_bind_blob_transient(stmt, i, $0.baseAddress, Int32($0.count)) }
+        try check(rc)
+        return self
+    }
+
+    func check(_ rc: Int32) throws(SQLiteError) {
+        if rc != SQLITE_OK { throw SQLiteError(db: db, code: rc, sql: sql) }
+    }
+
+    /// Advances; true when a row is available.
+    public func step() throws(SQLiteError) -> Bool {
+        let rc = sqlite3_step(stmt)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        let e = SQLiteError(db: db, code: rc, sql: sql)
+        sqlite3_reset(stmt)
+        throw e
+    }
+
+    /// Runs to completion (INSERT/UPDATE/DELETE).
+    public func run() throws(SQLiteError) {
+        while try step() {}
+    }
+
+    public func isNull(_ c: Int32) -> Bool { sqlite3_column_type(stmt, c) == SQLITE_NULL }
+    public func int64(_ c: Int32) -> Int64 { sqlite3_column_int64(stmt, c) }
+    public func int(_ c: Int32) -> Int { Int(sqlite3_column_int64(stmt, c)) }
+    public func string(_ c: Int32) -> String {
+        guard let p = sqlite3_column_text(stmt, c) else { return "" }
+        let n = Int(sqlite3_column_bytes(stmt, c))
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+    public func optionalString(_ c: Int32) -> String? { isNull(c) ? nil : string(c) }
+    public func blob(_ c: Int32) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(stmt, c))
+        guard n > 0, let p = sqlite3_column_blob(stmt, c) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}

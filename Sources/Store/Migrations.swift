@@ -1,0 +1,92 @@
+/// Migrations: the schema, versioned by PRAGMA user_version and applied in order at open.
+/// A migration never changes once released; a new one is appended.
+///
+/// `messages` is the outbound queue and the sent-mail audit in one row per accepted call:
+/// one insert in the acceptance transaction makes both durable together (SPEC §4).
+/// Times are milliseconds since the Unix epoch.
+enum Migrations {
+    static let steps: [String] = [
+        // 1: tokens, mailboxes, templates, idempotency records, messages (queue + audit)
+        """
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            secret_hash BLOB NOT NULL,
+            abilities TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        );
+        CREATE TABLE mailboxes (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            address TEXT NOT NULL,
+            display_name TEXT,
+            dsn TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE templates (
+            id INTEGER PRIMARY KEY,
+            identifier TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            html TEXT NOT NULL,
+            text TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE idempotency (
+            token_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint BLOB NOT NULL,
+            status INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (token_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX idempotency_created ON idempotency(created_at);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            accepted_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            token_name TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            mailbox_name TEXT NOT NULL,
+            mailbox_address TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            template TEXT,
+            message_id TEXT NOT NULL,
+            raw BLOB NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued','sending','deferred','sent','failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            last_reply TEXT
+        );
+        CREATE INDEX messages_due ON messages(status, next_attempt_at, id);
+        CREATE INDEX messages_recipient ON messages(recipient COLLATE NOCASE, id);
+        """,
+    ]
+
+    static func run(on db: Database) throws(SQLiteError) {
+        let s = try db.statement("PRAGMA user_version")
+        let current = try s.step() ? s.int(0) : 0
+        s.finish()
+        guard current < steps.count else {
+            if current > steps.count {
+                throw SQLiteError(message: "database schema version \(current) is newer than this program (\(steps.count))")
+            }
+            return
+        }
+        try db.begin()
+        do {
+            for i in current..<steps.count {
+                try db.execute(steps[i])
+            }
+            try db.execute("PRAGMA user_version=\(steps.count)")
+            try db.commit()
+        } catch {
+            db.rollback()
+            throw error
+        }
+    }
+}
