@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "HTTP1"),
         .target(name: "Digest", dependencies: ["COpenSSL"]),
         .target(name: "Auth", dependencies: ["Digest"]),
+        .target(name: "Relay"),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -50,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
-            "App", "Store", "Auth",
+            "App", "Store", "Auth", "Relay",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -61,6 +62,7 @@ let package = Package(
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Digest"]),
+        .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),

@@ -60,17 +60,17 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         if plainHTTP && (tlsCert != nil || tlsKey != nil) {
-            throw ValidationError("--plain-http and --tls-cert/--tls-key exclude each other")
+            throw usageError("--plain-http and --tls-cert/--tls-key exclude each other")
         }
         if (tlsCert == nil) != (tlsKey == nil) {
-            throw ValidationError("--tls-cert and --tls-key go together")
+            throw usageError("--tls-cert and --tls-key go together")
         }
-        if maxHeadBytes < 256 || maxHeadBytes > 1 << 20 { throw ValidationError("--max-head-bytes must be 256…1048576") }
-        if maxBodyBytes < 0 { throw ValidationError("--max-body-bytes must be ≥ 0") }
+        if maxHeadBytes < 256 || maxHeadBytes > 1 << 20 { throw usageError("--max-head-bytes must be 256…1048576") }
+        if maxBodyBytes < 0 { throw usageError("--max-body-bytes must be ≥ 0") }
         if !(headTimeoutSeconds > 0) || !(idleTimeoutSeconds > 0) || !(shutdownGraceSeconds >= 0) {
-            throw ValidationError("timeouts must be positive numbers of seconds")
+            throw usageError("timeouts must be positive numbers of seconds")
         }
-        if maxConnections < 1 { throw ValidationError("--max-connections must be ≥ 1") }
+        if maxConnections < 1 { throw usageError("--max-connections must be ≥ 1") }
     }
 
     func run() throws {

@@ -12,7 +12,7 @@ struct TickitiMail: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tickiti-mail",
         abstract: "A self-hosted mail-dispatch API server: POST /api/send_email over HTTPS.",
-        subcommands: [Serve.self, DevCert.self])
+        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, DevCert.self])
 }
 
 /// Writes one line to stderr (unbuffered).
@@ -41,4 +41,10 @@ func bootstrapLogging(_ level: LogLevelOption) -> Logger {
     var logger = Logger(label: "tickiti-mail")
     logger.logLevel = level.level
     return logger
+}
+
+/// A bad flag value: one clear line on stderr and exit status 2 (no usage dump).
+func usageError(_ message: String) -> ExitCode {
+    printError("tickiti-mail: error: \(message)")
+    return ExitCode(2)
 }

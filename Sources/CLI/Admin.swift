@@ -1,0 +1,207 @@
+/// Admin subcommands: tokens and mailboxes, on the same database the server uses (it sees
+/// their changes without a restart). Output for people on stdout; errors one line on stderr.
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Auth
+import Relay
+import Store
+
+func nowMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+func openDatabase(_ path: String) throws -> Database {
+    do {
+        return try Database(path: path)
+    } catch {
+        printError("tickiti-mail: error: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+/// Runs `body`, turning store errors into one line and exit 1.
+func adminStep<T>(_ what: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as SQLiteError where e.isUniqueViolation {
+        printError("tickiti-mail: error: \(what): that name is already taken")
+        throw ExitCode(1)
+    } catch {
+        printError("tickiti-mail: error: \(what): \(error)")
+        throw ExitCode(1)
+    }
+}
+
+func formatTime(_ ms: Int64) -> String {
+    var t = time_t(ms / 1000)
+    var tmv = tm()
+    gmtime_r(&t, &tmv)
+    var buf = [CChar](repeating: 0, count: 32)
+    strftime(&buf, buf.count, "%Y-%m-%dT%H:%M:%SZ", &tmv)
+    return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Create, list and revoke API tokens.",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a token; prints it once, as the last line, in Sanctum's ID|SECRET form.")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: "A name to know the token by (unique).") var name: String
+        @Option(help: "send-email, audit-read or * (repeatable).") var ability: [String] = []
+
+        func validate() throws {
+            if name.isEmpty || name.count > 100 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+                throw usageError("--name must be 1–100 printable characters")
+            }
+            if ability.isEmpty { throw usageError("give at least one --ability (send-email, audit-read or *)") }
+            for a in ability where !Ability.known.contains(a) {
+                throw usageError("unknown ability \"\(a)\"; use send-email, audit-read or *")
+            }
+        }
+
+        func run() throws {
+            let database = try openDatabase(db)
+            var rng = SystemRandomNumberGenerator()
+            let secret = BearerToken.makeSecret(using: &rng)
+            let id = try adminStep("token create") {
+                try database.createToken(name: name, secretHash: BearerToken.hash(secret: secret),
+                                         abilities: Array(Set(ability)).sorted(), now: nowMilliseconds())
+            }
+            printError("token \"\(name)\" created with \(Array(Set(ability)).sorted().joined(separator: ", ")); it is shown once — store it now")
+            print("\(id)|\(secret)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+
+        func run() throws {
+            let database = try openDatabase(db)
+            let tokens = try adminStep("token list") { try database.tokens() }
+            if tokens.isEmpty { print("no tokens"); return }
+            for t in tokens {
+                let state = t.revokedAt.map { "revoked \(formatTime($0))" } ?? "active"
+                print("\(t.id)\t\(t.name)\t\(t.abilities.joined(separator: ","))\tcreated \(formatTime(t.createdAt))\t\(state)")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token by name; it stops working at once.")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Argument(help: "The token's name.") var name: String
+
+        func run() throws {
+            let database = try openDatabase(db)
+            let done = try adminStep("token revoke") { try database.revokeToken(name: name, now: nowMilliseconds()) }
+            guard done else {
+                printError("tickiti-mail: error: no active token named \"\(name)\"")
+                throw ExitCode(1)
+            }
+            print("revoked \(name)")
+        }
+    }
+}
+
+struct MailboxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mailbox", abstract: "Add, list, enable and disable outbound mailboxes.",
+        subcommands: [Add.self, List.self, Enable.self, Disable.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a mailbox (name, sender address, relay DSN).")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: "Unique name (what API callers pass as \"mailbox\").") var name: String
+        @Option(help: "Sender address.") var address: String
+        @Option(help: "smtp://[user:pass@]host[:port], smtps://…, or file://DIR (with ?starttls=, ca_file=, verify_peer=, max_connections=).") var dsn: String
+        @Option(name: .customLong("display-name"), help: "Display name for From.") var displayName: String?
+        @Flag(help: "Add it disabled.") var disabled = false
+
+        func validate() throws {
+            if name.isEmpty || name.count > 100 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+                throw usageError("--name must be 1–100 printable characters")
+            }
+            let a = address.unicodeScalars
+            guard let at = address.lastIndex(of: "@"), at != address.startIndex, address.index(after: at) != address.endIndex,
+                  !a.contains(where: { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0 == "," || $0 == ";" || $0.value == 0x7f }) else {
+                throw usageError("--address \"\(address)\" is not an email address")
+            }
+            if let d = displayName, d.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+                throw usageError("--display-name must not contain control characters")
+            }
+            let parsed: RelayDSN
+            do { parsed = try RelayDSN(parsing: dsn) } catch { throw usageError("--dsn: \(error)") }
+            if let ca = parsed.caFile, access(ca, R_OK) != 0 {
+                throw usageError("--dsn: ca_file \(ca) is not readable")
+            }
+        }
+
+        func run() throws {
+            let database = try openDatabase(db)
+            _ = try adminStep("mailbox add") {
+                try database.addMailbox(name: name, address: address, displayName: displayName, dsn: dsn,
+                                        enabled: !disabled, now: nowMilliseconds())
+            }
+            if let parsed = try? RelayDSN(parsing: dsn), !parsed.verifyPeer {
+                printError("warning: verify_peer=false — the relay's certificate will NOT be checked; development only")
+            }
+            print("added mailbox \(name) <\(address)>\(disabled ? " (disabled)" : "")")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List mailboxes in creation order (passwords hidden).")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+
+        func run() throws {
+            let database = try openDatabase(db)
+            let boxes = try adminStep("mailbox list") { try database.mailboxes() }
+            if boxes.isEmpty { print("no mailboxes"); return }
+            for m in boxes {
+                print("\(m.name)\t\(m.displayName.map { "\($0) " } ?? "")<\(m.address)>\t\(redactPassword(m.dsn))\t\(m.enabled ? "enabled" : "disabled")")
+            }
+        }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a mailbox.")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Argument var name: String
+        func run() throws { try toggle(db: db, name: name, enabled: true) }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a mailbox.")
+        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Argument var name: String
+        func run() throws { try toggle(db: db, name: name, enabled: false) }
+    }
+}
+
+func toggle(db: String, name: String, enabled: Bool) throws {
+    let database = try openDatabase(db)
+    let done = try adminStep("mailbox \(enabled ? "enable" : "disable")") { try database.setMailboxEnabled(name: name, enabled) }
+    guard done else {
+        printError("tickiti-mail: error: no mailbox named \"\(name)\"")
+        throw ExitCode(1)
+    }
+    print("\(enabled ? "enabled" : "disabled") \(name)")
+}
+
+/// `smtp://user:secret@host` → `smtp://user:***@host`.
+func redactPassword(_ dsn: String) -> String {
+    guard let schemeEnd = dsn.firstIndex(of: "/"), let at = dsn.lastIndex(of: "@"), at > schemeEnd else { return dsn }
+    let userInfo = dsn[dsn.index(schemeEnd, offsetBy: 2)..<at]
+    guard let colon = userInfo.firstIndex(of: ":") else { return dsn }
+    return String(dsn[..<dsn.index(after: colon)]) + "***" + String(dsn[at...])
+}

@@ -1,0 +1,61 @@
+/// The admin subcommands as an operator runs them: token create/list/revoke and mailbox
+/// add/list/enable/disable against a fresh database; bad input is one line and non-zero.
+import Foundation
+import Testing
+
+@Suite struct AdminCommandTests {
+    func tickiti(_ args: [String]) throws -> (Int32, String) {
+        try run([binaryPath()] + args)
+    }
+
+    @Test func tokenLifecycle() throws {
+        let db = makeTempDir() + "/t.db"
+        let (rc, out) = try tickiti(["token", "create", "--db", db, "--name", "shop", "--ability", "send-email", "--ability", "audit-read"])
+        #expect(rc == 0, "\(out)")
+        let last = out.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.wholeMatch(of: /1\|[A-Za-z0-9]{40}/) != nil, "\(out)")
+        let (rcDup, dup) = try tickiti(["token", "create", "--db", db, "--name", "shop", "--ability", "*"])
+        #expect(rcDup != 0)
+        #expect(dup.contains("already taken"))
+        let (_, list) = try tickiti(["token", "list", "--db", db])
+        #expect(list.contains("shop\taudit-read,send-email"))
+        #expect(!list.contains(String(last.split(separator: "|")[1])))   // secrets are never listed
+        #expect(try tickiti(["token", "revoke", "--db", db, "shop"]).0 == 0)
+        let (rcAgain, again) = try tickiti(["token", "revoke", "--db", db, "shop"])
+        #expect(rcAgain != 0 && again.contains("no active token"))
+        #expect(try tickiti(["token", "list", "--db", db]).1.contains("revoked"))
+    }
+
+    @Test(arguments: [
+        ["--ability", "nope"], [] as [String],
+    ])
+    func badTokenFlagsAreOneLine(extra: [String]) throws {
+        let (rc, out) = try tickiti(["token", "create", "--db", makeTempDir() + "/t.db", "--name", "x"] + extra)
+        #expect(rc != 0)
+        #expect(out.split(separator: "\n").count == 1, "\(out)")
+        #expect(out.hasPrefix("tickiti-mail: error:"))
+    }
+
+    @Test func mailboxLifecycle() throws {
+        let db = makeTempDir() + "/m.db"
+        let (rc, out) = try tickiti(["mailbox", "add", "--db", db, "--name", "support", "--address", "support@example.org",
+                                     "--dsn", "smtp://user:s%3Acret@127.0.0.1:2525?starttls=opportunistic", "--display-name", "Support"])
+        #expect(rc == 0, "\(out)")
+        let (_, list) = try tickiti(["mailbox", "list", "--db", db])
+        #expect(list.contains("support\tSupport <support@example.org>\tsmtp://user:***@127.0.0.1:2525"), "\(list)")
+        #expect(!list.contains("s%3Acret"))
+        #expect(try tickiti(["mailbox", "disable", "--db", db, "support"]).0 == 0)
+        #expect(try tickiti(["mailbox", "list", "--db", db]).1.contains("disabled"))
+        #expect(try tickiti(["mailbox", "enable", "--db", db, "nope"]).0 != 0)
+    }
+
+    @Test(arguments: [
+        ("not-an-address", "file://out"), ("a@b", "ftp://x"), ("a@b", "smtp://h?starttls=maybe"),
+        ("a@b", "smtp://h?ca_file=/nonexistent.pem"), ("a@b\r\nBcc: x@y", "file://out"), ("a@b", "smtp://h:99999"),
+    ])
+    func badMailboxesAreRefusedInOneLine(address: String, dsn: String) throws {
+        let (rc, out) = try tickiti(["mailbox", "add", "--db", makeTempDir() + "/m.db", "--name", "m", "--address", address, "--dsn", dsn])
+        #expect(rc != 0)
+        #expect(out.split(separator: "\n").count == 1, "\(out)")
+    }
+}
