@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "Digest", dependencies: ["COpenSSL"]),
         .target(name: "Auth", dependencies: ["Digest"]),
         .target(name: "Relay"),
+        .target(name: "JSON"),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -62,6 +63,7 @@ let package = Package(
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Digest"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),

@@ -1,0 +1,62 @@
+/// JSON output: compact serialization, and the canonical form used for idempotency
+/// fingerprints — object keys sorted by their UTF-8 bytes at every level, no whitespace,
+/// strings with the minimal escapes, numbers as sent — so key order and whitespace in a
+/// request do not change its fingerprint (SPEC §4).
+extension JSONValue {
+    public var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(into: &out, sorted: true)
+        return out
+    }
+
+    public var compactBytes: [UInt8] {
+        var out: [UInt8] = []
+        write(into: &out, sorted: false)
+        return out
+    }
+
+    func write(into out: inout [UInt8], sorted: Bool) {
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let n): out.append(contentsOf: n.utf8)
+        case .string(let s): JSONValue.writeString(s, into: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (k, v) in items.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                v.write(into: &out, sorted: sorted)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            let ordered = sorted ? members.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) } : members
+            for (k, m) in ordered.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(m.key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                m.value.write(into: &out, sorted: sorted)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
