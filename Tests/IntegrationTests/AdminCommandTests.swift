@@ -58,4 +58,19 @@ import Testing
         #expect(rc != 0)
         #expect(out.split(separator: "\n").count == 1, "\(out)")
     }
+
+    @Test func templatesAreCheckedAtAddTime() throws {
+        let dir = makeTempDir()
+        let db = dir + "/t.db"
+        try "<p>{{invoice_number}} {{amount}}</p>".write(toFile: dir + "/ok.html", atomically: true, encoding: .utf8)
+        try "<p>{{#open}}</p>".write(toFile: dir + "/bad.html", atomically: true, encoding: .utf8)
+        let (rc, out) = try tickiti(["template", "add", "--db", db, "--identifier", "inv", "--subject", "Invoice {{invoice_number}}",
+                                     "--html-file", dir + "/ok.html"])
+        #expect(rc == 0 && out.contains("needs: invoice_number, amount"), "\(out)")
+        let (rcBad, bad) = try tickiti(["template", "add", "--db", db, "--identifier", "bad", "--subject", "s", "--html-file", dir + "/bad.html"])
+        #expect(rcBad != 0 && bad.contains("never closed") && bad.split(separator: "\n").count == 1, "\(bad)")
+        let (rcMissing, _) = try tickiti(["template", "add", "--db", db, "--identifier", "x", "--subject", "s", "--html-file", dir + "/nope.html"])
+        #expect(rcMissing != 0)
+        #expect(try tickiti(["template", "list", "--db", db]).1.contains("inv\tInvoice {{invoice_number}}"))
+    }
 }
