@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "Auth", dependencies: ["Digest"]),
         .target(name: "Relay"),
         .target(name: "JSON"),
+        .target(name: "MIME"),
         .target(name: "Templates", dependencies: ["JSON", .product(name: "Mustache", package: "swift-mustache")]),
 
         // Engines
@@ -67,6 +68,7 @@ let package = Package(
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Digest"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "JSON"]),
+        .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),

@@ -1,0 +1,107 @@
+/// Encodings used on the wire: quoted-printable (RFC 2045 §6.7), RFC 2047 encoded-words
+/// for non-ASCII header text, base64 (RFC 4648), and the RFC 5322 date.
+public enum Encodings {
+    static let hex = Array("0123456789ABCDEF".utf8)
+    static let b64 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Quoted-printable with CRLF line ends: encoded lines ≤ 76 characters (soft breaks
+    /// `=`), `=`, non-ASCII and control bytes as `=XX`, trailing space/tab encoded, any input
+    /// line ending (LF, CRLF, lone CR) normalised to CRLF. A leading "." is encoded too, so
+    /// no line starts with a dot (one less thing for SMTP dot-stuffing to get wrong).
+    public static func quotedPrintable(_ text: String) -> [UInt8] {
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        out.reserveCapacity(bytes.count + bytes.count / 8 + 16)
+        var lineLength = 0
+        var i = 0
+        func emit(_ token: [UInt8]) {
+            if lineLength + token.count > 75 {
+                out.append(contentsOf: [0x3D, 0x0D, 0x0A])   // soft line break
+                lineLength = 0
+            }
+            out.append(contentsOf: token)
+            lineLength += token.count
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == 0x0D || b == 0x0A {
+                out.append(contentsOf: [0x0D, 0x0A])
+                lineLength = 0
+                if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
+                i += 1
+                continue
+            }
+            let atLineEnd = i + 1 == bytes.count || bytes[i + 1] == 0x0D || bytes[i + 1] == 0x0A
+            let literal = (b >= 0x21 && b <= 0x7E && b != 0x3D) || ((b == 0x20 || b == 0x09) && !atLineEnd)
+            if literal && !(b == 0x2E && lineLength == 0) {
+                emit([b])
+            } else {
+                emit([0x3D, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            }
+            i += 1
+        }
+        return out
+    }
+
+    public static func base64(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(contentsOf: [b64[Int(n >> 18 & 63)], b64[Int(n >> 12 & 63)], b64[Int(n >> 6 & 63)], b64[Int(n & 63)]])
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out.append(contentsOf: [b64[Int(n >> 18 & 63)], b64[Int(n >> 12 & 63)], 0x3D, 0x3D])
+        } else if rest == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out.append(contentsOf: [b64[Int(n >> 18 & 63)], b64[Int(n >> 12 & 63)], b64[Int(n >> 6 & 63)], 0x3D])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Header text: as is when printable ASCII, else RFC 2047 `=?UTF-8?B?…?=` words of at most
+    /// 75 characters, split on character boundaries, joined by CRLF SP (folding).
+    public static func headerText(_ s: String) -> String {
+        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) && !s.contains("=?") { return s }
+        var words: [String] = []
+        var chunk: [UInt8] = []
+        // 42 bytes → 56 base64 chars → 68-character words, so "Subject: " + a word fits in
+        // 78 columns (RFC 2047 §2 allows 75 per word; RFC 5322 §2.1.1 asks for ≤ 78 per line).
+        for ch in s {
+            let bytes = Array(String(ch).utf8)
+            if chunk.count + bytes.count > 42 {
+                words.append("=?UTF-8?B?\(base64(chunk))?=")
+                chunk = []
+            }
+            chunk += bytes
+        }
+        if !chunk.isEmpty { words.append("=?UTF-8?B?\(base64(chunk))?=") }
+        return words.joined(separator: "\r\n ")
+    }
+
+    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// RFC 5322 §3.3 date-time in UTC: "Wed, 25 Nov 2026 02:58:58 +0000".
+    public static func rfc5322Date(epochSeconds: Int) -> String {
+        let dayNumber = epochSeconds >= 0 ? epochSeconds / 86400 : (epochSeconds - 86399) / 86400
+        let secs = epochSeconds - dayNumber * 86400
+        let weekday = ((dayNumber % 7) + 7 + 4) % 7
+        let z = dayNumber + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        var year = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        if month <= 2 { year += 1 }
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(days[weekday]), \(two(day)) \(months[month - 1]) \(year) \(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) +0000"
+    }
+}

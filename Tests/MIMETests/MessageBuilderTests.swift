@@ -1,0 +1,123 @@
+/// MessageBuilder and encodings: byte-level properties, plus a round trip through a real
+/// MIME parser (Python's `email` package) for non-ASCII subjects, names and long lines.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import MIME
+
+struct FixedRandom: RandomNumberGenerator {
+    var n: UInt64 = 0x1234
+    mutating func next() -> UInt64 { n &+= 0x9E37_79B9_7F4A_7C15; return n }
+}
+
+@Suite struct MessageBuilderTests {
+    func build(subject: String = "Hello", html: String = "<p>Hi</p>", text: String? = nil, name: String? = "Support") -> OutgoingMessage {
+        var r = FixedRandom()
+        return MessageBuilder.build(.init(fromAddress: "support@shop.example", fromName: name, to: "alice@example.org",
+                                          subject: subject, html: html, text: text), epochSeconds: 1_795_000_000, random: &r)
+    }
+
+    @Test func headersAndStructure() {
+        let m = build()
+        let s = String(decoding: m.bytes, as: UTF8.self)
+        #expect(s.hasPrefix("From: \"Support\" <support@shop.example>\r\nTo: alice@example.org\r\nSubject: Hello\r\nDate: "))
+        #expect(m.messageID.hasPrefix("<") && m.messageID.hasSuffix("@shop.example>"))
+        #expect(s.contains("Message-ID: \(m.messageID)\r\n"))
+        #expect(s.contains("MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="))
+        #expect(s.contains("Content-Type: text/plain; charset=utf-8"))
+        #expect(s.contains("Content-Type: text/html; charset=utf-8"))
+    }
+
+    @Test func everyLineEndsInCRLFAndIsShortAndASCII() {
+        let long = String(repeating: "Ünïcödé and a very long line without breaks ", count: 200)
+        let m = build(subject: String(repeating: "Grüße ", count: 30), html: "<p>\(long)</p>\n.leading dot\nx \n", text: nil)
+        var lineStart = 0
+        let bodyStart = m.bytes.firstRange(of: [0x0D, 0x0A, 0x0D, 0x0A])!.upperBound
+        for (i, b) in m.bytes.enumerated() {
+            #expect(b < 0x80, "non-ASCII byte at \(i)")
+            if b == 0x0A {
+                #expect(i > 0 && m.bytes[i - 1] == 0x0D, "bare LF at \(i)")
+                // RFC 5322 §2.1.1: ≤ 998 always; we keep to 78 (QP bodies, folded headers).
+                #expect(i - lineStart <= 78 || (i < bodyStart && i - lineStart <= 998), "line of \(i - lineStart) octets")
+                if i < bodyStart { #expect(i - lineStart <= 78, "header line of \(i - lineStart) octets") }
+                #expect(m.bytes[lineStart] != 0x2E || i - lineStart < 2, "line starts with a dot")
+                lineStart = i + 1
+            }
+        }
+    }
+
+    @Test func messageIDsDiffer() {
+        var r = FixedRandom()
+        let input = MessageBuilder.Input(fromAddress: "a@b.example", fromName: nil, to: "c@d.example", subject: "s", html: "h", text: nil)
+        let a = MessageBuilder.build(input, epochSeconds: 0, random: &r)
+        let b = MessageBuilder.build(input, epochSeconds: 0, random: &r)
+        #expect(a.messageID != b.messageID)
+    }
+
+    @Test(arguments: [
+        ("plain ascii", "plain ascii"), ("a=b", "a=3Db"), ("trailing space ", "trailing space=20"), ("é", "=C3=A9"),
+        (".dot", "=2Edot"), ("line1\nline2", "line1\r\nline2"), ("x\r\ny", "x\r\ny"),
+    ])
+    func quotedPrintable(input: String, expected: String) {
+        #expect(String(decoding: Encodings.quotedPrintable(input), as: UTF8.self) == expected)
+    }
+
+    @Test func base64AndEncodedWords() {
+        #expect(Encodings.base64(Array("Man".utf8)) == "TWFu")
+        #expect(Encodings.base64(Array("Ma".utf8)) == "TWE=")
+        #expect(Encodings.base64(Array("M".utf8)) == "TQ==")
+        #expect(Encodings.headerText("ascii") == "ascii")
+        #expect(Encodings.headerText("é") == "=?UTF-8?B?w6k=?=")
+        for word in Encodings.headerText(String(repeating: "ß", count: 100)).components(separatedBy: "\r\n ") {
+            #expect(word.count <= 75)
+        }
+    }
+
+    @Test func rfc5322Date() {
+        #expect(Encodings.rfc5322Date(epochSeconds: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 +0000")
+    }
+
+    @Test func htmlToText() {
+        let t = HTMLText.plainText(fromHTML: "<html><head><title>x</title><style>p{}</style></head><body><h1>Invoice</h1><p>Total: 5 &amp; 6 &lt;ok&gt;</p><ul><li>one</li><li>two</li></ul><a href=\"https://x.example/p\">pay</a><script>alert(1)</script></body></html>")
+        #expect(t == "Invoice\n\nTotal: 5 & 6 <ok>\n\n- one\n- two\npay (https://x.example/p)")
+    }
+
+    @Test func pythonEmailParserDecodesWhatWeEncode() throws {
+        let subject = "Rechnung Nr. 42 — Grüße aus Köln 🎉 " + String(repeating: "lang ", count: 20)
+        let html = "<p>Hallo Jörg,</p><p>\(String(repeating: "Sehr lange Zeile ohne Umbruch äöü ", count: 60))</p>"
+        let text = "Hallo Jörg,\nDein Betrag: 12,50 €\n.Punkt am Anfang\n"
+        let m = build(subject: subject, html: html, text: text, name: "Müller & Söhne \"GmbH\"")
+        let dir = NSTemporaryDirectory() + "mime-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/m.eml"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(m.bytes)))
+        let script = """
+        import email, email.policy, json, sys
+        m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+        parts = {p.get_content_type(): p.get_content() for p in m.iter_parts()}
+        print(json.dumps({"subject": str(m["subject"]), "from_name": m["from"].addresses[0].display_name,
+                          "from_addr": m["from"].addresses[0].addr_spec, "to": str(m["to"]), "defects": len(m.defects),
+                          "text": parts.get("text/plain"), "html": parts.get("text/html"), "mid": m["message-id"]}))
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let decoded = try #require(try JSONSerialization.jsonObject(with: out) as? [String: Any])
+        #expect(decoded["subject"] as? String == subject)
+        #expect(decoded["from_name"] as? String == "Müller & Söhne \"GmbH\"")
+        #expect(decoded["from_addr"] as? String == "support@shop.example")
+        #expect(decoded["to"] as? String == "alice@example.org")
+        #expect(decoded["defects"] as? Int == 0)
+        #expect((decoded["text"] as? String)?.replacingOccurrences(of: "\r\n", with: "\n") == text)
+        #expect((decoded["html"] as? String)?.replacingOccurrences(of: "\r\n", with: "\n") == html + "\n" || (decoded["html"] as? String) == html)
+        #expect(decoded["mid"] as? String == m.messageID)
+    }
+}
