@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "Relay"),
         .target(name: "JSON"),
         .target(name: "MIME"),
+        .target(name: "SendAPI", dependencies: ["HTTP1", "JSON", "MIME"]),
+        .target(name: "Idempotency", dependencies: ["Digest", "JSON"]),
         .target(name: "Templates", dependencies: ["JSON", .product(name: "Mustache", package: "swift-mustache")]),
 
         // Engines
@@ -51,7 +53,8 @@ let package = Package(
 
         // Composition and command line
         .target(name: "App", dependencies: [
-            "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest",
+            "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest", "SendAPI", "Idempotency",
+            "JSON", "MIME", "Templates", "Relay",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "JSON"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
+        .testTarget(name: "SendAPITests", dependencies: ["SendAPI", "Idempotency", "JSON"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),

@@ -2,6 +2,7 @@
 /// `method_not_allowed` with `Allow` for known paths and other methods (SPEC §4).
 /// HEAD is answered wherever GET is (RFC 9110 §9.3.2); the driver drops the body.
 import HTTP1
+import SendAPI
 import HTTPServer
 
 public typealias RouteHandler = (HTTPRequest, Responder) -> HandlerResult

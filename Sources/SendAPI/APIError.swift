@@ -1,6 +1,6 @@
 /// APIError: errors that may reach a client, as SPEC §4 spells their bodies:
 /// `{"ok":false,"error":{"code":CODE,"message":TEXT,"fields":{FIELD:[TEXT,…]}}}`.
-/// Everything else is a logged 500 with a generic body (STYLE habit 15).
+/// Everything else is a logged 500 with a generic body (STYLE habit 15). Pure.
 import HTTP1
 
 public struct APIError: Error, Sendable, Equatable {
@@ -53,6 +53,33 @@ public struct APIError: Error, Sendable, Equatable {
         for (n, v) in extraHeaders { headers.add(name: n, value: v) }
         return HTTPResponse(status: status, headers: headers, body: Array(jsonBody.utf8))
     }
+
+    // The errors of SPEC §4's status table.
+    public static func unauthenticated(_ message: String = "A valid bearer token is required.") -> APIError {
+        APIError(status: 401, code: "unauthenticated", message: message, extraHeaders: [("WWW-Authenticate", "Bearer")])
+    }
+
+    public static func forbidden(ability: String) -> APIError {
+        APIError(status: 403, code: "forbidden", message: "This token lacks the \(ability) ability.")
+    }
+
+    public static let unsupportedMediaType = APIError(status: 415, code: "unsupported_media_type",
+                                                      message: "Content-Type must be application/json.")
+
+    public static func validation(_ fields: [(String, [String])], message: String = "The given data was invalid.") -> APIError {
+        APIError(status: 422, code: "validation_failed", message: message, fields: fields)
+    }
+
+    public static let idempotencyConflict = APIError(status: 409, code: "idempotency_key_conflict",
+        message: "This Idempotency-Key was already used with a different request body.")
+
+    public static let idempotencyInUse = APIError(status: 409, code: "idempotency_key_in_use",
+        message: "A request with this Idempotency-Key is still being processed; retry shortly.")
+
+    public static let internalError = APIError(status: 500, code: "internal_error", message: "Internal server error.")
+
+    public static let unavailable = APIError(status: 503, code: "unavailable",
+        message: "The request could not be stored; nothing was sent. Retry with the same Idempotency-Key.")
 
     // The protocol-level errors (SPEC §4 codes where SPEC names one).
     public static func notFound(_ method: String, _ path: String) -> APIError {
