@@ -43,7 +43,7 @@ let package = Package(
             .product(name: "HeapModule", package: "swift-collections"),
         ]),
         .target(name: "TLS", dependencies: ["COpenSSL"]),
-        .target(name: "Store", dependencies: ["CSQLite", "Auth"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Auth", "Idempotency"]),
 
         // Drivers
         .target(name: "HTTPServer", dependencies: [
@@ -58,7 +58,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
-            "App", "Store", "Auth", "Relay", "Templates",
+            "App", "Store", "Auth", "Relay", "Templates", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -5,10 +5,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Auth
 import HTTP1
 import HTTPServer
 import Logging
 import Reactor
+import SendAPI
+import Store
 import TLS
 
 /// A start-up failure: one clear line for stderr, then a non-zero exit.
@@ -28,6 +31,11 @@ public final class Application: SignalHandler {
 
     /// Called with the bound address once the server accepts connections.
     public var onListening: ((String) -> Void)?
+    /// Called once, after `onListening`, when the embedded demo was created: lines to show.
+    public var onDemo: (([String]) -> Void)?
+    var database: Database?
+    public private(set) var sendService: SendEmailService?
+    var demoToken: String?
 
     public init(options: ServeOptions, logger: Logger) throws {
         self.options = options
@@ -87,6 +95,24 @@ public final class Application: SignalHandler {
             throw StartupError("cannot watch signals: \(error)")
         }
         let tls = try makeTLSContext()
+        let db: Database
+        do {
+            // A small busy timeout: an admin command holding the write lock may stall the loop
+            // at most this long before the commit fails (and the batch is answered 503).
+            db = try Database(path: options.databasePath, synchronous: options.synchronous, busyTimeoutMilliseconds: 250)
+        } catch {
+            throw StartupError("cannot open the database \(options.databasePath): \(error)")
+        }
+        database = db
+        do {
+            demoToken = try EmbeddedDefault.createIfEmpty(db, logger: logger)
+        } catch {
+            throw StartupError("cannot create the embedded demo: \(error)")
+        }
+        let service = SendEmailService(db: db, reactor: reactor, logger: logger, mailFromAddress: options.mailFromAddress,
+                                       retentionSeconds: options.idempotencyRetentionSeconds)
+        sendService = service
+        router.add("POST", "/api/send_email") { request, responder in service.handle(request, responder: responder) }
         var config = ServerConfiguration(listen: options.listen, limits: options.limits,
                                          headTimeout: options.headTimeout, idleTimeout: options.idleTimeout,
                                          maxConnections: options.maxConnections)
@@ -103,6 +129,9 @@ public final class Application: SignalHandler {
         }
         let url = "\(server.scheme)://\(bound)"
         onListening?(url)
+        if let token = demoToken {
+            onDemo?(EmbeddedDefault.banner(token: token, url: url, caFile: certificatePaths?.cert))
+        }
         do {
             try reactor.run()
         } catch {

@@ -2,6 +2,7 @@
 /// App composes). Defaults are SPEC §5's.
 import HTTP1
 import Reactor
+import Store
 
 public struct ServeOptions: Sendable {
     public var listen: SocketAddress
@@ -20,6 +21,10 @@ public struct ServeOptions: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     public var maxConnections = 10_000
     public var shutdownGrace: Duration = .seconds(5)
+    /// `--idempotency-retention-seconds`
+    public var idempotencyRetentionSeconds = 86_400
+    /// SQLite durability (see Store/Database.swift); FULL unless asked otherwise.
+    public var synchronous: Database.Synchronous = .full
 
     public init(listen: SocketAddress) {
         self.listen = listen

@@ -7,6 +7,7 @@ import ArgumentParser
 import HTTP1
 import Logging
 import Reactor
+import Store
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,6 +56,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("shutdown-grace-seconds"), help: "On SIGTERM, how long requests in flight may take.")
     var shutdownGraceSeconds = 5.0
 
+    @Option(name: .customLong("idempotency-retention-seconds"), help: "How long an Idempotency-Key's record is kept.")
+    var idempotencyRetentionSeconds = 86_400
+
+    @Option(name: .customLong("sqlite-synchronous"), help: "FULL (durable across power loss) or NORMAL (across crashes only).")
+    var sqliteSynchronous = "FULL"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: LogLevelOption = .info
 
@@ -71,6 +78,8 @@ struct Serve: ParsableCommand {
             throw usageError("timeouts must be positive numbers of seconds")
         }
         if maxConnections < 1 { throw usageError("--max-connections must be ≥ 1") }
+        if idempotencyRetentionSeconds < 1 { throw usageError("--idempotency-retention-seconds must be ≥ 1") }
+        if !["FULL", "NORMAL"].contains(sqliteSynchronous.uppercased()) { throw usageError("--sqlite-synchronous must be FULL or NORMAL") }
     }
 
     func run() throws {
@@ -94,9 +103,12 @@ struct Serve: ParsableCommand {
         options.idleTimeout = .milliseconds(Int64(idleTimeoutSeconds * 1000))
         options.shutdownGrace = .milliseconds(Int64(shutdownGraceSeconds * 1000))
         options.maxConnections = maxConnections
+        options.idempotencyRetentionSeconds = idempotencyRetentionSeconds
+        options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
         do {
             let app = try Application(options: options, logger: logger)
             app.onListening = { url in printError("listening on \(url)") }
+            app.onDemo = { lines in for l in lines { printError(l) } }
             try app.run()
         } catch let error as StartupError {
             printError("tickiti-mail: error: \(error)")

@@ -12,7 +12,7 @@ struct TickitiMail: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tickiti-mail",
         abstract: "A self-hosted mail-dispatch API server: POST /api/send_email over HTTPS.",
-        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, TemplateCommand.self, DevCert.self])
+        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, TemplateCommand.self, AuditCommand.self, DevCert.self])
 }
 
 /// Writes one line to stderr (unbuffered).

@@ -1,0 +1,293 @@
+/// SendEmailService: the `POST /api/send_email` use case (SPEC §4), in the check order the
+/// spec fixes — authentication, Content-Type, Idempotency-Key, JSON parse, idempotency
+/// look-up, validation, execution — and the group commit that makes accepted messages
+/// durable before any `200` leaves.
+///
+/// Accepting a request does not write: the queue/audit row and the idempotency record join
+/// this loop iteration's batch, the response is deferred, and the key is marked in flight
+/// (a second request with it meanwhile gets `409 idempotency_key_in_use`). The reactor's
+/// `commit` tail phase writes the whole batch in one transaction, then answers every request
+/// in it — `200` on success, `503` (nothing stored, retry with the same key) if the commit
+/// failed — and only then does the `flush` phase write responses to sockets.
+///
+/// Reads (tokens, mailboxes, templates) are cached and dropped whenever `PRAGMA
+/// data_version` says another connection (the admin CLI) committed, so a revoked token stops
+/// working on the very next request.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Auth
+import HTTP1
+import HTTPServer
+import Idempotency
+import JSON
+import Logging
+import MIME
+import Reactor
+import SendAPI
+import Store
+import Templates
+
+public final class SendEmailService: TailHandler, DeadlineHandler {
+    struct Pending {
+        var message: NewMessage
+        var responder: Responder
+        var inFlightKey: String
+    }
+
+    let db: Database
+    let reactor: Reactor
+    var logger: Logger
+    let mailFromAddress: String?
+    let retentionMilliseconds: Int64
+    var random = SystemRandomNumberGenerator()
+
+    var batch: [Pending] = []
+    var inFlight: [String: [UInt8]] = [:]
+
+    // Caches, valid while data_version is unchanged.
+    var cachedVersion: Int64 = -1
+    var tokenCache: [Int64: StoredToken] = [:]
+    var mailboxCache: [MailboxRecord]?
+    var templateCache: [String: EmailTemplate] = [:]
+
+    var sweepTimer: TimerHandle?
+
+    /// Counters (tests, logs, later metrics).
+    public private(set) var accepted = 0
+    public private(set) var commitFailures = 0
+
+    public init(db: Database, reactor: Reactor, logger: Logger, mailFromAddress: String?, retentionSeconds: Int) {
+        self.db = db
+        self.reactor = reactor
+        self.logger = logger
+        self.mailFromAddress = mailFromAddress
+        retentionMilliseconds = Int64(retentionSeconds) * 1000
+        reactor.addTailHandler(self, phase: .commit)
+        let t = reactor.makeTimer(self)
+        sweepTimer = t
+        reactor.arm(t, after: .seconds(5))
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Request
+
+    public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {
+        do {
+            return try process(request, responder: responder)
+        } catch let e as APIError {
+            return .respond(e.response)
+        } catch {
+            logger.error("send_email: \(error)")
+            return .respond(APIError.internalError.response)
+        }
+    }
+
+    func process(_ request: HTTPRequest, responder: Responder) throws -> HandlerResult {
+        try refreshCachesIfChanged()
+        let headers = request.head.headers
+
+        // 1. Authentication and ability.
+        let token: StoredToken
+        switch BearerToken.parse(authorization: headers["Authorization"]) {
+        case .failure(.missing):
+            throw APIError.unauthenticated()
+        case .failure:
+            throw APIError.unauthenticated("The bearer token is malformed, unknown or revoked.")
+        case .success(let (id, secret)):
+            switch BearerToken.verify(secret: secret, against: try lookupToken(id: id)) {
+            case .failure:
+                throw APIError.unauthenticated("The bearer token is malformed, unknown or revoked.")
+            case .success(let t):
+                token = t
+            }
+        }
+        guard token.grants(Ability.sendEmail) else { throw APIError.forbidden(ability: Ability.sendEmail) }
+
+        // 2. Content-Type.
+        guard SendAPI.contentTypeIsJSON(headers["Content-Type"]) else { throw APIError.unsupportedMediaType }
+
+        // 3. Idempotency-Key.
+        let keyHeader = headers.values(for: "Idempotency-Key")
+        if keyHeader.count > 1 { throw APIError.validation([("Idempotency-Key", ["must be given once"])]) }
+        if let problem = SendAPI.idempotencyKeyProblem(keyHeader.first) { throw APIError.validation([("Idempotency-Key", [problem])]) }
+        let key = keyHeader[0]
+
+        // 4. JSON.
+        let body = try SendAPI.parseBody(request.body).get()
+
+        // 5. Idempotency look-up.
+        let fingerprint = Idempotency.fingerprint(body)
+        let scopedKey = "\(token.id)\u{0}\(key)"
+        let now = SendEmailService.nowMilliseconds()
+        switch Idempotency.decide(stored: try db.idempotencyRecord(tokenID: token.id, key: key), inFlight: inFlight[scopedKey],
+                                  fingerprint: fingerprint, nowMilliseconds: now, retentionMilliseconds: retentionMilliseconds) {
+        case .inUse:
+            throw APIError.idempotencyInUse
+        case .conflict:
+            throw APIError.idempotencyConflict
+        case .replay(let status, let stored):
+            var h = HTTPHeaders([(name: "Content-Type", value: "application/json")])
+            h.add(name: "Idempotent-Replayed", value: "true")
+            return .respond(HTTPResponse(status: status, headers: h, body: stored))
+        case .proceed:
+            break
+        }
+
+        // 6. Validation.
+        let send = try SendAPI.validate(body).get()
+
+        // 7. Execution: mailbox, content, message.
+        let mailbox = try chooseMailbox(send.mailbox)
+        let subject: String
+        let html: String
+        var text: String?
+        var templateID: String?
+        switch send.content {
+        case .direct(let s, let c):
+            subject = s
+            html = c
+        case .template(let identifier, let data):
+            guard let template = try template(identifier) else {
+                throw APIError.validation([("template_identifier", ["no template \"\(identifier)\" exists"])])
+            }
+            let missing = template.missingVariables(in: data)
+            if !missing.isEmpty {
+                throw APIError.validation([("data", missing.map { "is missing the placeholder \"\($0)\"" })])
+            }
+            let rendered = template.render(data)
+            if rendered.subject.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
+                throw APIError.validation([("data", ["renders a subject with a line break"])])
+            }
+            if rendered.subject.isEmpty { throw APIError.validation([("data", ["renders an empty subject"])]) }
+            subject = rendered.subject
+            html = rendered.html
+            text = rendered.text
+            templateID = identifier
+        }
+        let message = MessageBuilder.build(
+            .init(fromAddress: mailbox.address, fromName: mailbox.displayName, to: send.toAddress, subject: subject, html: html, text: text),
+            epochSeconds: Int(now / 1000), random: &random)
+
+        var responseBody = "{\"ok\":true,\"data\":{\"mailbox\":"
+        JSONText.appendString(mailbox.address, to: &responseBody)
+        responseBody += ",\"used_template\":\(send.usesTemplate)}}"
+        let bodyBytes = Array(responseBody.utf8)
+
+        inFlight[scopedKey] = fingerprint
+        batch.append(Pending(message: NewMessage(
+            acceptedAt: now, tokenID: token.id, tokenName: token.name, idempotencyKey: key, fingerprint: fingerprint,
+            responseStatus: 200, responseBody: bodyBytes, mailboxName: mailbox.name, mailboxAddress: mailbox.address,
+            recipient: send.toAddress, subject: subject, template: templateID, messageID: message.messageID, raw: message.bytes),
+            responder: responder, inFlightKey: scopedKey))
+        return .deferred
+    }
+
+    // MARK: Reads
+
+    func refreshCachesIfChanged() throws {
+        let v = try db.dataVersion()
+        if v != cachedVersion {
+            cachedVersion = v
+            tokenCache.removeAll(keepingCapacity: true)
+            mailboxCache = nil
+            templateCache.removeAll(keepingCapacity: true)
+        }
+    }
+
+    func lookupToken(id: Int64) throws -> StoredToken? {
+        if let t = tokenCache[id] { return t }
+        guard let t = try db.token(id: id) else { return nil }
+        tokenCache[id] = t
+        return t
+    }
+
+    func mailboxes() throws -> [MailboxRecord] {
+        if let m = mailboxCache { return m }
+        let m = try db.mailboxes()
+        mailboxCache = m
+        return m
+    }
+
+    /// SPEC §4 "Mailbox choice".
+    func chooseMailbox(_ name: String?) throws -> MailboxRecord {
+        let all = try mailboxes()
+        if let name {
+            guard let m = all.first(where: { $0.name == name }) else {
+                throw APIError.validation([("mailbox", ["no mailbox named \"\(name)\" exists"])])
+            }
+            guard m.enabled else { throw APIError.validation([("mailbox", ["mailbox \"\(name)\" is disabled"])]) }
+            return m
+        }
+        let enabled = all.filter(\.enabled)
+        if let from = mailFromAddress, let m = enabled.first(where: { asciiCaseInsensitiveEquals($0.address, from) }) {
+            return m
+        }
+        guard let first = enabled.first else {
+            throw APIError.validation([("mailbox", ["no enabled mailbox is configured"])], message: "No mailbox can send this message.")
+        }
+        return first
+    }
+
+    func template(_ identifier: String) throws -> EmailTemplate? {
+        if let t = templateCache[identifier] { return t }
+        guard let record = try db.template(identifier: identifier) else { return nil }
+        do {
+            let t = try EmailTemplate(identifier: record.identifier, subject: record.subject, html: record.html, text: record.text)
+            templateCache[identifier] = t
+            return t
+        } catch {
+            logger.error("stored template \(identifier) does not parse: \(error)")
+            throw APIError.internalError
+        }
+    }
+
+    // MARK: Group commit (tail phase .commit)
+
+    public func runTail(_ phase: TailPhase) -> Bool {
+        guard phase == .commit, !batch.isEmpty else { return false }
+        let items = batch
+        batch.removeAll(keepingCapacity: true)
+        var ok = true
+        do {
+            try db.begin()
+            for item in items { try db.insertAccepted(item.message) }
+            try db.commit()
+        } catch {
+            db.rollback()
+            ok = false
+            commitFailures += 1
+            logger.error("group commit of \(items.count) message(s) failed, answering 503: \(error)")
+        }
+        for item in items {
+            inFlight[item.inFlightKey] = nil
+            if ok {
+                item.responder.respond(HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]),
+                                                    body: item.message.responseBody))
+            } else {
+                item.responder.respond(APIError.unavailable.response)
+            }
+        }
+        if ok { accepted += items.count }
+        return false
+    }
+
+    // MARK: Idempotency sweep
+
+    public func onDeadline() {
+        let cutoff = SendEmailService.nowMilliseconds() - retentionMilliseconds
+        var deleted = 0
+        do {
+            deleted = try db.sweepIdempotency(createdBefore: cutoff, limit: 500)
+        } catch {
+            logger.warning("idempotency sweep: \(error)")
+        }
+        // A full batch means more may be waiting: come back soon, but let requests run between.
+        if let t = sweepTimer { reactor.arm(t, after: deleted == 500 ? .milliseconds(50) : .seconds(60)) }
+    }
+}

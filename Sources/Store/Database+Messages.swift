@@ -1,0 +1,134 @@
+/// Accepted messages (the outbound queue and the sent-mail audit, one row each) and their
+/// idempotency records, written together in the server's group commit.
+import Idempotency
+
+public struct NewMessage: Sendable {
+    public var acceptedAt: Int64
+    public var tokenID: Int64
+    public var tokenName: String
+    public var idempotencyKey: String
+    public var fingerprint: [UInt8]
+    public var responseStatus: Int
+    public var responseBody: [UInt8]
+    public var mailboxName: String
+    public var mailboxAddress: String
+    public var recipient: String
+    public var subject: String
+    public var template: String?
+    public var messageID: String
+    public var raw: [UInt8]
+
+    public init(acceptedAt: Int64, tokenID: Int64, tokenName: String, idempotencyKey: String, fingerprint: [UInt8],
+                responseStatus: Int, responseBody: [UInt8], mailboxName: String, mailboxAddress: String, recipient: String,
+                subject: String, template: String?, messageID: String, raw: [UInt8]) {
+        self.acceptedAt = acceptedAt
+        self.tokenID = tokenID
+        self.tokenName = tokenName
+        self.idempotencyKey = idempotencyKey
+        self.fingerprint = fingerprint
+        self.responseStatus = responseStatus
+        self.responseBody = responseBody
+        self.mailboxName = mailboxName
+        self.mailboxAddress = mailboxAddress
+        self.recipient = recipient
+        self.subject = subject
+        self.template = template
+        self.messageID = messageID
+        self.raw = raw
+    }
+}
+
+public struct AuditEntry: Sendable, Equatable {
+    public var id: Int64
+    public var acceptedAt: Int64
+    public var sentAt: Int64?
+    public var tokenName: String
+    public var idempotencyKey: String
+    public var mailboxName: String
+    public var mailboxAddress: String
+    public var recipient: String
+    public var subject: String
+    public var template: String?
+    public var messageID: String
+    public var status: String
+    public var attempts: Int
+    public var lastReply: String?
+    /// Only filled by `auditEntry(id:)`.
+    public var raw: [UInt8]
+}
+
+extension Database {
+    public func idempotencyRecord(tokenID: Int64, key: String) throws(SQLiteError) -> IdempotencyRecord? {
+        let s = try statement("SELECT fingerprint, status, body, created_at FROM idempotency WHERE token_id = ?1 AND key = ?2")
+            .bind(1, tokenID).bind(2, key)
+        defer { s.finish() }
+        guard try s.step() else { return nil }
+        return IdempotencyRecord(fingerprint: s.blob(0), status: s.int(1), body: s.blob(2), createdAt: s.int64(3))
+    }
+
+    /// Inserts the queue/audit row and the idempotency record (replacing an expired one).
+    /// Call inside the group-commit transaction.
+    @discardableResult
+    public func insertAccepted(_ m: NewMessage) throws(SQLiteError) -> Int64 {
+        try statement("""
+            INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
+                                  template, message_id, raw, status, attempts, next_attempt_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', 0, ?1)
+            """)
+            .bind(1, m.acceptedAt).bind(2, m.tokenName).bind(3, m.idempotencyKey).bind(4, m.mailboxName).bind(5, m.mailboxAddress)
+            .bind(6, m.recipient).bind(7, m.subject).bind(8, m.template).bind(9, m.messageID).bind(10, blob: m.raw).run()
+        let id = lastInsertRowID
+        try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(1, m.tokenID).bind(2, m.idempotencyKey).bind(3, blob: m.fingerprint).bind(4, m.responseStatus)
+            .bind(5, blob: m.responseBody).bind(6, m.acceptedAt).run()
+        return id
+    }
+
+    /// Deletes at most `limit` idempotency records created before `cutoff`; returns how many.
+    /// Bounded so a large backlog never holds the loop for long.
+    public func sweepIdempotency(createdBefore cutoff: Int64, limit: Int) throws(SQLiteError) -> Int {
+        try statement("""
+            DELETE FROM idempotency WHERE (token_id, key) IN
+              (SELECT token_id, key FROM idempotency WHERE created_at < ?1 LIMIT ?2)
+            """).bind(1, cutoff).bind(2, limit).run()
+        return changes
+    }
+
+    static let auditColumns = """
+        id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
+        message_id, status, attempts, last_reply
+        """
+
+    func readAudit(_ s: Statement, raw: Bool) -> AuditEntry {
+        AuditEntry(id: s.int64(0), acceptedAt: s.int64(1), sentAt: s.isNull(2) ? nil : s.int64(2), tokenName: s.string(3),
+                   idempotencyKey: s.string(4), mailboxName: s.string(5), mailboxAddress: s.string(6), recipient: s.string(7),
+                   subject: s.string(8), template: s.optionalString(9), messageID: s.string(10), status: s.string(11),
+                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(14) : [])
+    }
+
+    /// Newest first, optionally filtered by recipient (case-insensitive) and status.
+    public func auditEntries(limit: Int, recipient: String? = nil, status: String? = nil) throws(SQLiteError) -> [AuditEntry] {
+        let s = try statement("""
+            SELECT \(Database.auditColumns) FROM messages
+            WHERE (?1 IS NULL OR recipient = ?1 COLLATE NOCASE) AND (?2 IS NULL OR status = ?2)
+            ORDER BY id DESC LIMIT ?3
+            """).bind(1, recipient).bind(2, status).bind(3, limit)
+        var out: [AuditEntry] = []
+        while try s.step() { out.append(readAudit(s, raw: false)) }
+        return out
+    }
+
+    public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {
+        let s = try statement("SELECT \(Database.auditColumns), raw FROM messages WHERE id = ?1").bind(1, id)
+        defer { s.finish() }
+        guard try s.step() else { return nil }
+        return readAudit(s, raw: true)
+    }
+
+    /// Messages by status (for tests and the demo's "until delivery lands" note).
+    public func messageCount(status: String) throws(SQLiteError) -> Int {
+        let s = try statement("SELECT count(*) FROM messages WHERE status = ?1").bind(1, status)
+        defer { s.finish() }
+        return try s.step() ? s.int(0) : 0
+    }
+}

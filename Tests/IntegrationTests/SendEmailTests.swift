@@ -1,0 +1,247 @@
+/// `POST /api/send_email` end to end over HTTPS against the real binary and a real SQLite
+/// file: every row of SPEC §4's status table in its check order, the seed's two examples,
+/// replay / conflict / in-use, fix-and-retry with the same key, a token revoked by the CLI
+/// while the server runs, the embedded demo, and kill -9 right after a 200.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// A server with its own database, certificate, tokens, mailboxes and a template.
+final class SendFixture {
+    let dir = makeTempDir()
+    let cert: TestCertificate
+    var db: String { dir + "/data/tickiti.db" }
+    var server: ServerProcess!
+    var port: UInt16 = 0
+    var sendToken = ""
+    var auditToken = ""
+
+    init(mailFrom: String? = nil, extraArgs: [String] = [], setUp: Bool = true) throws {
+        cert = try TestCertificate.make()
+        if setUp {
+            sendToken = try cli(["token", "create", "--name", "shop", "--ability", "send-email"]).lastLine
+            auditToken = try cli(["token", "create", "--name", "auditor", "--ability", "audit-read"]).lastLine
+            _ = try cli(["mailbox", "add", "--name", "Sales", "--address", "sales@shop.example", "--display-name", "Shop Sales", "--dsn", "file://outbox"])
+            _ = try cli(["mailbox", "add", "--name", "Support", "--address", "support@shop.example", "--dsn", "file://outbox"])
+            _ = try cli(["mailbox", "add", "--name", "Old", "--address", "old@shop.example", "--dsn", "file://outbox", "--disabled"])
+            try "<p>Invoice {{invoice_number}}: {{amount}} due {{due_date}}</p>".write(toFile: dir + "/inv.html", atomically: true, encoding: .utf8)
+            _ = try cli(["template", "add", "--identifier", "invoice_delivery", "--subject", "Invoice {{invoice_number}}", "--html-file", dir + "/inv.html"])
+        }
+        try start(mailFrom: mailFrom, extraArgs: extraArgs)
+    }
+
+    func start(mailFrom: String? = nil, extraArgs: [String] = []) throws {
+        var args = ["serve", "--db", db, "--listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key] + extraArgs
+        if let mailFrom { args += ["--mail-from-address", mailFrom] }
+        server = try ServerProcess(arguments: args, workingDirectory: dir)
+        port = try server.waitForPort()
+    }
+
+    @discardableResult
+    func cli(_ args: [String]) throws -> (status: Int32, output: String, lastLine: String) {
+        let (rc, out) = try run([binaryPath()] + [args[0], args[1], "--db", db] + args.dropFirst(2))
+        return (rc, out, out.split(separator: "\n").last.map(String.init) ?? "")
+    }
+
+    func connect() throws -> TestClient { try TestClient(port: port, caFile: cert.cert) }
+
+    /// `token`: "default" = the send-email token, nil = no Authorization header.
+    func post(_ body: String, token: String? = "default", key: String? = UUID().uuidString, contentType: String? = "application/json",
+              on client: TestClient? = nil) throws -> TestResponse {
+        let c = try client ?? connect()
+        try c.send(request(body, token: token == "default" ? sendToken : token, key: key, contentType: contentType))
+        return try c.readResponse()
+    }
+
+    func request(_ body: String, token: String?, key: String?, contentType: String? = "application/json") -> String {
+        var r = "POST /api/send_email HTTP/1.1\r\nHost: localhost\r\n"
+        if let token { r += "Authorization: Bearer \(token)\r\n" }
+        if let key { r += "Idempotency-Key: \(key)\r\n" }
+        if let contentType { r += "Content-Type: \(contentType)\r\n" }
+        return r + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+    }
+
+    func auditCount(status: String = "queued") throws -> Int {
+        try cli(["audit", "list", "--status", status, "--limit", "10000", "--json"]).output.split(separator: "\n").filter { $0.hasPrefix("{") }.count
+    }
+
+    deinit { server?.signal(SIGKILL) }
+}
+
+let directBody = #"{"to_address":"customer@example.com","subject":"Your order #1042 has shipped","content":"<p>Hi! Your order is on its way.</p>"}"#
+let templateBody = #"{"to_address":"billing@acme.example","template_identifier":"invoice_delivery","data":{"invoice_number":"INV-2024-0042","amount":"1,250.00 EUR","due_date":"2024-12-31"},"mailbox":"Sales"}"#
+
+@Suite(.serialized) struct SendEmailTests {
+    @Test func seedExamplesAreAcceptedQueuedAndAudited() throws {
+        let f = try SendFixture()
+        let a = try f.post(directBody)
+        #expect(a.status == 200)
+        #expect(a.text == #"{"ok":true,"data":{"mailbox":"sales@shop.example","used_template":false}}"#)   // first enabled by creation order
+        #expect(a.header("Content-Type") == "application/json")
+        let b = try f.post(templateBody)
+        #expect(b.text == #"{"ok":true,"data":{"mailbox":"sales@shop.example","used_template":true}}"#)
+        #expect(try f.auditCount() == 2)
+        let list = try f.cli(["audit", "list"]).output
+        #expect(list.contains("billing@acme.example\tInvoice INV-2024-0042\tSales"))
+        let show = try f.cli(["audit", "show", "2"]).output
+        #expect(show.contains("Subject: Invoice INV-2024-0042"))
+        #expect(show.contains("From: \"Shop Sales\" <sales@shop.example>"))
+        #expect(show.contains("Invoice INV-2024-0042: 1,250.00 EUR due 2024-12-31"))
+        #expect(show.contains("token:           shop"))
+    }
+
+    @Test func authenticationComesFirst() throws {
+        let f = try SendFixture()
+        // No token, bad content type, no key, bad JSON: 401 wins.
+        let none = try f.post("nope", token: nil, key: nil, contentType: "text/plain")
+        #expect(none.status == 401)
+        #expect(none.header("WWW-Authenticate") == "Bearer")
+        #expect(none.text.contains("\"code\":\"unauthenticated\""))
+        for bad in ["garbage", "1|wrongsecret", "999|\(f.sendToken.split(separator: "|")[1])"] {
+            #expect(try f.post(directBody, token: bad).status == 401)
+        }
+        // A token without send-email: 403, before the media type is looked at.
+        let forbidden = try f.post("x", token: f.auditToken, contentType: "text/plain")
+        #expect(forbidden.status == 403)
+        #expect(forbidden.text.contains("\"code\":\"forbidden\""))
+        // Then Content-Type (before the key), then the key (before the JSON).
+        #expect(try f.post("x", key: nil, contentType: "text/plain").status == 415)
+        #expect(try f.post("x", key: nil, contentType: nil).status == 415)
+        let noKey = try f.post("not json", key: nil)
+        #expect(noKey.status == 422 && noKey.text.contains("Idempotency-Key"))
+        let badJSON = try f.post("not json")
+        #expect(badJSON.status == 422 && badJSON.text.contains("\"body\""))
+        #expect(try f.post("[1,2]").status == 422)
+        #expect(try f.post(directBody, contentType: "application/json; charset=utf-8").status == 200)
+        #expect(try f.auditCount() == 1)
+    }
+
+    @Test(arguments: [
+        (#"{"subject":"s","content":"c"}"#, "to_address"),
+        (#"{"to_address":"a@b.example","subject":"s","content":"c","template_identifier":"invoice_delivery","data":{}}"#, "template_identifier"),
+        (#"{"to_address":"a@b.example","subject":"s"}"#, "content"),
+        (#"{"to_address":"a@b.example","template_identifier":"nope","data":{}}"#, "template_identifier"),
+        (#"{"to_address":"a@b.example","template_identifier":"invoice_delivery","data":{"amount":"1"}}"#, "invoice_number"),
+        (#"{"to_address":"a@b.example","subject":"s","content":"c","mailbox":"Nope"}"#, "mailbox"),
+        (#"{"to_address":"a@b.example","subject":"s","content":"c","mailbox":"Old"}"#, "disabled"),
+        (#"{"to_address":"a@b.example\r\nBcc: x@evil.example","subject":"s","content":"c"}"#, "to_address"),
+        (#"{"to_address":"a@b.example","subject":"Hi\r\nBcc: x@evil.example","content":"c"}"#, "subject"),
+        (#"{"to_address":"a@localhost","subject":"s","content":"c","validate_address":true}"#, "to_address"),
+        (#"{"to_address":"a@b.example","subject":1,"content":"c"}"#, "subject"),
+    ])
+    func validationFailuresAre422AndStoreNothing(body: String, mention: String) throws {
+        let f = try SendFixture()
+        let r = try f.post(body)
+        #expect(r.status == 422, "\(r.text)")
+        #expect(r.text.contains("\"code\":\"validation_failed\""))
+        #expect(r.text.contains("\"fields\":{"))
+        #expect(r.text.contains(mention), "\(r.text)")
+        #expect(try f.auditCount() == 0)
+    }
+
+    @Test func missingPlaceholdersAreNamed() throws {
+        let f = try SendFixture()
+        let r = try f.post(#"{"to_address":"a@b.example","template_identifier":"invoice_delivery","data":{"amount":"5"}}"#)
+        #expect(r.status == 422)
+        #expect(r.text.contains(#""data":["is missing the placeholder \"invoice_number\"","is missing the placeholder \"due_date\""]"#), "\(r.text)")
+    }
+
+    @Test func replayConflictAndFixAndRetry() throws {
+        let f = try SendFixture()
+        let key = "key-\(UUID().uuidString)"
+        // Fails validation first: nothing stored, the same key may be used again.
+        #expect(try f.post(#"{"to_address":"x@y.example","subject":"s"}"#, key: key).status == 422)
+        let first = try f.post(directBody, key: key)
+        #expect(first.status == 200)
+        #expect(first.header("Idempotent-Replayed") == nil)
+        // Same key, same payload in another key order and spacing: the stored answer again.
+        let reordered = #"{ "content":"<p>Hi! Your order is on its way.</p>", "subject":"Your order #1042 has shipped", "to_address":"customer@example.com" }"#
+        let replay = try f.post(reordered, key: key)
+        #expect(replay.status == 200)
+        #expect(replay.body == first.body)
+        #expect(replay.header("Idempotent-Replayed") == "true")
+        // Same key, different payload: conflict.
+        let conflict = try f.post(#"{"to_address":"other@example.com","subject":"s","content":"c"}"#, key: key)
+        #expect(conflict.status == 409)
+        #expect(conflict.text.contains("idempotency_key_conflict"))
+        // Keys are per token.
+        let other = try f.cli(["token", "create", "--name", "other", "--ability", "*"]).lastLine
+        #expect(try f.post(directBody, token: other, key: key).header("Idempotent-Replayed") == nil)
+        #expect(try f.auditCount() == 2)
+    }
+
+    @Test func twoRequestsWithOneKeyInOneLoopTurnQueueExactlyOneMessage() throws {
+        let f = try SendFixture()
+        let key = UUID().uuidString
+        // Pipelined in one write: both are handled in the same loop iteration, before the commit.
+        let c = try f.connect()
+        try c.send(f.request(directBody, token: f.sendToken, key: key) + f.request(directBody, token: f.sendToken, key: key))
+        let r1 = try c.readResponse()
+        let r2 = try c.readResponse()
+        #expect(r1.status == 200)
+        #expect(r2.status == 409)
+        #expect(r2.text.contains("idempotency_key_in_use"))
+        // Two connections, sent back to back: one 200, the other in-use or a replay.
+        let key2 = UUID().uuidString
+        let a = try f.connect(), b = try f.connect()
+        try a.send(f.request(directBody, token: f.sendToken, key: key2))
+        try b.send(f.request(directBody, token: f.sendToken, key: key2))
+        let ra = try a.readResponse(), rb = try b.readResponse()
+        let fresh = [ra, rb].filter { $0.status == 200 && $0.header("Idempotent-Replayed") == nil }
+        #expect(fresh.count == 1)
+        for r in [ra, rb] where !(r.status == 200 && r.header("Idempotent-Replayed") == nil) {
+            #expect((r.status == 409 && r.text.contains("in_use")) || r.header("Idempotent-Replayed") == "true")
+        }
+        #expect(try f.auditCount() == 2)
+    }
+
+    @Test func mailboxChoiceFollowsTheSpec() throws {
+        let f = try SendFixture(mailFrom: "SUPPORT@shop.example")
+        #expect(try f.post(directBody).text.contains("support@shop.example"))   // the mail-from address, case-insensitive
+        #expect(try f.post(#"{"to_address":"a@b.example","subject":"s","content":"c","mailbox":"Sales"}"#).text.contains("sales@shop.example"))
+        _ = try f.cli(["mailbox", "disable", "Sales"])
+        _ = try f.cli(["mailbox", "disable", "Support"])
+        let none = try f.post(directBody)
+        #expect(none.status == 422 && none.text.contains("no enabled mailbox"))
+    }
+
+    @Test func aTokenRevokedWhileTheServerRunsStopsAtOnce() throws {
+        let f = try SendFixture()
+        let c = try f.connect()
+        #expect(try f.post(directBody, on: c).status == 200)
+        #expect(try f.cli(["token", "revoke", "shop"]).status == 0)
+        #expect(try f.post(directBody, on: c).status == 401)
+    }
+
+    @Test func anAcceptedMessageSurvivesKill9() throws {
+        let f = try SendFixture()
+        let r = try f.post(templateBody)
+        #expect(r.status == 200)
+        f.server.signal(SIGKILL)
+        _ = try? f.server.waitForExit()
+        #expect(try f.auditCount() == 1)
+        try f.start()
+        // The same key after the restart is a replay, not a second message.
+        #expect(try f.auditCount() == 1)
+    }
+
+    @Test func embeddedDemoWorksAsPrinted() throws {
+        let f = try SendFixture(setUp: false)
+        let tokenLine = try f.server.waitForLine(containing: "demo token (shown once): ")
+        let token = String(tokenLine.split(separator: " ").last!)
+        let curlLine = try f.server.waitForLine(containing: "curl ")
+        #expect(curlLine.contains("--cacert \(f.cert.cert)"))
+        let (rc, out) = try run(["sh", "-c", curlLine + " -sS"])
+        #expect(rc == 0, "\(out)")
+        #expect(out == #"{"ok":true,"data":{"mailbox":"billing@tickiti.localhost","used_template":true}}"#, "\(out)")
+        #expect(token.contains("|"))
+        #expect(try f.auditCount() == 1)
+        // A second start on the same database creates nothing new.
+        f.server.signal(SIGTERM)
+        _ = try f.server.waitForExit()
+        try f.start()
+        #expect(!f.server.stderrLines.contains { $0.contains("demo token") })
+    }
+}
