@@ -63,8 +63,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // libFuzzer target (build recipe in README "Fuzzing")
+        // libFuzzer targets (Tests/Scripts/fuzz TARGET SECONDS)
         .executableTarget(name: "FuzzHTTP1", dependencies: ["HTTP1"]),
+        .executableTarget(name: "FuzzSendAPI", dependencies: ["SendAPI", "JSON", "MIME"]),
 
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),

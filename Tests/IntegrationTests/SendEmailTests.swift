@@ -70,8 +70,26 @@ final class SendFixture {
     deinit { server?.signal(SIGKILL) }
 }
 
-let directBody = #"{"to_address":"customer@example.com","subject":"Your order #1042 has shipped","content":"<p>Hi! Your order is on its way.</p>"}"#
-let templateBody = #"{"to_address":"billing@acme.example","template_identifier":"invoice_delivery","data":{"invoice_number":"INV-2024-0042","amount":"1,250.00 EUR","due_date":"2024-12-31"},"mailbox":"Sales"}"#
+/// The seed article's two examples, verbatim (Example B with a mailbox name added).
+let directBody = """
+    {
+    "to_address": "marcus@trailblazers-club.example",
+    "subject": "Your order SP-2412-0489 has shipped",
+    "content": "<p>Hi Marcus,</p><p>Tracking: TRACK-XYZ.</p>"
+    }
+    """
+let templateBody = """
+    {
+    "to_address": "marcus@trailblazers-club.example",
+    "template_identifier": "invoice_delivery",
+    "data": {
+    "invoice_number": "INV-2026-0488",
+    "amount": "£189.00",
+    "due_date": "2026-05-15"
+    },
+    "mailbox": "Sales"
+    }
+    """
 
 @Suite(.serialized) struct SendEmailTests {
     @Test func seedExamplesAreAcceptedQueuedAndAudited() throws {
@@ -84,11 +102,11 @@ let templateBody = #"{"to_address":"billing@acme.example","template_identifier":
         #expect(b.text == #"{"ok":true,"data":{"mailbox":"sales@shop.example","used_template":true}}"#)
         #expect(try f.auditCount() == 2)
         let list = try f.cli(["audit", "list"]).output
-        #expect(list.contains("billing@acme.example\tInvoice INV-2024-0042\tSales"))
+        #expect(list.contains("marcus@trailblazers-club.example\tInvoice INV-2026-0488\tSales"), "\(list)")
         let show = try f.cli(["audit", "show", "2"]).output
-        #expect(show.contains("Subject: Invoice INV-2024-0042"))
+        #expect(show.contains("Subject: Invoice INV-2026-0488"))
         #expect(show.contains("From: \"Shop Sales\" <sales@shop.example>"))
-        #expect(show.contains("Invoice INV-2024-0042: 1,250.00 EUR due 2024-12-31"))
+        #expect(show.contains("Invoice INV-2026-0488: =C2=A3189.00 due 2026-05-15"), "\(show)")   // £ quoted-printable
         #expect(show.contains("token:           shop"))
     }
 
@@ -157,7 +175,7 @@ let templateBody = #"{"to_address":"billing@acme.example","template_identifier":
         #expect(first.status == 200)
         #expect(first.header("Idempotent-Replayed") == nil)
         // Same key, same payload in another key order and spacing: the stored answer again.
-        let reordered = #"{ "content":"<p>Hi! Your order is on its way.</p>", "subject":"Your order #1042 has shipped", "to_address":"customer@example.com" }"#
+        let reordered = #"{"content":"<p>Hi Marcus,</p><p>Tracking: TRACK-XYZ.</p>","subject":"Your order SP-2412-0489 has shipped","to_address":"marcus@trailblazers-club.example"}"#
         let replay = try f.post(reordered, key: key)
         #expect(replay.status == 200)
         #expect(replay.body == first.body)
