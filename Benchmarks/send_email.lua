@@ -1,0 +1,26 @@
+-- wrk script: POST /api/send_email with the seed article's Example A body, a bearer token and
+-- a UNIQUE Idempotency-Key per request (per-thread random prefix + counter), so every request
+-- is a new accepted-and-durable message. Env: BEARER_TOKEN, CONN_CLOSE=1 for a new connection
+-- per request.
+local token = os.getenv("BEARER_TOKEN") or "missing"
+local close = os.getenv("CONN_CLOSE") == "1"
+local body = '{"to_address":"marcus@trailblazers-club.example","subject":"Your order SP-2412-0489 has shipped",'
+  .. '"content":"<p>Hi Marcus,</p><p>Your order SP-2412-0489 is on its way. Tracking: TRACK-XYZ.</p>"}'
+local counter = 0
+local prefix
+
+function init(args)
+  math.randomseed(os.time() + (tonumber(tostring({}):sub(8), 16) or 0))
+  prefix = string.format("%08x-%04x-4%03x", math.random(0, 0x7fffffff), math.random(0, 0xffff), math.random(0, 0xfff))
+end
+
+function request()
+  counter = counter + 1
+  local headers = {
+    ["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = string.format("%s-%012x", prefix, counter),
+  }
+  if close then headers["Connection"] = "close" end
+  return wrk.format("POST", "/api/send_email", headers, body)
+end
