@@ -40,13 +40,14 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     var logger: Logger
     let mailFromAddress: String?
     let retentionMilliseconds: Int64
-    var random = SystemRandomNumberGenerator()
+    var random = FastRandom()
 
     var batch: [Pending] = []
     var inFlight: [String: [UInt8]] = [:]
 
     // Caches, valid while data_version is unchanged.
     var cachedVersion: Int64 = -1
+    var checkedIteration: UInt64 = .max
     var tokenCache: [Int64: StoredToken] = [:]
     var mailboxCache: [MailboxRecord]?
     var templateCache: [String: EmailTemplate] = [:]
@@ -190,7 +191,10 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     // MARK: Reads
 
+    /// Once per loop iteration: an admin's change is seen by the next iteration's requests.
     func refreshCachesIfChanged() throws {
+        guard reactor.iterations != checkedIteration else { return }
+        checkedIteration = reactor.iterations
         let v = try db.dataVersion()
         if v != cachedVersion {
             cachedVersion = v

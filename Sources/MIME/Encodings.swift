@@ -10,35 +10,55 @@ public enum Encodings {
     /// no line starts with a dot (one less thing for SMTP dot-stuffing to get wrong).
     public static func quotedPrintable(_ text: String) -> [UInt8] {
         var out: [UInt8] = []
-        let bytes = Array(text.utf8)
-        out.reserveCapacity(bytes.count + bytes.count / 8 + 16)
+        var utf8 = text.utf8
+        let count = utf8.count
+        out.reserveCapacity(count + count / 8 + 16)
         var lineLength = 0
-        var i = 0
-        func emit(_ token: [UInt8]) {
-            if lineLength + token.count > 75 {
-                out.append(contentsOf: [0x3D, 0x0D, 0x0A])   // soft line break
-                lineLength = 0
-            }
-            out.append(contentsOf: token)
-            lineLength += token.count
-        }
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == 0x0D || b == 0x0A {
-                out.append(contentsOf: [0x0D, 0x0A])
-                lineLength = 0
-                if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
+        let done: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+            var i = 0
+            while i < bytes.count {
+                let b = bytes[i]
+                if b == 0x0D || b == 0x0A {
+                    out.append(0x0D)
+                    out.append(0x0A)
+                    lineLength = 0
+                    if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
+                    i += 1
+                    continue
+                }
+                let atLineEnd = i + 1 == bytes.count || bytes[i + 1] == 0x0D || bytes[i + 1] == 0x0A
+                let literal = ((b >= 0x21 && b <= 0x7E && b != 0x3D) || ((b == 0x20 || b == 0x09) && !atLineEnd))
+                    && !(b == 0x2E && lineLength == 0)
+                let width = literal ? 1 : 3
+                if lineLength + width > 75 {   // soft line break
+                    out.append(0x3D)
+                    out.append(0x0D)
+                    out.append(0x0A)
+                    lineLength = 0
+                    if b == 0x2E && literal {   // a dot that now starts a line is encoded after all
+                        out.append(0x3D); out.append(0x32); out.append(0x45)
+                        lineLength = 3
+                        i += 1
+                        continue
+                    }
+                }
+                if literal {
+                    out.append(b)
+                } else {
+                    out.append(0x3D)
+                    out.append(hex[Int(b >> 4)])
+                    out.append(hex[Int(b & 15)])
+                }
+                lineLength += width
                 i += 1
-                continue
             }
-            let atLineEnd = i + 1 == bytes.count || bytes[i + 1] == 0x0D || bytes[i + 1] == 0x0A
-            let literal = (b >= 0x21 && b <= 0x7E && b != 0x3D) || ((b == 0x20 || b == 0x09) && !atLineEnd)
-            if literal && !(b == 0x2E && lineLength == 0) {
-                emit([b])
-            } else {
-                emit([0x3D, hex[Int(b >> 4)], hex[Int(b & 15)]])
-            }
-            i += 1
+            return true
+        }
+        if done == nil {
+            var copy = text
+            copy.makeContiguousUTF8()
+            utf8 = copy.utf8
+            return quotedPrintable(copy)
         }
         return out
     }
@@ -66,7 +86,13 @@ public enum Encodings {
     /// Header text: as is when printable ASCII, else RFC 2047 `=?UTF-8?B?…?=` words of at most
     /// 75 characters, split on character boundaries, joined by CRLF SP (folding).
     public static func headerText(_ s: String) -> String {
-        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) && !s.contains("=?") { return s }
+        var plain = true
+        var previous: UInt8 = 0
+        for b in s.utf8 {
+            if b < 0x20 || b >= 0x7F || (previous == 0x3D && b == 0x3F) { plain = false; break }   // "=?" would read as an encoded word
+            previous = b
+        }
+        if plain { return s }
         var words: [String] = []
         var chunk: [UInt8] = []
         // 42 bytes → 56 base64 chars → 68-character words, so "Subject: " + a word fits in

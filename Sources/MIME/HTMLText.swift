@@ -1,92 +1,116 @@
 /// HTMLText: a readable plain-text part derived from an HTML body when no text template
-/// is given — tags dropped, `<script>`/`<style>` content dropped, block elements and `<br>`
-/// as line breaks, list items as "- ", links as "text (href)", the common entities decoded,
-/// runs of blank space collapsed. Not a renderer; a fallback that reads well.
+/// is given — tags dropped, `<script>`/`<style>`/`<head>`/`<title>` content dropped, block
+/// elements and `<br>` as line breaks, list items as "- ", links as "text (href)", the
+/// common entities decoded, runs of blank space collapsed. Not a renderer; a fallback that
+/// reads well. Works on UTF-8 bytes (it runs once per accepted message: Character-by-
+/// Character String walking cost more than the rest of the request together).
 public enum HTMLText {
-    static let blockTags: Set<String> = ["p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "blockquote", "hr", "section", "article", "header", "footer"]
+    static let blockTags: Set<[UInt8]> = Set(["p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table",
+                                              "blockquote", "hr", "section", "article", "header", "footer"].map { Array($0.utf8) })
+    static let skipTags: Set<[UInt8]> = Set(["script", "style", "head", "title"].map { Array($0.utf8) })
 
     public static func plainText(fromHTML html: String) -> String {
-        var out = ""
-        var i = html.startIndex
-        var skipUntil: String?
-        var pendingHref: String?
-        while i < html.endIndex {
-            let c = html[i]
-            if c == "<" {
-                guard let close = html[i...].firstIndex(of: ">") else { break }
-                let tag = html[html.index(after: i)..<close]
-                i = html.index(after: close)
-                let isEnd = tag.hasPrefix("/")
-                let name = String(tag.drop(while: { $0 == "/" }).prefix(while: { $0.isLetter || $0.isNumber })).lowercased()
+        let p = Array(html.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(p.count)
+        var i = 0
+        var skipUntil: [UInt8]?
+        var pendingHref: [UInt8]?
+        while i < p.count {
+            let c = p[i]
+            if c == UInt8(ascii: "<") {
+                guard let close = p[i...].firstIndex(of: UInt8(ascii: ">")) else { break }
+                let tag = p[(i + 1)..<close]
+                i = close + 1
+                let isEnd = tag.first == UInt8(ascii: "/")
+                var name: [UInt8] = []
+                for b in tag.drop(while: { $0 == UInt8(ascii: "/") }) {
+                    guard (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A) else { break }
+                    name.append(b | 0x20)
+                }
                 if let s = skipUntil {
                     if isEnd && name == s { skipUntil = nil }
                     continue
                 }
-                if tag.hasPrefix("!") { continue }
-                if !isEnd && (name == "script" || name == "style" || name == "head" || name == "title") { skipUntil = name; continue }
-                if name == "li" && !isEnd { out += "\n- "; continue }
-                if name == "a" {
+                if tag.first == UInt8(ascii: "!") { continue }
+                if !isEnd && skipTags.contains(name) { skipUntil = name; continue }
+                if name == [0x6C, 0x69] && !isEnd {   // li
+                    out.append(contentsOf: [0x0A, 0x2D, 0x20])
+                    continue
+                }
+                if name == [0x61] {   // a
                     if isEnd {
-                        if let h = pendingHref { out += " (\(h))" }
+                        if let h = pendingHref { out.append(contentsOf: [0x20, 0x28]); out.append(contentsOf: h); out.append(0x29) }
                         pendingHref = nil
                     } else {
-                        pendingHref = attribute("href", in: tag)
+                        pendingHref = attribute(Array("href=".utf8), in: Array(tag))
                     }
                     continue
                 }
-                if blockTags.contains(name) { out += "\n" }
+                if blockTags.contains(name) { out.append(0x0A) }
                 continue
             }
-            if skipUntil != nil { i = html.index(after: i); continue }
-            if c == "&", let semi = html[i...].prefix(10).firstIndex(of: ";") {
-                let entity = String(html[html.index(after: i)..<semi])
-                if let decoded = decode(entity) {
-                    out.append(decoded)
-                    i = html.index(after: semi)
-                    continue
-                }
+            if skipUntil != nil { i += 1; continue }
+            if c == UInt8(ascii: "&"), let semi = p[i..<min(p.count, i + 10)].firstIndex(of: UInt8(ascii: ";")),
+               let decoded = decode(p[(i + 1)..<semi]) {
+                out.append(contentsOf: decoded)
+                i = semi + 1
+                continue
             }
             out.append(c)
-            i = html.index(after: i)
+            i += 1
         }
-        // Collapse spaces within lines and blank-line runs.
-        var lines: [String] = []
-        for raw in out.split(separator: "\n", omittingEmptySubsequences: false) {
-            let words = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            lines.append(words.joined(separator: " "))
+        // Collapse spaces within lines, and runs of blank lines.
+        var result: [UInt8] = []
+        result.reserveCapacity(out.count)
+        var lineStart = true
+        var pendingSpace = false
+        var blankLines = 0
+        for b in out {
+            switch b {
+            case 0x0A:
+                if lineStart { blankLines += 1 } else { blankLines = 0 }
+                if blankLines <= 1 && !result.isEmpty { result.append(0x0A) }
+                lineStart = true
+                pendingSpace = false
+            case 0x20, 0x09, 0x0D:
+                if !lineStart { pendingSpace = true }
+            default:
+                if pendingSpace { result.append(0x20) }
+                pendingSpace = false
+                lineStart = false
+                blankLines = 0
+                result.append(b)
+            }
         }
-        var result: [String] = []
-        for l in lines {
-            if l.isEmpty && (result.last?.isEmpty ?? true) { continue }
-            result.append(l)
-        }
-        while result.last?.isEmpty == true { result.removeLast() }
-        return result.joined(separator: "\n")
+        while result.last == 0x0A { result.removeLast() }
+        return String(decoding: result, as: UTF8.self)
     }
 
-    static func attribute(_ name: String, in tag: Substring) -> String? {
-        let lower = tag.lowercased()
-        guard let r = lower.firstRange(of: name + "=") else { return nil }
-        var rest = tag[tag.index(tag.startIndex, offsetBy: lower.distance(from: lower.startIndex, to: r.upperBound))...]
-        if let q = rest.first, q == "\"" || q == "'" {
+    static func attribute(_ key: [UInt8], in tag: [UInt8]) -> [UInt8]? {
+        let lower = tag.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }
+        guard let r = lower.firstRange(of: key) else { return nil }
+        var rest = tag[r.upperBound...]
+        if let q = rest.first, q == 0x22 || q == 0x27 {
             rest = rest.dropFirst()
-            return String(rest.prefix(while: { $0 != q }))
+            return Array(rest.prefix(while: { $0 != q }))
         }
-        return String(rest.prefix(while: { $0 != " " && $0 != ">" }))
+        return Array(rest.prefix(while: { $0 != 0x20 && $0 != 0x3E }))
     }
 
-    static func decode(_ entity: String) -> Character? {
-        switch entity {
-        case "amp": return "&"
-        case "lt": return "<"
-        case "gt": return ">"
-        case "quot": return "\""
-        case "apos", "#39": return "'"
-        case "nbsp": return " "
-        default:
-            if entity.hasPrefix("#x") || entity.hasPrefix("#X"), let v = UInt32(entity.dropFirst(2), radix: 16), let u = Unicode.Scalar(v) { return Character(u) }
-            if entity.hasPrefix("#"), let v = UInt32(entity.dropFirst()), let u = Unicode.Scalar(v) { return Character(u) }
-            return nil
+    static func decode(_ entity: ArraySlice<UInt8>) -> [UInt8]? {
+        switch String(decoding: entity, as: UTF8.self) {
+        case "amp": return [0x26]
+        case "lt": return [0x3C]
+        case "gt": return [0x3E]
+        case "quot": return [0x22]
+        case "apos", "#39": return [0x27]
+        case "nbsp": return [0x20]
+        case let e:
+            var v: UInt32?
+            if e.hasPrefix("#x") || e.hasPrefix("#X") { v = UInt32(e.dropFirst(2), radix: 16) } else if e.hasPrefix("#") { v = UInt32(e.dropFirst()) }
+            guard let v, let u = Unicode.Scalar(v) else { return nil }
+            return Array(String(Character(u)).utf8)
         }
     }
 }

@@ -33,8 +33,9 @@ public enum MessageBuilder {
     }
 
     public static func build<R: RandomNumberGenerator>(_ m: Input, epochSeconds: Int, random: inout R) -> OutgoingMessage {
-        precondition(!(m.subject + m.to + m.fromAddress + (m.fromName ?? "")).unicodeScalars.contains { $0 == "\r" || $0 == "\n" },
-                     "CR/LF in a header value")
+        for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] {
+            precondition(!v.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }), "CR/LF in a header value")
+        }
         let domain = m.fromAddress.split(separator: "@").last.map(String.init) ?? "localhost"
         let messageID = "<\(hex(random.next()))\(hex(random.next()))@\(domain)>"
         let boundary = "=_tickiti_\(hex(random.next()))\(hex(random.next()))"
