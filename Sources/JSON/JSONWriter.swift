@@ -31,7 +31,7 @@ extension JSONValue {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            let ordered = sorted ? members.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) } : members
+            let ordered = sorted ? members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } : members
             for (k, m) in ordered.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
                 JSONValue.writeString(m.key, into: &out)

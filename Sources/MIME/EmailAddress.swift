@@ -12,9 +12,15 @@ public enum EmailAddress {
     public static func injectionProblem(_ s: String) -> String? {
         if s.isEmpty { return "must not be empty" }
         for u in s.unicodeScalars {
-            if u.value < 0x20 || u.value == 0x7F || (u.value >= 0x80 && u.value < 0xA0) { return "must not contain control characters" }
+            let v = u.value
+            if v < 0x80 {   // ASCII fast path (Unicode property look-ups are costly per scalar)
+                if v < 0x20 || v == 0x7F { return "must not contain control characters" }
+                if v == 0x20 { return "must not contain whitespace" }
+                if v == 0x3C || v == 0x3E || v == 0x2C || v == 0x3B { return "must not contain <, >, , or ;" }
+                continue
+            }
+            if v < 0xA0 { return "must not contain control characters" }
             if u.properties.isWhitespace { return "must not contain whitespace" }
-            if u == "<" || u == ">" || u == "," || u == ";" { return "must not contain <, >, , or ;" }
         }
         guard let at = s.lastIndex(of: "@"), at != s.startIndex, s.index(after: at) != s.endIndex else {
             return "must contain @ with text on both sides"

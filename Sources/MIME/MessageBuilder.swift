@@ -36,27 +36,50 @@ public enum MessageBuilder {
         for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] {
             precondition(!v.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }), "CR/LF in a header value")
         }
-        let domain = m.fromAddress.split(separator: "@").last.map(String.init) ?? "localhost"
-        let messageID = "<\(hex(random.next()))\(hex(random.next()))@\(domain)>"
-        let boundary = "=_tickiti_\(hex(random.next()))\(hex(random.next()))"
-        var h = ""
-        h += "From: \(mailbox(name: m.fromName, address: m.fromAddress))\r\n"
-        h += "To: \(m.to)\r\n"
-        h += "Subject: \(Encodings.headerText(m.subject))\r\n"
-        h += "Date: \(Encodings.rfc5322Date(epochSeconds: epochSeconds))\r\n"
-        h += "Message-ID: \(messageID)\r\n"
-        h += "MIME-Version: 1.0\r\n"
-        h += "Content-Type: multipart/alternative;\r\n boundary=\"\(boundary)\"\r\n"
-        h += "\r\n"
-        var out = Array(h.utf8)
+        let domain = m.fromAddress.utf8.lastIndex(of: 0x40).map { String(m.fromAddress[m.fromAddress.utf8.index(after: $0)...]) } ?? "localhost"
+        var idBytes: [UInt8] = [0x3C]
+        appendHex(random.next(), &idBytes)
+        appendHex(random.next(), &idBytes)
+        idBytes.append(0x40)
+        idBytes.append(contentsOf: domain.utf8)
+        idBytes.append(0x3E)
+        let messageID = String(decoding: idBytes, as: UTF8.self)
+        var boundary: [UInt8] = Array("=_tickiti_".utf8)
+        appendHex(random.next(), &boundary)
+        appendHex(random.next(), &boundary)
+
         let text = m.text ?? HTMLText.plainText(fromHTML: m.html)
+        var out: [UInt8] = []
+        out.reserveCapacity(640 + m.html.utf8.count * 2 + text.utf8.count + m.subject.utf8.count * 2)
+        func put(_ s: String) { out.append(contentsOf: s.utf8) }
+        put("From: "); put(mailbox(name: m.fromName, address: m.fromAddress)); put("\r\n")
+        put("To: "); put(m.to); put("\r\n")
+        put("Subject: "); put(Encodings.headerText(m.subject)); put("\r\n")
+        put("Date: "); put(Encodings.rfc5322Date(epochSeconds: epochSeconds)); put("\r\n")
+        put("Message-ID: "); out.append(contentsOf: idBytes); put("\r\n")
+        put("MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"")
+        out.append(contentsOf: boundary)
+        put("\"\r\n\r\n")
         for (type, body) in [("text/plain", text), ("text/html", m.html)] {
-            out += Array("--\(boundary)\r\nContent-Type: \(type); charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n".utf8)
-            out += Encodings.quotedPrintable(body)
-            out += [0x0D, 0x0A]
+            put("--"); out.append(contentsOf: boundary)
+            put("\r\nContent-Type: "); put(type)
+            put("; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+            out.append(contentsOf: Encodings.quotedPrintable(body))
+            put("\r\n")
         }
-        out += Array("--\(boundary)--\r\n".utf8)
+        put("--"); out.append(contentsOf: boundary); put("--\r\n")
         return OutgoingMessage(messageID: messageID, bytes: out)
+    }
+
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func appendHex(_ v: UInt64, _ out: inout [UInt8]) {
+        var shift: UInt64 = 60
+        while true {
+            out.append(hexDigits[Int((v >> shift) & 15)])
+            if shift == 0 { break }
+            shift -= 4
+        }
     }
 
     /// `"Name" <address>` (quoted-string, or encoded-words when not ASCII), or the address.
@@ -70,10 +93,6 @@ public enum MessageBuilder {
         return "\(Encodings.headerText(name))\r\n <\(address)>"   // folded: encoded words can be long
     }
 
-    static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
 }
 
 extension String {

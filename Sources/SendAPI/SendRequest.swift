@@ -29,6 +29,10 @@ public enum SendAPI {
     /// `application/json`, optionally with `charset=utf-8` (any case, OWS tolerated).
     public static func contentTypeIsJSON(_ value: String?) -> Bool {
         guard let value else { return false }
+        // Fast path: the exact common forms.
+        if asciiCaseInsensitiveEquals(value, "application/json") || asciiCaseInsensitiveEquals(value, "application/json; charset=utf-8") {
+            return true
+        }
         let parts = value.split(separator: ";", omittingEmptySubsequences: false).map { $0.trimmingSpaces.lowercased() }
         guard parts.first == "application/json" else { return false }
         for p in parts.dropFirst() {
