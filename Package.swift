@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "SendAPI", dependencies: ["HTTP1", "JSON", "MIME"]),
         .target(name: "Idempotency", dependencies: ["Digest", "JSON"]),
         .target(name: "Templates", dependencies: ["JSON", .product(name: "Mustache", package: "swift-mustache")]),
+        .target(name: "SMTPProtocol"),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -66,6 +67,7 @@ let package = Package(
         // libFuzzer targets (Tests/Scripts/fuzz TARGET SECONDS)
         .executableTarget(name: "FuzzHTTP1", dependencies: ["HTTP1"]),
         .executableTarget(name: "FuzzSendAPI", dependencies: ["SendAPI", "JSON", "MIME"]),
+        .executableTarget(name: "FuzzSMTPReply", dependencies: ["SMTPProtocol"]),
 
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
@@ -75,6 +77,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "SendAPITests", dependencies: ["SendAPI", "Idempotency", "JSON"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
+        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),

@@ -1,0 +1,68 @@
+/// Envelope: one message to carry — the envelope sender and recipient and the stored
+/// RFC 5322 bytes — plus what the transaction must ask of the relay (SMTPUTF8, 8BITMIME,
+/// SIZE), computed once.
+public struct Envelope: Sendable {
+    public var from: String
+    public var to: String
+    /// The message exactly as stored at acceptance (CRLF line ends).
+    public var message: [UInt8]
+    /// RFC 6531: a non-ASCII address or header needs the SMTPUTF8 extension.
+    public var needsSMTPUTF8: Bool
+    /// RFC 6152: octets ≥ 0x80 in the content.
+    public var has8BitContent: Bool
+
+    public init(from: String, to: String, message: [UInt8]) {
+        self.from = from
+        self.to = to
+        self.message = message
+        let eightBit = message.contains(where: { $0 >= 0x80 })
+        has8BitContent = eightBit
+        needsSMTPUTF8 = from.utf8.contains(where: { $0 >= 0x80 }) || to.utf8.contains(where: { $0 >= 0x80 })
+            || (eightBit && Envelope.headersHave8Bit(message))
+    }
+
+    static func headersHave8Bit(_ m: [UInt8]) -> Bool {
+        // The header section ends at the first empty line (CRLF CRLF).
+        var i = 0
+        while i + 3 < m.count {
+            if m[i] == 0x0D && m[i + 1] == 0x0A && m[i + 2] == 0x0D && m[i + 3] == 0x0A { break }
+            if m[i] >= 0x80 { return true }
+            i += 1
+        }
+        return false
+    }
+}
+
+public enum DataEncoding {
+    /// The DATA payload: the message dot-stuffed (RFC 5321 §4.5.2: a line that starts with
+    /// "." gets one more), bare CR or LF normalised to CRLF, ended by CRLF "." CRLF.
+    public static func dotStuffed(_ message: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(message.count + message.count / 64 + 5)
+        var lineStart = true
+        var i = 0
+        let n = message.count
+        while i < n {
+            let b = message[i]
+            if lineStart && b == 0x2E { out.append(0x2E) }
+            switch b {
+            case 0x0D:
+                out.append(0x0D)
+                out.append(0x0A)
+                if i + 1 < n && message[i + 1] == 0x0A { i += 1 }
+                lineStart = true
+            case 0x0A:
+                out.append(0x0D)
+                out.append(0x0A)
+                lineStart = true
+            default:
+                out.append(b)
+                lineStart = false
+            }
+            i += 1
+        }
+        if !lineStart { out.append(contentsOf: [0x0D, 0x0A]) }
+        out.append(contentsOf: [0x2E, 0x0D, 0x0A])
+        return out
+    }
+}

@@ -1,0 +1,138 @@
+import Testing
+@testable import SMTPProtocol
+
+struct ReplyParserTests {
+    static let good: [(String, [String])] = [
+        ("220 mx.example ESMTP\r\n", ["220|nil|mx.example ESMTP"]),
+        ("250 2.1.0 Ok\r\n", ["250|2.1.0|2.1.0 Ok"]),
+        ("250\r\n", ["250|nil|"]),
+        ("250 \r\n", ["250|nil|"]),
+        ("250-a\r\n250-b\r\n250 c\r\n", ["250|nil|a / b / c"]),
+        ("250-a\n250 b\n", ["250|nil|a / b"]),                             // bare LF
+        ("550 5.1.1 <x@y>: Recipient address rejected\r\n", ["550|5.1.1|5.1.1 <x@y>: Recipient address rejected"]),
+        ("451 4.7.1 later\r\n354 go\r\n", ["451|4.7.1|4.7.1 later", "354|nil|go"]),
+        ("550 4.1.1 class mismatch\r\n", ["550|nil|4.1.1 class mismatch"]),  // enhanced class must match
+        ("250 2.0.0\r\n", ["250|2.0.0|2.0.0"]),
+        ("250 2.1234.0 too long\r\n", ["250|nil|2.1234.0 too long"]),
+        ("250 bell\u{07}tab\t\r\n", ["250|nil|bell?tab\t"]),
+        ("221 Bye\r\n", ["221|nil|Bye"]),
+        ("250 ok", []),                                                   // incomplete: nothing yet
+        ("250-only a continuation\r\n", []),
+    ]
+
+    @Test(arguments: good)
+    func parses(input: String, expected: [String]) throws {
+        for split in [nil] + Array(0...input.utf8.count).map({ Optional($0) }) {
+            var p = ReplyParser()
+            var out: [SMTPReply] = []
+            let bytes = Array(input.utf8)
+            if let split {
+                try p.feed(Array(bytes[..<split]), into: &out)
+                try p.feed(Array(bytes[split...]), into: &out)
+            } else {
+                try p.feed(bytes, into: &out)
+            }
+            #expect(out.map { "\($0.code)|\($0.enhancedCode ?? "nil")|\($0.lines.joined(separator: " / "))" } == expected, "split \(String(describing: split))")
+        }
+    }
+
+    static let bad: [(String, String)] = [
+        ("hello\r\n", "malformed"),
+        ("25\r\n", "malformed"),
+        ("150 no\r\n", "malformed"),
+        ("260 no\r\n", "malformed"),
+        ("250_x\r\n", "malformed"),
+        ("2500\r\n", "malformed"),
+        ("250-a\r\n251 b\r\n", "changed its code"),
+        ("\r\n", "malformed"),
+        (String(repeating: "x", count: 3000), "longer than"),
+        ("250 " + String(repeating: "y", count: 2100) + "\r\n", "longer than"),
+    ]
+
+    @Test(arguments: bad)
+    func refuses(input: String, reason: String) {
+        var p = ReplyParser()
+        var out: [SMTPReply] = []
+        #expect(throws: SMTPProtocolError.self) { try p.feed(Array(input.utf8), into: &out) }
+        do {
+            var q = ReplyParser()
+            try q.feed(Array(input.utf8), into: &out)
+        } catch {
+            #expect(error.reason.contains(reason), "\(error.reason)")
+        }
+    }
+
+    @Test func aThousandLineReplyIsOneReply() throws {
+        var text = ""
+        for i in 0..<999 { text += "250-line \(i)\r\n" }
+        text += "250 last\r\n"
+        var p = ReplyParser()
+        var out: [SMTPReply] = []
+        try p.feed(Array(text.utf8), into: &out)
+        #expect(out.count == 1 && out[0].lines.count == 1000 && out[0].lines.last == "last")
+    }
+
+    @Test func tooManyLinesIsAnError() {
+        var text = ""
+        for _ in 0..<ReplyParser.maxLines { text += "250-x\r\n" }
+        text += "250 end\r\n"
+        var p = ReplyParser()
+        var out: [SMTPReply] = []
+        #expect(throws: SMTPProtocolError.self) { try p.feed(Array(text.utf8), into: &out) }
+    }
+
+    @Test func capabilitiesInOddCase() {
+        let r = SMTPReply(code: 250, lines: ["mx.example hello", "pipelining", "Size 10240000", "StartTLS", "8bitmime",
+                                             "smtputf8", "auth login Plain", "AUTH=CRAM-MD5", "ENHANCEDSTATUSCODES", "X-UNKNOWN y"])
+        let c = Capabilities(ehlo: r)
+        #expect(c.pipelining && c.startTLS && c.eightBitMIME && c.smtpUTF8 && c.enhancedStatusCodes)
+        #expect(c.size == 10_240_000)
+        #expect(c.authMechanisms == ["LOGIN", "PLAIN", "CRAM-MD5"])
+        // The greeting line is not a capability.
+        #expect(!Capabilities(ehlo: SMTPReply(code: 250, lines: ["PIPELINING"])).pipelining)
+        #expect(Capabilities(ehlo: SMTPReply(code: 250, lines: ["x", "SIZE"])).size == 0)
+    }
+
+    static let stuffing: [(String, String)] = [
+        ("a\r\nb\r\n", "a\r\nb\r\n.\r\n"),
+        (".a\r\n..b\r\n.\r\n", "..a\r\n...b\r\n..\r\n.\r\n"),
+        ("no final line end", "no final line end\r\n.\r\n"),
+        ("bare\nlf\rcr\r\n", "bare\r\nlf\r\ncr\r\n.\r\n"),
+        ("x\r\n.", "x\r\n..\r\n.\r\n"),
+        ("", ".\r\n"),
+    ]
+
+    @Test(arguments: stuffing)
+    func dotStuffing(input: String, expected: String) {
+        #expect(String(decoding: DataEncoding.dotStuffed(Array(input.utf8)), as: UTF8.self) == expected)
+    }
+
+    @Test func envelopeNeeds() {
+        #expect(!Envelope(from: "a@b.c", to: "d@e.f", message: Array("Subject: x\r\n\r\nbody".utf8)).needsSMTPUTF8)
+        #expect(Envelope(from: "a@b.c", to: "ü@e.f", message: []).needsSMTPUTF8)
+        let utf8Header = Envelope(from: "a@b.c", to: "d@e.f", message: Array("To: ü@e.f\r\n\r\nbody".utf8))
+        #expect(utf8Header.needsSMTPUTF8 && utf8Header.has8BitContent)
+        let utf8Body = Envelope(from: "a@b.c", to: "d@e.f", message: Array("To: d@e.f\r\n\r\nbödy".utf8))
+        #expect(!utf8Body.needsSMTPUTF8 && utf8Body.has8BitContent)
+    }
+
+    @Test(arguments: [(1, 60), (2, 120), (3, 240), (6, 1920), (7, 3600), (60, 3600), (1000, 3600)])
+    func backoff(attempt: Int, seconds: Int) {
+        #expect(RetryPolicy(baseSeconds: 60, maxSeconds: 3600, maxQueueAgeSeconds: 86400).delaySeconds(afterAttempt: attempt) == seconds)
+    }
+
+    @Test func backoffStopsAtMaxAge() {
+        let p = RetryPolicy(baseSeconds: 60, maxSeconds: 3600, maxQueueAgeSeconds: 100)
+        #expect(p.afterDeferral(attempts: 1, acceptedAtMilliseconds: 0, nowMilliseconds: 10_000) == .retry(atMilliseconds: 70_000))
+        #expect(p.afterDeferral(attempts: 2, acceptedAtMilliseconds: 0, nowMilliseconds: 70_000) == .retry(atMilliseconds: 100_000))
+        #expect(p.afterDeferral(attempts: 3, acceptedAtMilliseconds: 0, nowMilliseconds: 100_000) == .giveUp)
+    }
+
+    @Test func base64() {
+        #expect(SessionMachine.base64([]) == "")
+        #expect(SessionMachine.base64(Array("f".utf8)) == "Zg==")
+        #expect(SessionMachine.base64(Array("fo".utf8)) == "Zm8=")
+        #expect(SessionMachine.base64(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(SessionMachine.base64([0] + Array("user".utf8) + [0] + Array("pass".utf8)) == "AHVzZXIAcGFzcw==")
+    }
+}
