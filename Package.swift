@@ -45,6 +45,7 @@ let package = Package(
         ]),
         .target(name: "TLS", dependencies: ["COpenSSL"]),
         .target(name: "Store", dependencies: ["CSQLite", "Auth", "Idempotency"]),
+        .target(name: "Resolver", dependencies: ["Reactor"]),
 
         // Drivers
         .target(name: "HTTPServer", dependencies: [
@@ -52,10 +53,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        .target(name: "SMTPClient", dependencies: [
+            "Reactor", "TLS", "Resolver", "SMTPProtocol",
+            .product(name: "DequeModule", package: "swift-collections"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // Composition and command line
         .target(name: "App", dependencies: [
             "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest", "SendAPI", "Idempotency",
-            "JSON", "MIME", "Templates", "Relay",
+            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
@@ -78,11 +85,13 @@ let package = Package(
         .testTarget(name: "SendAPITests", dependencies: ["SendAPI", "Idempotency", "JSON"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Reactor"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "App", "HTTPServer", "Reactor", "TLS", "HTTP1", "COpenSSL", "CShims",
+            "App", "HTTPServer", "Reactor", "TLS", "HTTP1", "COpenSSL", "CShims", "SMTPClient", "SMTPProtocol", "Resolver", "Store",
+            .product(name: "Logging", package: "swift-log"),
         ]),
     ]
 )

@@ -10,6 +10,8 @@ import HTTP1
 import HTTPServer
 import Logging
 import Reactor
+import Resolver
+import SMTPProtocol
 import SendAPI
 import Store
 import TLS
@@ -20,7 +22,7 @@ public struct StartupError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-public final class Application: SignalHandler {
+public final class Application: SignalHandler, DeadlineHandler {
     public let options: ServeOptions
     var logger: Logger
     let reactor: Reactor
@@ -35,6 +37,7 @@ public final class Application: SignalHandler {
     public var onDemo: (([String]) -> Void)?
     var database: Database?
     public private(set) var sendService: SendEmailService?
+    public private(set) var scheduler: DeliveryScheduler?
     var demoToken: String?
 
     public init(options: ServeOptions, logger: Logger) throws {
@@ -112,6 +115,17 @@ public final class Application: SignalHandler {
         let service = SendEmailService(db: db, reactor: reactor, logger: logger, mailFromAddress: options.mailFromAddress,
                                        retentionSeconds: options.idempotencyRetentionSeconds)
         sendService = service
+        let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration.load(
+            resolvConfPath: options.resolvConfPath, hostsPath: options.hostsPath, port: options.dnsPort))
+        var deliveryOptions = DeliveryScheduler.Options(
+            retry: RetryPolicy(baseSeconds: options.retryBaseSeconds, maxSeconds: options.retryMaxSeconds,
+                               maxQueueAgeSeconds: options.maxQueueAgeSeconds),
+            smtpTimeoutSeconds: options.smtpTimeoutSeconds, clientName: options.smtpHeloName ?? Application.hostName())
+        deliveryOptions.maxMessagesPerSession = options.smtpMessagesPerSession
+        let scheduler = DeliveryScheduler(db: db, reactor: reactor, resolver: resolver, logger: logger, options: deliveryOptions)
+        self.scheduler = scheduler
+        service.participants.append(scheduler)
+        service.scheduler = scheduler
         router.add("POST", "/api/send_email") { request, responder in service.handle(request, responder: responder) }
         var config = ServerConfiguration(listen: options.listen, limits: options.limits,
                                          headTimeout: options.headTimeout, idleTimeout: options.idleTimeout,
@@ -127,6 +141,7 @@ public final class Application: SignalHandler {
         } catch {
             throw StartupError("cannot listen on \(options.listen): \(error)")
         }
+        scheduler.start()
         let url = "\(server.scheme)://\(bound)"
         onListening?(url)
         if let token = demoToken {
@@ -137,7 +152,25 @@ public final class Application: SignalHandler {
         } catch {
             throw StartupError("event loop failed: \(error)")
         }
+        // Status writes made by the last iteration's outcomes.
+        for _ in 0..<3 where scheduler.hasPendingWrites { _ = service.runTail(.commit) }
         logger.info("stopped")
+    }
+
+    var shutdownTimer: TimerHandle?
+
+    /// The shutdown grace passed with SMTP sessions still busy.
+    public func onDeadline() {
+        logger.notice("shutdown deadline: closing SMTP sessions still in flight (their messages are retried after restart)")
+        scheduler?.abandon()
+        reactor.stop()
+    }
+
+    static func hostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count) == 0 else { return "localhost" }
+        let name = String(cString: buf)
+        return DNSMessage.isQueryableName(name) ? name : "localhost"
     }
 
     public func onSignal(_ signal: Int32) {
@@ -152,8 +185,20 @@ public final class Application: SignalHandler {
             }
             stopping = true
             logger.notice("signal \(signal): stopping (finishing requests in flight, up to \(options.shutdownGrace))")
-            server.onDrained = { [reactor] in reactor.stop() }
+            // Stop when the HTTP side has drained and no SMTP transaction is in flight — or at
+            // the grace deadline, abandoning what is left (retried after the restart).
+            var pending = 2
+            let done = { [reactor] in
+                pending -= 1
+                if pending == 0 { reactor.stop() }
+            }
+            server.onDrained = done
+            scheduler?.onIdle = done
             server.beginShutdown()
+            scheduler?.beginShutdown()
+            if scheduler == nil { done() }
+            shutdownTimer = reactor.makeTimer(self)
+            reactor.arm(shutdownTimer!, after: options.shutdownGrace + .seconds(1))
         default:
             break
         }

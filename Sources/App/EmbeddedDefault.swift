@@ -52,7 +52,7 @@ enum EmbeddedDefault {
         let cacert = caFile.map { "--cacert \($0) " } ?? ""
         return [
             "demo token (shown once): \(token)",
-            "try it:",
+            "the message is delivered to data/outbox/<id>.eml (tickiti-mail audit list shows it); try it:",
             "curl \(cacert)\(url)/api/send_email -H 'Authorization: Bearer \(token)' -H \"Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)\" -H 'Content-Type: application/json' -d '{\"to_address\":\"customer@example.com\",\"template_identifier\":\"invoice_delivery\",\"data\":{\"invoice_number\":\"INV-2026-0001\",\"amount\":\"120.00 EUR\",\"due_date\":\"2026-12-31\"}}'",
         ]
     }

@@ -54,6 +54,11 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     var sweepTimer: TimerHandle?
 
+    /// Other writers whose writes join this iteration's transaction (the delivery scheduler).
+    var participants: [CommitParticipant] = []
+    /// Receives the rows each successful commit made durable.
+    weak var scheduler: DeliveryScheduler?
+
     /// Counters (tests, logs, later metrics).
     public private(set) var accepted = 0
     public private(set) var commitFailures = 0
@@ -268,13 +273,18 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     }
 
     public func runTail(_ phase: TailPhase) -> Bool {
-        guard phase == .commit, db.inTransaction || !batch.isEmpty else { return false }
+        guard phase == .commit else { return false }
+        let othersWrite = participants.contains { $0.hasPendingWrites }
+        guard db.inTransaction || !batch.isEmpty || othersWrite else { return false }
         let items = batch
         batch.removeAll(keepingCapacity: true)
         var ok = true
+        var ids: [Int64] = []
+        ids.reserveCapacity(items.count)
         do {
             if !db.inTransaction { try db.begin() }
-            for item in items { try db.insertAccepted(item.message) }
+            for item in items { ids.append(try db.insertAccepted(item.message)) }
+            for p in participants where p.hasPendingWrites { try p.writePending(db) }
             try db.commit()
         } catch {
             db.rollback()
@@ -282,6 +292,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             commitFailures += 1
             logger.error("group commit of \(items.count) message(s) failed, answering 503: \(error)")
         }
+        for p in participants { p.committed(ok) }
         for item in items {
             inFlight[item.inFlightKey] = nil
             if ok {
@@ -291,11 +302,23 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 item.responder.respond(APIError.unavailable.response)
             }
         }
-        if ok {
+        if ok && !items.isEmpty {
             accepted += items.count
             logger.trace("group commit: \(items.count) message(s)")
+            if let scheduler {
+                var queued: [QueuedMessage] = []
+                queued.reserveCapacity(items.count)
+                for (item, id) in zip(items, ids) {
+                    let m = item.message
+                    queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
+                                                recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0))
+                }
+                scheduler.accepted(queued)
+            }
         }
-        return false
+        // Writes made after the commit (the hand-off above marks messages `sending`) go in the
+        // next iteration, which must come without sleeping.
+        return participants.contains { $0.hasPendingWrites }
     }
 
     // MARK: Idempotency sweep

@@ -25,6 +25,19 @@ public struct ServeOptions: Sendable {
     public var idempotencyRetentionSeconds = 86_400
     /// SQLite durability (see Store/Database.swift); FULL unless asked otherwise.
     public var synchronous: Database.Synchronous = .full
+    /// Delivery (SPEC §5): `--retry-base-seconds`, `--retry-max-seconds`, `--max-queue-age-seconds`,
+    /// `--smtp-timeout-seconds`.
+    public var retryBaseSeconds = 60
+    public var retryMaxSeconds = 3600
+    public var maxQueueAgeSeconds = 86_400
+    public var smtpTimeoutSeconds = 300
+    /// EHLO name; nil = gethostname().
+    public var smtpHeloName: String?
+    public var smtpMessagesPerSession = 0
+    /// The stub resolver's files and name-server port.
+    public var resolvConfPath = "/etc/resolv.conf"
+    public var hostsPath = "/etc/hosts"
+    public var dnsPort: UInt16 = 53
 
     public init(listen: SocketAddress) {
         self.listen = listen

@@ -62,6 +62,33 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("sqlite-synchronous"), help: "FULL (durable across power loss) or NORMAL (across crashes only).")
     var sqliteSynchronous = "FULL"
 
+    @Option(name: .customLong("retry-base-seconds"), help: "First retry delay after a temporary delivery failure; doubles each attempt.")
+    var retryBaseSeconds = 60
+
+    @Option(name: .customLong("retry-max-seconds"), help: "Cap of the retry delay.")
+    var retryMaxSeconds = 3600
+
+    @Option(name: .customLong("max-queue-age-seconds"), help: "A message still not delivered after this is failed.")
+    var maxQueueAgeSeconds = 86_400
+
+    @Option(name: .customLong("smtp-timeout-seconds"), help: "Cap of every SMTP command timeout (RFC 5321 §4.5.3.2 values below it).")
+    var smtpTimeoutSeconds = 300
+
+    @Option(name: .customLong("smtp-helo-name"), help: "Name sent with EHLO (default: this host's name).")
+    var smtpHeloName: String?
+
+    @Option(name: .customLong("smtp-messages-per-session"), help: "Messages per SMTP session before it is closed (0: no limit).")
+    var smtpMessagesPerSession = 0
+
+    @Option(name: .customLong("resolv-conf"), help: "Name servers for relay host names (resolv.conf format).")
+    var resolvConf = "/etc/resolv.conf"
+
+    @Option(name: .customLong("hosts-file"), help: "Hosts file consulted before DNS.")
+    var hostsFile = "/etc/hosts"
+
+    @Option(name: .customLong("dns-port"), help: "UDP port of the name servers (tests run one on a high port).")
+    var dnsPort: UInt16 = 53
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: LogLevelOption = .info
 
@@ -80,6 +107,14 @@ struct Serve: ParsableCommand {
         if maxConnections < 1 { throw usageError("--max-connections must be ≥ 1") }
         if idempotencyRetentionSeconds < 1 { throw usageError("--idempotency-retention-seconds must be ≥ 1") }
         if !["FULL", "NORMAL"].contains(sqliteSynchronous.uppercased()) { throw usageError("--sqlite-synchronous must be FULL or NORMAL") }
+        if retryBaseSeconds < 1 || retryMaxSeconds < retryBaseSeconds { throw usageError("--retry-base-seconds must be ≥ 1 and ≤ --retry-max-seconds") }
+        if maxQueueAgeSeconds < 0 { throw usageError("--max-queue-age-seconds must be ≥ 0") }
+        if smtpTimeoutSeconds < 1 { throw usageError("--smtp-timeout-seconds must be ≥ 1") }
+        if smtpMessagesPerSession < 0 { throw usageError("--smtp-messages-per-session must be ≥ 0") }
+        if dnsPort == 0 { throw usageError("--dns-port must be 1…65535") }
+        if let h = smtpHeloName, h.isEmpty || h.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) {
+            throw usageError("--smtp-helo-name must be a host name")
+        }
     }
 
     func run() throws {
@@ -105,6 +140,15 @@ struct Serve: ParsableCommand {
         options.maxConnections = maxConnections
         options.idempotencyRetentionSeconds = idempotencyRetentionSeconds
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
+        options.retryBaseSeconds = retryBaseSeconds
+        options.retryMaxSeconds = retryMaxSeconds
+        options.maxQueueAgeSeconds = maxQueueAgeSeconds
+        options.smtpTimeoutSeconds = smtpTimeoutSeconds
+        options.smtpHeloName = smtpHeloName
+        options.smtpMessagesPerSession = smtpMessagesPerSession
+        options.resolvConfPath = resolvConf
+        options.hostsPath = hostsFile
+        options.dnsPort = dnsPort
         do {
             let app = try Application(options: options, logger: logger)
             app.onListening = { url in printError("listening on \(url)") }

@@ -65,6 +65,17 @@ enum Migrations {
         CREATE INDEX messages_due ON messages(status, next_attempt_at, id);
         CREATE INDEX messages_recipient ON messages(recipient COLLATE NOCASE, id);
         """,
+        // 2: one row per delivery attempt (the audit's "attempts" detail)
+        """
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id),
+            at INTEGER NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('sent','deferred','failed')),
+            reply TEXT NOT NULL
+        );
+        CREATE INDEX delivery_attempts_message ON delivery_attempts(message_id, id);
+        """,
     ]
 
     static func run(on db: Database) throws(SQLiteError) {

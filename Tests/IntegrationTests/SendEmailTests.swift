@@ -63,8 +63,10 @@ final class SendFixture {
         return r + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
     }
 
-    func auditCount(status: String = "queued") throws -> Int {
-        try cli(["audit", "list", "--status", status, "--limit", "10000", "--json"]).output.split(separator: "\n").filter { $0.hasPrefix("{") }.count
+    /// Accepted messages (any status), or those with `status`.
+    func auditCount(status: String? = nil) throws -> Int {
+        try cli(["audit", "list", "--limit", "10000", "--json"] + (status.map { ["--status", $0] } ?? []))
+            .output.split(separator: "\n").filter { $0.hasPrefix("{") }.count
     }
 
     deinit { server?.signal(SIGKILL) }
@@ -108,6 +110,11 @@ let templateBody = """
         #expect(show.contains("From: \"Shop Sales\" <sales@shop.example>"))
         #expect(show.contains("Invoice INV-2026-0488: =C2=A3189.00 due 2026-05-15"), "\(show)")   // £ quoted-printable
         #expect(show.contains("token:           shop"))
+        // Delivered through the file:// transport: the stored bytes, as <id>.eml.
+        try waitUntil("both messages sent") { try f.auditCount(status: "sent") == 2 }
+        let eml = try String(contentsOfFile: f.dir + "/outbox/2.eml", encoding: .utf8)
+        #expect(eml.contains("Subject: Invoice INV-2026-0488\r\n") && show.contains(eml.split(separator: "\r\n").first(where: { $0.hasPrefix("Message-ID:") }).map(String.init) ?? "?"))
+        #expect(!FileManager.default.fileExists(atPath: f.dir + "/outbox/.2.eml.tmp"))
     }
 
     @Test func authenticationComesFirst() throws {
@@ -256,6 +263,7 @@ let templateBody = """
         #expect(out == #"{"ok":true,"data":{"mailbox":"billing@tickiti.localhost","used_template":true}}"#, "\(out)")
         #expect(token.contains("|"))
         #expect(try f.auditCount() == 1)
+        try waitUntil("the demo message written to data/outbox") { FileManager.default.fileExists(atPath: f.dir + "/data/outbox/1.eml") }
         // A second start on the same database creates nothing new.
         f.server.signal(SIGTERM)
         _ = try f.server.waitForExit()

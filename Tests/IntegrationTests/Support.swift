@@ -421,3 +421,19 @@ func run(_ argv: [String], timeoutSeconds: Int = 60) throws -> (Int32, String) {
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+struct WaitTimeout: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// Polls `condition` (every 20 ms, at most `seconds`) for state that only the server's own
+/// progress changes (a row's status, a file) — there is no event to wait on from outside.
+func waitUntil(_ what: String, seconds: Double = 20, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+        if try condition() { return }
+        if Date() > deadline { throw WaitTimeout(what: what) }
+        usleep(20_000)
+    }
+}

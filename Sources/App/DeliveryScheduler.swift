@@ -1,0 +1,341 @@
+/// DeliveryScheduler: moves accepted messages from the queue to their relays (SPEC §4
+/// "Delivery and the audit") — the outbox half of the App.
+///
+/// Work arrives two ways: straight from the group commit (the rows just made durable, with
+/// their bytes still in memory — picked up within the same loop iteration, no polling) and
+/// from scans of the table (at start-up, at the next retry time of a deferred message, and
+/// when memory frees up after an overflow). At most `maxInMemory` messages are held; beyond
+/// that they simply wait in the table.
+///
+/// Status writes (`sending`, then the attempt's result) join the loop iteration's group
+/// commit (`CommitParticipant`); they are kept and retried if that commit fails. A final
+/// `250` is committed at the end of the iteration that received it — the only duplicate
+/// window is between that reply and this commit (see `SessionMachine.State.data`), and a
+/// retry then carries the same stored bytes and Message-ID.
+///
+/// Outcomes: sent → `sent`; 5xx → `failed`; otherwise `deferred` with exponential backoff
+/// (`RetryPolicy`) until `--max-queue-age-seconds`, then `failed`.
+/// The `file://` transport is done here: `<id>.eml` written to a temporary name, fsynced and
+/// renamed, so a reader never sees half a message.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Reactor
+import Relay
+import Resolver
+import SMTPClient
+import SMTPProtocol
+import Store
+import TLS
+
+/// Writes that must join the iteration's transaction.
+protocol CommitParticipant: AnyObject {
+    var hasPendingWrites: Bool { get }
+    func writePending(_ db: Database) throws
+    func committed(_ ok: Bool)
+}
+
+public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitParticipant {
+    public struct Options: Sendable {
+        public var retry: RetryPolicy
+        public var smtpTimeoutSeconds: Int
+        /// The EHLO name.
+        public var clientName: String
+        public var maxInMemory = 20_000
+        /// 0 = no limit (benchmarks use 1 for "one message per session").
+        public var maxMessagesPerSession = 0
+        public var idleSeconds = RelayPool.defaultIdleSeconds
+
+        public init(retry: RetryPolicy, smtpTimeoutSeconds: Int, clientName: String) {
+            self.retry = retry
+            self.smtpTimeoutSeconds = smtpTimeoutSeconds
+            self.clientName = clientName
+        }
+    }
+
+    enum Write {
+        case sending(Int64)
+        case requeue(Int64)
+        case attempt(id: Int64, status: String, reply: String, at: Int64, next: Int64)
+    }
+
+    let db: Database
+    let reactor: Reactor
+    let resolver: Resolver
+    var logger: Logger
+    public let options: Options
+
+    var mailboxes: [String: MailboxRecord] = [:]
+    var pools: [String: RelayPool] = [:]
+    var brokenMailboxes: [String: SMTPReply] = [:]
+    var active: [Int64: QueuedMessage] = [:]
+    var writes: [Write] = []
+    var writing: [Write] = []
+    var scanTimer: TimerHandle?
+    var scanAt: Instant?
+    var overflowed = false
+    var stopping = false
+    /// Called once, when stopping and nothing is in flight any more.
+    var onIdle: (() -> Void)?
+
+    /// Counters (tests, logs, metrics).
+    public private(set) var sentCount = 0
+    public private(set) var deferredCount = 0
+    public private(set) var failedCount = 0
+
+    public init(db: Database, reactor: Reactor, resolver: Resolver, logger: Logger, options: Options) {
+        self.db = db
+        self.reactor = reactor
+        self.resolver = resolver
+        self.logger = logger
+        self.options = options
+        scanTimer = reactor.makeTimer(self)
+    }
+
+    static func nowMilliseconds() -> Int64 { SendEmailService.nowMilliseconds() }
+
+    /// Start-up: what a crash left `sending` is due again; then the first scan.
+    public func start() {
+        do {
+            let n = try db.requeueInterrupted(nowMilliseconds: DeliveryScheduler.nowMilliseconds())
+            if n > 0 { logger.notice("\(n) message(s) were being sent when the last run stopped; retrying them") }
+        } catch {
+            logger.error("cannot requeue interrupted messages: \(error)")
+        }
+        scan()
+    }
+
+    public var inMemoryCount: Int { active.count }
+    public var pendingWriteCount: Int { writes.count }
+    public func pool(named name: String) -> RelayPool? { pools[name] }
+
+    // MARK: Intake
+
+    /// Rows the group commit just made durable.
+    func accepted(_ messages: [QueuedMessage]) {
+        guard !stopping else { return }
+        for m in messages {
+            if active.count >= options.maxInMemory {
+                overflowed = true
+                return
+            }
+            deliver(m)
+        }
+    }
+
+    /// Reads due rows not already held, up to the memory cap; then arms the timer for the next
+    /// future retry.
+    func scan() {
+        guard !stopping else { return }
+        let now = DeliveryScheduler.nowMilliseconds()
+        do {
+            let room = options.maxInMemory - active.count
+            if room > 0 {
+                let rows = try db.dueMessages(nowMilliseconds: now, limit: room + min(active.count, 1000))
+                var taken = 0
+                for m in rows where active[m.id] == nil {
+                    if taken == room {
+                        overflowed = true
+                        break
+                    }
+                    deliver(m)
+                    taken += 1
+                }
+                overflowed = overflowed && taken == room
+            } else {
+                overflowed = true
+            }
+            if let next = try db.nextDueTime(after: now) { armScan(atMilliseconds: next) }
+        } catch {
+            logger.error("queue scan failed (retrying in 1 s): \(error)")
+            armScan(atMilliseconds: now + 1000)
+        }
+    }
+
+    func armScan(atMilliseconds ms: Int64) {
+        guard let t = scanTimer else { return }
+        let delay = max(ms - DeliveryScheduler.nowMilliseconds(), 0)
+        let at = reactor.now + .milliseconds(delay)
+        if let current = scanAt, reactor.isArmed(t), current <= at { return }
+        scanAt = at
+        reactor.arm(t, at: at)
+    }
+
+    public func onDeadline() {
+        scanAt = nil
+        scan()
+    }
+
+    // MARK: Delivery
+
+    func deliver(_ m: QueuedMessage) {
+        active[m.id] = m
+        writes.append(.sending(m.id))
+        guard let mailbox = mailbox(named: m.mailboxName) else {
+            return delivered(m.id, .deferred(.local(451, "4.3.0", "mailbox \(m.mailboxName) does not exist")))
+        }
+        let dsn: RelayDSN
+        do {
+            dsn = try RelayDSN(parsing: mailbox.dsn)
+        } catch {
+            return delivered(m.id, .deferred(.local(451, "4.3.5", "mailbox \(mailbox.name): \(error)")))
+        }
+        if case .file(let directory) = dsn.transport {
+            return delivered(m.id, FileTransport.write(m, to: directory))
+        }
+        if let broken = brokenMailboxes[mailbox.name] { return delivered(m.id, .deferred(broken)) }
+        guard let pool = pool(for: mailbox, dsn) else { return delivered(m.id, .deferred(brokenMailboxes[mailbox.name]!)) }
+        pool.enqueue(DeliveryJob(id: m.id, envelope: Envelope(from: m.from, to: m.recipient, message: m.raw)))
+    }
+
+    func mailbox(named name: String) -> MailboxRecord? {
+        if let m = mailboxes[name] { return m }
+        do {
+            for m in try db.mailboxes() { mailboxes[m.name] = m }
+        } catch {
+            logger.error("reading mailboxes: \(error)")
+        }
+        return mailboxes[name]
+    }
+
+    func pool(for mailbox: MailboxRecord, _ dsn: RelayDSN) -> RelayPool? {
+        if let p = pools[mailbox.name] { return p }
+        let host: String
+        let port: UInt16
+        let security: SessionMachine.Security
+        switch dsn.transport {
+        case .smtp(let h, let p):
+            (host, port) = (h, p)
+            switch dsn.startTLS {
+            case .required: security = .startTLS(required: true)
+            case .opportunistic: security = .startTLS(required: false)
+            case .off: security = .plain
+            }
+        case .smtps(let h, let p):
+            (host, port, security) = (h, p, .implicitTLS)
+        case .file:
+            return nil
+        }
+        var tls: TLSClientContext?
+        if security != .plain {
+            do {
+                tls = try TLSClientContext(caFile: dsn.caFile, verifyPeer: dsn.verifyPeer)
+            } catch {
+                logger.error("mailbox \(mailbox.name): cannot set up TLS: \(error)")
+                brokenMailboxes[mailbox.name] = .local(454, "4.7.5", "TLS configuration error: \(error)")
+                return nil
+            }
+            if !dsn.verifyPeer {
+                logger.warning("mailbox \(mailbox.name): verify_peer=false — the relay's certificate is NOT checked; anyone on the path can read and change this mail (development only)")
+            }
+        }
+        let credentials = dsn.user.map { SessionMachine.Credentials(user: $0, password: dsn.password ?? "") }
+        let endpoint = RelayEndpoint(host: host, port: port,
+                                     policy: .init(security: security, credentials: credentials, clientName: options.clientName),
+                                     timeoutCapSeconds: options.smtpTimeoutSeconds)
+        let p = RelayPool(name: mailbox.name, endpoint: endpoint, maxConnections: dsn.maxConnections, reactor: reactor,
+                          resolver: resolver, tlsContext: tls, logger: logger)
+        p.handler = self
+        p.maxMessagesPerSession = options.maxMessagesPerSession
+        p.idleSeconds = options.idleSeconds
+        pools[mailbox.name] = p
+        return p
+    }
+
+    // MARK: Outcomes
+
+    public func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome) {
+        delivered(job.id, outcome)
+    }
+
+    func delivered(_ id: Int64, _ outcome: DeliveryOutcome) {
+        guard let m = active.removeValue(forKey: id) else { return }
+        let now = DeliveryScheduler.nowMilliseconds()
+        let attempts = m.attempts + 1
+        switch outcome {
+        case .sent(let r):
+            sentCount += 1
+            writes.append(.attempt(id: id, status: "sent", reply: r.description, at: now, next: now))
+            logger.debug("message \(id) sent: \(r)")
+        case .failed(let r):
+            failedCount += 1
+            writes.append(.attempt(id: id, status: "failed", reply: r.description, at: now, next: now))
+            logger.info("message \(id) to \(m.recipient) failed: \(r)")
+        case .deferred(let r):
+            switch options.retry.afterDeferral(attempts: attempts, acceptedAtMilliseconds: m.acceptedAt, nowMilliseconds: now) {
+            case .retry(let at):
+                deferredCount += 1
+                writes.append(.attempt(id: id, status: "deferred", reply: r.description, at: now, next: at))
+                if !stopping { armScan(atMilliseconds: at) }
+                logger.info("message \(id) to \(m.recipient) deferred (attempt \(attempts)): \(r)")
+            case .giveUp:
+                failedCount += 1
+                let reply = "\(r) (gave up after \(attempts) attempt(s) and \(options.retry.maxQueueAgeSeconds)s in the queue)"
+                writes.append(.attempt(id: id, status: "failed", reply: reply, at: now, next: now))
+                logger.info("message \(id) to \(m.recipient) failed: \(reply)")
+            }
+        }
+        if overflowed && !stopping && active.count < options.maxInMemory / 2 {
+            overflowed = false
+            armScan(atMilliseconds: now)
+        }
+        if stopping { checkIdle() }
+    }
+
+    // MARK: CommitParticipant
+
+    var hasPendingWrites: Bool { !writes.isEmpty }
+
+    func writePending(_ db: Database) throws {
+        writing = writes
+        writes.removeAll(keepingCapacity: true)
+        for w in writing {
+            switch w {
+            case .sending(let id): try db.markSending(id: id)
+            case .requeue(let id): try db.requeue(id: id)
+            case .attempt(let id, let status, let reply, let at, let next):
+                try db.recordAttempt(id: id, status: status, reply: reply, atMilliseconds: at, nextAttemptAt: next)
+            }
+        }
+    }
+
+    func committed(_ ok: Bool) {
+        if !ok {
+            // Keep them, in order, for the next iteration's transaction.
+            writes = writing + writes
+        }
+        writing.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Shutdown
+
+    /// Stop taking work: waiting messages go back to `queued`, idle sessions quit, messages in
+    /// a transaction finish. `onIdle` is called when nothing is in flight.
+    func beginShutdown() {
+        stopping = true
+        if let t = scanTimer { reactor.cancel(t) }
+        for p in pools.values {
+            for j in p.drain() {
+                active[j.id] = nil
+                writes.append(.requeue(j.id))
+            }
+        }
+        // Messages held but not in a pool (none today) go back too.
+        checkIdle()
+    }
+
+    var isIdle: Bool { pools.values.allSatisfy(\.isIdle) }
+
+    func checkIdle() {
+        guard stopping, isIdle, let f = onIdle else { return }
+        onIdle = nil
+        f()
+    }
+
+    /// The shutdown deadline passed: close every session; what was in flight is retried after
+    /// the restart.
+    func abandon() {
+        for p in pools.values { p.abandon() }
+    }
+}

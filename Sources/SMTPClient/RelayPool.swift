@@ -1,0 +1,150 @@
+/// RelayPool: the sessions to one mailbox's relay and the messages waiting for them.
+///
+/// At most `maxConnections` sessions (the DSN's `max_connections=`); a new one is opened only
+/// while more messages wait than sessions are starting. A session that becomes ready takes the
+/// next message (FIFO, so acceptance order is kept per relay); with nothing to do it stays
+/// open `idleSeconds` and then QUITs. Several messages go over one session
+/// (`maxMessagesPerSession`, 0 = no limit).
+///
+/// Site failure: when a session fails before the relay ever accepted us (cannot resolve,
+/// refused, TLS or STARTTLS failure, AUTH refused) and no other session to it is working, every
+/// waiting message is deferred with that reply — the relay is unusable now, and hammering it
+/// once per message would help nobody (Postfix defers the whole destination alike).
+import DequeModule
+import Logging
+import Reactor
+import Resolver
+import SMTPProtocol
+import TLS
+
+public protocol DeliveryHandler: AnyObject {
+    /// The outcome of one message. Called from the loop; `.sent` should be committed before
+    /// anything else is done for this message (the duplicate window, SessionMachine `.data`).
+    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome)
+}
+
+public final class RelayPool: SessionOwner {
+    public static let defaultIdleSeconds = 5
+
+    public let name: String
+    let endpoint: RelayEndpoint
+    let reactor: Reactor
+    let resolver: Resolver
+    let tlsContext: TLSClientContext?
+    var logger: Logger
+    public weak var handler: DeliveryHandler?
+
+    public var maxConnections: Int
+    public var idleSeconds = RelayPool.defaultIdleSeconds
+    public var maxMessagesPerSession = 0
+
+    var waiting = Deque<DeliveryJob>()
+    var sessions: [ObjectIdentifier: SMTPSession] = [:]
+    var draining = false
+
+    /// Counters (tests, metrics, benchmarks).
+    public private(set) var sessionsOpened = 0
+    public private(set) var sessionFailures = 0
+
+    public init(name: String, endpoint: RelayEndpoint, maxConnections: Int, reactor: Reactor, resolver: Resolver,
+                tlsContext: TLSClientContext?, logger: Logger) {
+        self.name = name
+        self.endpoint = endpoint
+        self.maxConnections = max(1, maxConnections)
+        self.reactor = reactor
+        self.resolver = resolver
+        self.tlsContext = tlsContext
+        self.logger = logger
+    }
+
+    public var waitingCount: Int { waiting.count }
+    public var sessionCount: Int { sessions.count }
+    /// Messages handed to a session and not finished.
+    public var inFlightCount: Int { sessions.values.reduce(0) { $0 + ($1.job == nil ? 0 : 1) } }
+    public var isIdle: Bool { waiting.isEmpty && inFlightCount == 0 }
+
+    public func enqueue(_ job: DeliveryJob) {
+        waiting.append(job)
+        dispatch()
+    }
+
+    /// Gives waiting messages to idle sessions, then opens sessions for what is left.
+    func dispatch() {
+        guard !draining else { return }
+        for s in sessions.values where s.isIdle && !waiting.isEmpty && !s.quitWhenIdle {
+            s.submit(waiting.removeFirst())
+        }
+        let starting = sessions.values.reduce(0) { $0 + ($1.established ? 0 : 1) }
+        var toOpen = min(waiting.count - starting, maxConnections - sessions.count)
+        while toOpen > 0 {
+            toOpen -= 1
+            let s = SMTPSession(endpoint: endpoint, reactor: reactor, resolver: resolver, tlsContext: tlsContext, logger: logger, owner: self)
+            sessions[ObjectIdentifier(s)] = s
+            sessionsOpened += 1
+            s.start()
+        }
+    }
+
+    /// Shutdown: waiting messages are handed back (returned), idle sessions quit, sessions with
+    /// a message finish it and then quit.
+    public func drain() -> [DeliveryJob] {
+        draining = true
+        let back = Array(waiting)
+        waiting.removeAll()
+        for s in Array(sessions.values) {
+            s.quitWhenIdle = true
+            if s.isIdle || !s.established { s.quit() }
+        }
+        return back
+    }
+
+    /// Hard stop at the shutdown deadline: sessions are closed; their messages are deferred by
+    /// the session (the caller does not commit those, so they stay `sending` and are retried
+    /// after restart).
+    public func abandon() {
+        for s in Array(sessions.values) { s.end(failure: .local(421, "4.4.2", "shutting down")) }
+    }
+
+    // MARK: SessionOwner
+
+    func sessionReady(_ s: SMTPSession) {
+        if s.quitWhenIdle || draining || (maxMessagesPerSession > 0 && s.messagesSent >= maxMessagesPerSession) {
+            s.quitWhenIdle = true
+            return s.quit()
+        }
+        if let j = waiting.popFirst() {
+            s.submit(j)
+        } else {
+            s.armIdle(seconds: idleSeconds)
+        }
+    }
+
+    func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome) {
+        handler?.delivered(job, outcome)
+    }
+
+    func sessionClosed(_ s: SMTPSession, failure: SMTPReply?) {
+        sessions[ObjectIdentifier(s)] = nil
+        if let failure {
+            sessionFailures += 1
+            if !s.established && !sessions.values.contains(where: { $0.established }) && !waiting.isEmpty {
+                let jobs = Array(waiting)
+                waiting.removeAll()
+                logger.warning("relay \(name) unusable, deferring \(jobs.count) waiting message(s): \(failure)")
+                for j in jobs { handler?.delivered(j, DeliveryOutcome.classify(failure).asSiteFailure) }
+            }
+        }
+        dispatch()
+    }
+}
+
+extension DeliveryOutcome {
+    /// A session-level failure never fails messages for good: the next attempt may find the
+    /// relay working (a wrong password, an expired certificate, a relay restarting).
+    var asSiteFailure: DeliveryOutcome {
+        switch self {
+        case .sent(let r), .failed(let r): return .deferred(r)
+        case .deferred: return self
+        }
+    }
+}

@@ -1,0 +1,498 @@
+/// SMTPSession: one outbound SMTP connection driven by the reactor — the only file that
+/// knows sockets and TLS on the SMTP side (OpenSMTPD `mta_session.c`). It resolves the relay
+/// (inside the loop, through `Resolver`), connects without blocking (each address in turn,
+/// with a deadline), does implicit TLS or STARTTLS through the memory-BIO `TLSEngine`
+/// (SNI, certificate and host name verified unless the mailbox says `verify_peer=false`), and
+/// performs what `SessionMachine` asks: bytes to send, TLS now, ready, outcome, close.
+///
+/// Timeouts: the machine's per-state RFC 5321 §4.5.3.2 value, capped by
+/// `--smtp-timeout-seconds`; connecting gets `connectTimeout` (also capped).
+/// STARTTLS hygiene (STYLE 12): plaintext that arrived after the relay's 220 and before our
+/// handshake is an injection attempt — the session is dropped.
+/// Never logs credentials: AUTH lines are logged as "AUTH …".
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Reactor
+import Resolver
+import SMTPProtocol
+import TLS
+
+/// Where and how to connect: one per mailbox relay.
+public struct RelayEndpoint: Sendable {
+    public var host: String
+    public var port: UInt16
+    public var policy: SessionMachine.Policy
+    /// Seconds; caps every per-command timeout (`--smtp-timeout-seconds`).
+    public var timeoutCapSeconds: Int
+
+    public init(host: String, port: UInt16, policy: SessionMachine.Policy, timeoutCapSeconds: Int) {
+        self.host = host
+        self.port = port
+        self.policy = policy
+        self.timeoutCapSeconds = timeoutCapSeconds
+    }
+
+    var needsTLS: Bool { policy.security != .plain }
+}
+
+/// A message handed to a session, with the caller's identifier.
+public struct DeliveryJob: Sendable {
+    public let id: Int64
+    public let envelope: Envelope
+    public init(id: Int64, envelope: Envelope) {
+        self.id = id
+        self.envelope = envelope
+    }
+}
+
+protocol SessionOwner: AnyObject {
+    func sessionReady(_ s: SMTPSession)
+    func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome)
+    func sessionClosed(_ s: SMTPSession, failure: SMTPReply?)
+}
+
+final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
+    /// Connecting to one address (a TCP SYN unanswered is the common failure).
+    static let connectTimeoutSeconds = 30
+    /// After QUIT we wait this long for 221 before closing anyway.
+    static let quitTimeoutSeconds = 5
+
+    enum Phase { case resolving, connecting, implicitTLS, smtp, closed }
+
+    let endpoint: RelayEndpoint
+    let reactor: Reactor
+    let resolver: Resolver
+    let tlsContext: TLSClientContext?
+    var logger: Logger
+    weak var owner: SessionOwner?
+
+    var phase = Phase.resolving
+    var machine: SessionMachine
+    var addresses: [String] = []
+    var addressIndex = 0
+    var lastConnectProblem = ""
+    var registration: Registration?
+    var timer: TimerHandle?
+    var tls: TLSEngine?
+    var parser = ReplyParser()
+    var output: [UInt8] = []
+    var outputOffset = 0
+    var inbuf = [UInt8](repeating: 0, count: 16384)
+    var plainbuf = [UInt8](repeating: 0, count: 16384)
+
+    var job: DeliveryJob?
+    /// Reached `ready` at least once (the relay talks to us).
+    private(set) var established = false
+    var isIdle: Bool { if case .ready = machine.state { return job == nil } else { return false } }
+    var messagesSent = 0
+    /// The session should quit when next idle (shutdown, reuse limit).
+    var quitWhenIdle = false
+
+    init(endpoint: RelayEndpoint, reactor: Reactor, resolver: Resolver, tlsContext: TLSClientContext?, logger: Logger, owner: SessionOwner) {
+        self.endpoint = endpoint
+        self.reactor = reactor
+        self.resolver = resolver
+        self.tlsContext = tlsContext
+        self.logger = logger
+        self.owner = owner
+        machine = SessionMachine(policy: endpoint.policy)
+    }
+
+    var peer: String {
+        addressIndex < addresses.count ? "\(endpoint.host)[\(addresses[addressIndex])]:\(endpoint.port)" : "\(endpoint.host):\(endpoint.port)"
+    }
+
+    // MARK: Start: resolve, connect
+
+    func start() {
+        timer = reactor.makeTimer(self)
+        if let r = resolver.resolve(endpoint.host, for: self) { resolved(endpoint.host, r) }
+    }
+
+    func resolved(_ name: String, _ result: Result<[String], ResolveError>) {
+        guard phase == .resolving else { return }
+        switch result {
+        case .success(let list):
+            addresses = list
+            addressIndex = 0
+            connect()
+        case .failure(let e):
+            end(failure: .local(421, "4.4.3", "cannot resolve the relay: \(e)"))
+        }
+    }
+
+    func connect() {
+        phase = .connecting
+        while addressIndex < addresses.count {
+            guard let address = SocketAddress(ip: addresses[addressIndex], port: endpoint.port) else {
+                addressIndex += 1
+                continue
+            }
+            do {
+                let (fd, state) = try Socket.connectTCP(address)
+                registration = try reactor.register(fd: fd, interest: .writable, handler: self)
+                if case .done = state { return connected() }
+                arm(seconds: SMTPSession.connectTimeoutSeconds)
+                return
+            } catch {
+                lastConnectProblem = "\(peer): \(error)"
+                addressIndex += 1
+            }
+        }
+        end(failure: .local(421, "4.4.1", "cannot connect to the relay: \(lastConnectProblem.isEmpty ? "no address" : lastConnectProblem)"))
+    }
+
+    func connectFailed(_ problem: String) {
+        lastConnectProblem = problem
+        closeSocket()
+        addressIndex += 1
+        connect()
+    }
+
+    func connected() {
+        guard let reg = registration else { return }
+        logger.debug("smtp \(peer): connected")
+        reactor.setInterest(reg, .readable)
+        if endpoint.policy.security == .implicitTLS {
+            guard startTLSEngine() else { return }
+            phase = .implicitTLS
+            driveHandshake()
+        } else {
+            phase = .smtp
+            armForState()
+        }
+    }
+
+    func startTLSEngine() -> Bool {
+        guard let ctx = tlsContext else {
+            machineEvent(.lost("no TLS context"))
+            return false
+        }
+        do {
+            tls = try TLSEngine(client: ctx, serverName: endpoint.host)
+            return true
+        } catch {
+            machineEvent(.lost("TLS setup failed: \(error)"))
+            return false
+        }
+    }
+
+    // MARK: Work
+
+    /// Hands a message to an idle session.
+    func submit(_ j: DeliveryJob) {
+        precondition(isIdle, "submit to a busy session")
+        job = j
+        perform(machine.receive(.submit(j.envelope)))
+    }
+
+    func quit() {
+        guard phase != .closed else { return }
+        if phase == .smtp, case .ready = machine.state {
+            perform(machine.receive(.quit))
+            arm(seconds: SMTPSession.quitTimeoutSeconds)
+        } else if job == nil {
+            end(failure: nil)
+        } else {
+            machineEvent(.quit)
+        }
+    }
+
+    // MARK: Machine
+
+    func machineEvent(_ e: SessionMachine.Event) {
+        perform(machine.receive(e))
+    }
+
+    func perform(_ actions: [SessionMachine.Action]) {
+        let before = machine.stateName
+        for a in actions {
+            guard phase != .closed else { return }
+            switch a {
+            case .send(let bytes):
+                logSent(bytes)
+                send(bytes)
+            case .startTLS:
+                beginSTARTTLS()
+            case .ready:
+                established = true
+                arm(seconds: nil)
+                owner?.sessionReady(self)
+            case .outcome(let o):
+                guard let j = job else { preconditionFailure("outcome without a job") }
+                job = nil
+                if case .sent = o { messagesSent += 1 }
+                owner?.session(self, finished: j, o)
+            case .close(let failure):
+                end(failure: failure)
+            }
+        }
+        if phase == .smtp && machine.stateName != before { logger.trace("smtp \(peer): \(before) -> \(machine.stateName)") }
+        if phase == .smtp, machine.state.timeoutSeconds != nil, !isQuitting { armForState() }
+    }
+
+    var isQuitting: Bool { if case .quit = machine.state { return true } else { return false } }
+
+    func logSent(_ bytes: [UInt8]) {
+        guard logger.logLevel <= .trace else { return }
+        if bytes.count > 512 {
+            logger.trace("smtp \(peer) <- [\(bytes.count) octets of message data]")
+        } else {
+            let text = String(decoding: bytes, as: UTF8.self)
+            let safe = text.hasPrefix("AUTH") || (machine.state.activity == "authenticating") ? "AUTH …" : text.trimmingCRLF
+            logger.trace("smtp \(peer) <- \(safe)")
+        }
+    }
+
+    func armForState() {
+        arm(seconds: machine.state.timeoutSeconds)
+    }
+
+    func arm(seconds: Int?) {
+        guard let t = timer else { return }
+        if let s = seconds {
+            reactor.arm(t, after: .seconds(min(s, endpoint.timeoutCapSeconds)))
+        } else {
+            reactor.cancel(t)
+        }
+    }
+
+    /// Idle sessions are closed by the owner through `quit()`; this arms that wait.
+    func armIdle(seconds: Int) {
+        guard let t = timer else { return }
+        reactor.arm(t, after: .seconds(seconds))
+    }
+
+    func onDeadline() {
+        switch phase {
+        case .resolving:
+            end(failure: .local(421, "4.4.3", "timeout resolving the relay"))
+        case .connecting:
+            connectFailed("\(peer): connect timeout after \(min(SMTPSession.connectTimeoutSeconds, endpoint.timeoutCapSeconds))s")
+        case .implicitTLS:
+            machineEvent(.timeout)
+        case .smtp:
+            if isIdle { return quit() }
+            if isQuitting { return end(failure: nil) }
+            machineEvent(.timeout)
+        case .closed:
+            break
+        }
+    }
+
+    // MARK: TLS
+
+    func beginSTARTTLS() {
+        // Anything already buffered after "220 Ready to start TLS" was sent in clear before our
+        // handshake: refuse it (CVE-2011-0411 class).
+        if parser.isMidReply || pendingPlaintextAfterSTARTTLS {
+            machineEvent(.lost("plaintext after the relay agreed to STARTTLS"))
+            return
+        }
+        guard startTLSEngine() else { return }
+        driveHandshake()
+    }
+
+    /// Set while processing a read: bytes or replies remained after the STARTTLS reply.
+    var pendingPlaintextAfterSTARTTLS = false
+
+    func driveHandshake() {
+        guard let tls else { return }
+        switch tls.handshake() {
+        case .progress:
+            flushTLS()
+            logger.debug("smtp \(peer): TLS \(tls.protocolVersion) \(tls.cipherName)")
+            if phase == .implicitTLS {
+                phase = .smtp
+                armForState()
+            } else {
+                machineEvent(.tlsEstablished)
+            }
+            // Data may already have arrived behind the Finished message.
+            readTLSPlaintext()
+        case .wantRead, .wantWrite:
+            flushTLS()
+            if phase == .implicitTLS { arm(seconds: machine.state.timeoutSeconds) }
+        case .closed:
+            machineEvent(.lost("TLS handshake: the relay closed the connection"))
+        case .failed(let e):
+            machineEvent(.lost("TLS handshake failed (\(e))"))
+        }
+    }
+
+    var handshaking: Bool {
+        if let tls { return !tls.isHandshakeComplete }
+        return false
+    }
+
+    // MARK: Output
+
+    func send(_ bytes: [UInt8]) {
+        if let tls {
+            let r = bytes.withUnsafeBytes { tls.write($0) }
+            if case .failed(let e) = r { return machineEvent(.lost("TLS write failed (\(e))")) }
+            flushTLS()
+        } else {
+            output += bytes
+            flush()
+        }
+    }
+
+    func flushTLS() {
+        guard let tls else { return }
+        tls.drainCiphertext(into: &output)
+        flush()
+    }
+
+    func flush() {
+        guard let reg = registration else { return }
+        while outputOffset < output.count {
+            let r: IOResult<Int>
+            do {
+                r = try output.withUnsafeBytes { (raw) throws(SystemError) in
+                    try Syscall.send(reg.fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                }
+            } catch {
+                return machineEvent(.lost("write failed (\(error))"))
+            }
+            switch r {
+            case .done(let n): outputOffset += n
+            case .wouldBlock:
+                reactor.setInterest(reg, [.readable, .writable])
+                return
+            }
+        }
+        output.removeAll(keepingCapacity: true)
+        outputOffset = 0
+        if phase != .connecting { reactor.setInterest(reg, .readable) }
+    }
+
+    // MARK: Input
+
+    func onWritable() {
+        if phase == .connecting {
+            guard let reg = registration else { return }
+            if let e = Socket.pendingError(reg.fd) { return connectFailed("\(peer): \(e)") }
+            return connected()
+        }
+        flush()
+    }
+
+    func onReadable() {
+        guard let reg = registration, phase != .connecting else {
+            if phase == .connecting, let reg = registration, let e = Socket.pendingError(reg.fd) { connectFailed("\(peer): \(e)") }
+            return
+        }
+        // Bounded: a relay cannot keep us in this loop forever.
+        for _ in 0..<16 {
+            guard registration == reg, phase != .closed else { return }
+            let r: IOResult<Int>
+            do {
+                r = try inbuf.withUnsafeMutableBytes { (raw) throws(SystemError) in try Syscall.read(reg.fd, into: raw) }
+            } catch {
+                return machineEvent(.lost("read failed (\(error))"))
+            }
+            guard case .done(let n) = r else { return }
+            if n == 0 { return machineEvent(.lost("the relay closed the connection")) }
+            if let tls {
+                inbuf.withUnsafeBytes { tls.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if !tls.isHandshakeComplete {
+                    driveHandshake()
+                } else {
+                    readTLSPlaintext()
+                }
+            } else {
+                let bytes = Array(inbuf[0..<n])
+                received(bytes)
+            }
+            if n < inbuf.count { return }
+        }
+    }
+
+    func readTLSPlaintext() {
+        guard let tls, tls.isHandshakeComplete else { return }
+        while phase != .closed {
+            let r = plainbuf.withUnsafeMutableBytes { tls.read(into: $0) }
+            switch r {
+            case .progress(let n):
+                if n == 0 { return }
+                received(Array(plainbuf[0..<n]))
+            case .wantRead, .wantWrite:
+                flushTLS()
+                return
+            case .closed:
+                return machineEvent(.lost("the relay closed the TLS session"))
+            case .failed(let e):
+                return machineEvent(.lost("TLS read failed (\(e))"))
+            }
+        }
+    }
+
+    func received(_ bytes: [UInt8]) {
+        var replies: [SMTPReply] = []
+        do {
+            try parser.feed(bytes, into: &replies)
+        } catch {
+            return machineEvent(.lost("protocol error (\(error))"))
+        }
+        for (i, r) in replies.enumerated() {
+            guard phase != .closed else { return }
+            logger.trace("smtp \(peer) -> \(r)")
+            if case .startTLS = machine.state, r.code == 220 {
+                pendingPlaintextAfterSTARTTLS = i + 1 < replies.count
+            }
+            perform(machine.receive(.reply(r)))
+            pendingPlaintextAfterSTARTTLS = false
+        }
+    }
+
+    // MARK: End
+
+    func closeSocket() {
+        if let reg = registration {
+            reactor.close(reg)
+            registration = nil
+        }
+        tls = nil
+        parser = ReplyParser()
+        output.removeAll()
+        outputOffset = 0
+    }
+
+    /// Closes the session once; a job still assigned gets `deferred` with the failure.
+    func end(failure: SMTPReply?) {
+        guard phase != .closed else { return }
+        if let j = job {
+            job = nil
+            owner?.session(self, finished: j, .deferred(failure ?? .local(421, "4.4.2", "session closed")))
+        }
+        if let tls, failure == nil, tls.isHandshakeComplete {
+            _ = tls.shutdown()
+            flushTLS()
+        }
+        phase = .closed
+        closeSocket()
+        if let t = timer {
+            reactor.free(t)
+            timer = nil
+        }
+        if let failure {
+            logger.info("smtp \(peer): session ended: \(failure)")
+        } else {
+            logger.debug("smtp \(peer): session closed after \(messagesSent) message(s)")
+        }
+        owner?.sessionClosed(self, failure: failure)
+    }
+}
+
+extension String {
+    var trimmingCRLF: String {
+        var s = Substring(self)
+        while s.last == "\n" || s.last == "\r" { s = s.dropLast() }
+        return String(s).replacingCRLFWithSlash
+    }
+
+    var replacingCRLFWithSlash: String { split(separator: "\r\n").joined(separator: " | ") }
+}

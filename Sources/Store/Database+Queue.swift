@@ -1,0 +1,110 @@
+/// The outbound queue's side of `messages`: what the delivery scheduler reads and writes.
+/// Status moves queued → sending → sent | deferred → sending … | failed (SPEC §4). Each
+/// finished attempt updates the row and appends a `delivery_attempts` row in the same
+/// transaction (the scheduler batches them into the loop iteration's group commit).
+
+/// A message as the scheduler needs it: where it goes and the exact bytes to carry.
+public struct QueuedMessage: Sendable {
+    public var id: Int64
+    public var acceptedAt: Int64
+    public var mailboxName: String
+    public var from: String
+    public var recipient: String
+    public var messageID: String
+    public var raw: [UInt8]
+    public var attempts: Int
+
+    public init(id: Int64, acceptedAt: Int64, mailboxName: String, from: String, recipient: String, messageID: String, raw: [UInt8], attempts: Int) {
+        self.id = id
+        self.acceptedAt = acceptedAt
+        self.mailboxName = mailboxName
+        self.from = from
+        self.recipient = recipient
+        self.messageID = messageID
+        self.raw = raw
+        self.attempts = attempts
+    }
+}
+
+public struct DeliveryAttempt: Sendable, Equatable {
+    public var at: Int64
+    public var outcome: String
+    public var reply: String
+}
+
+extension Database {
+    /// At start-up: rows a crashed run left `sending` are due again now. Returns how many.
+    public func requeueInterrupted(nowMilliseconds now: Int64) throws(SQLiteError) -> Int {
+        try statement("UPDATE messages SET status = 'queued', next_attempt_at = ?1 WHERE status = 'sending'").bind(1, now).run()
+        return changes
+    }
+
+    /// Due `queued`/`deferred` messages in acceptance order (the caller skips those it
+    /// already holds).
+    public func dueMessages(nowMilliseconds now: Int64, limit: Int) throws(SQLiteError) -> [QueuedMessage] {
+        let s = try statement("""
+            SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id, raw, attempts FROM messages
+            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2
+            """).bind(1, now).bind(2, limit)
+        var out: [QueuedMessage] = []
+        while try s.step() {
+            out.append(QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
+                                     recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7)))
+        }
+        return out
+    }
+
+    /// The earliest `next_attempt_at` of a waiting message, if any.
+    public func nextDueTime() throws(SQLiteError) -> Int64? {
+        let s = try statement("SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred')")
+        defer { s.finish() }
+        guard try s.step(), !s.isNull(0) else { return nil }
+        return s.int64(0)
+    }
+
+    public func markSending(id: Int64) throws(SQLiteError) {
+        try statement("UPDATE messages SET status = 'sending' WHERE id = ?1").bind(1, id).run()
+    }
+
+    /// Records a finished attempt. `status` is `sent`, `deferred` or `failed`;
+    /// `nextAttemptAt` matters for `deferred` only.
+    public func recordAttempt(id: Int64, status: String, reply: String, atMilliseconds at: Int64, nextAttemptAt: Int64) throws(SQLiteError) {
+        try statement("""
+            UPDATE messages SET status = ?2, attempts = attempts + 1, last_reply = ?3,
+                   sent_at = CASE WHEN ?2 = 'sent' THEN ?4 ELSE sent_at END, next_attempt_at = ?5
+            WHERE id = ?1
+            """).bind(1, id).bind(2, status).bind(3, reply).bind(4, at).bind(5, nextAttemptAt).run()
+        try statement("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)")
+            .bind(1, id).bind(2, at).bind(3, status).bind(4, reply).run()
+    }
+
+    public func deliveryAttempts(messageID id: Int64) throws(SQLiteError) -> [DeliveryAttempt] {
+        let s = try statement("SELECT at, outcome, reply FROM delivery_attempts WHERE message_id = ?1 ORDER BY id").bind(1, id)
+        var out: [DeliveryAttempt] = []
+        while try s.step() { out.append(DeliveryAttempt(at: s.int64(0), outcome: s.string(1), reply: s.string(2))) }
+        return out
+    }
+
+    /// Messages per status (queue depth).
+    public func statusCounts() throws(SQLiteError) -> [String: Int] {
+        let s = try statement("SELECT status, count(*) FROM messages GROUP BY status")
+        var out: [String: Int] = [:]
+        while try s.step() { out[s.string(0)] = s.int(1) }
+        return out
+    }
+}
+
+extension Database {
+    /// Shutdown: a message taken from the queue but never handed to a relay goes back.
+    public func requeue(id: Int64) throws(SQLiteError) {
+        try statement("UPDATE messages SET status = 'queued' WHERE id = ?1 AND status = 'sending'").bind(1, id).run()
+    }
+
+    /// The earliest retry time after `now` (what is due now is picked up by the scan itself).
+    public func nextDueTime(after now: Int64) throws(SQLiteError) -> Int64? {
+        let s = try statement("SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > ?1").bind(1, now)
+        defer { s.finish() }
+        guard try s.step(), !s.isNull(0) else { return nil }
+        return s.int64(0)
+    }
+}
