@@ -18,9 +18,14 @@ final class SendFixture {
     var sendToken = ""
     var auditToken = ""
 
-    init(mailFrom: String? = nil, extraArgs: [String] = [], setUp: Bool = true) throws {
+    /// `relayDSN`: set up only a send-email token and one mailbox "Relay" with that DSN.
+    init(relayDSN: String? = nil, mailFrom: String? = nil, extraArgs: [String] = [], setUp: Bool = true) throws {
         cert = try TestCertificate.make()
-        if setUp {
+        if let relayDSN {
+            sendToken = try cli(["token", "create", "--name", "shop", "--ability", "send-email"]).lastLine
+            let r = try cli(["mailbox", "add", "--name", "Relay", "--address", "sales@shop.example", "--display-name", "Shop", "--dsn", relayDSN])
+            guard r.status == 0 else { throw WaitTimeout(what: "mailbox add: \(r.output)") }
+        } else if setUp {
             sendToken = try cli(["token", "create", "--name", "shop", "--ability", "send-email"]).lastLine
             auditToken = try cli(["token", "create", "--name", "auditor", "--ability", "audit-read"]).lastLine
             _ = try cli(["mailbox", "add", "--name", "Sales", "--address", "sales@shop.example", "--display-name", "Shop Sales", "--dsn", "file://outbox"])

@@ -1,0 +1,237 @@
+/// Delivery end to end: the real binary accepts over HTTPS and delivers through its own SMTP
+/// client to a real relay (aiosmtpd, `Tests/Scripts/smtp_relay.py`) on 127.0.0.1 — STARTTLS
+/// + AUTH, implicit TLS, plain by choice; a relay without STARTTLS under `required`; an
+/// untrusted and a wrong-host certificate; scripted 451/550/421 replies and the retry that
+/// follows; a relay that stalls after DATA; a refused port; SMTPUTF8 with and without the
+/// extension; a relay name resolved through DNS servers started here (silent, wrong ID, good).
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Store
+import Testing
+
+let scriptsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Scripts").path
+
+/// The aiosmtpd relay; `messages` are the JSON records it wrote, `authLog` its AUTH attempts.
+final class TestRelay {
+    let dir = makeTempDir()
+    let process: ServerProcess
+    let port: UInt16
+
+    init(_ args: [String] = []) throws {
+        process = try ServerProcess(arguments: ["python3", scriptsDirectory + "/smtp_relay.py", "--outdir", dir + "/out"] + args,
+                                    executable: "/usr/bin/env")
+        let line = try process.waitForLine(containing: "PORT ")
+        port = UInt16(line.split(separator: " ").last!)!
+    }
+
+    var messages: [[String: Any]] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/out")) ?? []
+        return files.filter { $0.hasSuffix(".json") }.sorted().compactMap {
+            (try? Data(contentsOf: URL(fileURLWithPath: dir + "/out/" + $0))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        }
+    }
+
+    var authLog: String { (try? String(contentsOfFile: dir + "/out/auth.log", encoding: .utf8)) ?? "" }
+
+    deinit { process.signal(SIGKILL) }
+}
+
+extension SendFixture {
+    func entry(_ id: Int64) throws -> AuditEntry? {
+        try Database(path: db).auditEntry(id: id)
+    }
+
+    func attempts(_ id: Int64) throws -> [DeliveryAttempt] {
+        try Database(path: db).deliveryAttempts(messageID: id)
+    }
+
+    /// Waits until message `id` has `status` (and returns its audit entry).
+    @discardableResult
+    func waitFor(_ id: Int64, status: String, seconds: Double = 20) throws -> AuditEntry {
+        var last: AuditEntry?
+        do {
+            try waitUntil("message \(id) \(status)", seconds: seconds) {
+                last = try entry(id)
+                return last?.status == status
+            }
+        } catch {
+            throw WaitTimeout(what: "message \(id) to become \(status); it is \(last?.status ?? "missing"): \(last?.lastReply ?? "")")
+        }
+        return last!
+    }
+}
+
+@Suite(.serialized) struct DeliveryTests {
+    let cert: TestCertificate
+    init() throws { cert = try TestCertificate.make() }
+
+    @Test func starttlsAndAuthDeliverTheStoredBytes() throws {
+        let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--auth", "mailer:s3cr%t"])
+        let f = try SendFixture(relayDSN: "smtp://mailer:s3cr%25t@localhost:\(relay.port)?ca_file=\(cert.cert)")
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "sent")
+        let m = try #require(relay.messages.first)
+        #expect(m["tls"] as? Bool == true)
+        #expect(m["auth"] as? String == "mailer")
+        #expect(m["from"] as? String == "sales@shop.example" && m["to"] as? [String] == ["marcus@trailblazers-club.example"])
+        let data = Array((m["data"] as! String).unicodeScalars.map { UInt8($0.value) })
+        #expect(data == e.raw, "the relay received exactly the stored bytes")
+        #expect(String(decoding: e.raw, as: UTF8.self).contains("Message-ID: \(e.messageID)"))
+        #expect(relay.authLog.split(separator: "\n").allSatisfy { $0.hasSuffix(" tls") } && !relay.authLog.isEmpty)
+        #expect(e.attempts == 1 && e.sentAt != nil && e.lastReply?.hasPrefix("250 2.0.0 OK queued as 1") == true)
+        #expect(try f.attempts(1).map(\.outcome) == ["sent"])
+    }
+
+    @Test func implicitTLSAndSessionReuse() throws {
+        let relay = try TestRelay(["--implicit-tls", cert.cert, cert.key])
+        let f = try SendFixture(relayDSN: "smtps://localhost:\(relay.port)?ca_file=\(cert.cert)&max_connections=1")
+        let c = try f.connect()
+        for _ in 0..<5 { #expect(try f.post(directBody, on: c).status == 200) }
+        for id in 1...5 { try f.waitFor(Int64(id), status: "sent") }
+        #expect(relay.messages.count == 5 && relay.messages.allSatisfy { $0["tls"] as? Bool == true })
+        // One session carried them all (max_connections=1 and reuse): one peer port.
+        #expect(Set(relay.messages.compactMap { ($0["peer"] as? [Any])?.last as? Int }).count == 1)
+    }
+
+    @Test func plainOnlyWhenAskedFor() throws {
+        let relay = try TestRelay()
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(relay.port)?starttls=off")
+        #expect(try f.post(directBody).status == 200)
+        try f.waitFor(1, status: "sent")
+        #expect(relay.messages.first?["tls"] as? Bool == false)
+    }
+
+    @Test func requiredSTARTTLSNotOfferedSendsNothing() throws {
+        let relay = try TestRelay(["--auth", "mailer:pw"])
+        let f = try SendFixture(relayDSN: "smtp://mailer:pw@127.0.0.1:\(relay.port)", extraArgs: ["--retry-base-seconds", "60"])
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "deferred")
+        #expect(e.lastReply?.contains("does not offer STARTTLS") == true, "\(e.lastReply ?? "")")
+        #expect(relay.messages.isEmpty && relay.authLog.isEmpty, "no mail and no credentials reached the relay")
+    }
+
+    @Test func untrustedAndWrongHostCertificatesAreRefused() throws {
+        let relay = try TestRelay(["--starttls", cert.cert, cert.key])
+        // No ca_file: the system store does not know the test certificate.
+        let f = try SendFixture(relayDSN: "smtp://localhost:\(relay.port)")
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "deferred")
+        #expect(e.lastReply?.contains("certificate") == true, "\(e.lastReply ?? "")")
+        // Trusted certificate, but the name we connect to is not in it (resolved via --hosts-file).
+        let hosts = makeTempDir() + "/hosts"
+        try "127.0.0.1 relay.test\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+        let g = try SendFixture(relayDSN: "smtp://relay.test:\(relay.port)?ca_file=\(cert.cert)", extraArgs: ["--hosts-file", hosts])
+        #expect(try g.post(directBody).status == 200)
+        let w = try g.waitFor(1, status: "deferred")
+        #expect(w.lastReply?.contains("certificate") == true, "\(w.lastReply ?? "")")
+        #expect(relay.messages.isEmpty)
+    }
+
+    @Test func scriptedRepliesDecideStatusAndRetry() throws {
+        // 550 on RCPT: failed at once, one attempt.
+        let r550 = try TestRelay(["--reply", "RCPT=550 5.1.1 no such user"])
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(r550.port)?starttls=off")
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "failed")
+        #expect(e.attempts == 1 && e.lastReply == "550 5.1.1 no such user")
+
+        // 451 on MAIL once, then accepted: deferred, retried after the (tiny) backoff, sent.
+        let r451 = try TestRelay(["--reply", "MAIL=451 4.3.0 try later", "--reply-once"])
+        let g = try SendFixture(relayDSN: "smtp://127.0.0.1:\(r451.port)?starttls=off", extraArgs: ["--retry-base-seconds", "1"])
+        #expect(try g.post(directBody).status == 200)
+        let sent = try g.waitFor(1, status: "sent")
+        #expect(sent.attempts == 2)
+        let attempts = try g.attempts(1)
+        #expect(attempts.map(\.outcome) == ["deferred", "sent"])
+        #expect(attempts[0].reply == "451 4.3.0 try later")
+        #expect(attempts[1].at - attempts[0].at >= 900, "retried after the 1 s backoff, not at once")
+
+        // 452 after the data, then max queue age 0: failed instead of deferred.
+        let rEOD = try TestRelay(["--reply", "EOD=452 4.3.1 mailbox full"])
+        let h = try SendFixture(relayDSN: "smtp://127.0.0.1:\(rEOD.port)?starttls=off", extraArgs: ["--max-queue-age-seconds", "0"])
+        #expect(try h.post(directBody).status == 200)
+        let gaveUp = try h.waitFor(1, status: "failed")
+        #expect(gaveUp.lastReply?.hasPrefix("452 4.3.1 mailbox full (gave up after 1 attempt(s)") == true, "\(gaveUp.lastReply ?? "")")
+
+        // 421 on MAIL: the relay closes; deferred.
+        let r421 = try TestRelay(["--reply", "MAIL=421 4.3.2 shutting down"])
+        let k = try SendFixture(relayDSN: "smtp://127.0.0.1:\(r421.port)?starttls=off")
+        #expect(try k.post(directBody).status == 200)
+        #expect(try k.waitFor(1, status: "deferred").lastReply == "421 4.3.2 shutting down")
+    }
+
+    @Test func aRelayThatStallsAfterDataTimesOut() throws {
+        let relay = try TestRelay(["--stall-eod"])
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(relay.port)?starttls=off", extraArgs: ["--smtp-timeout-seconds", "1"])
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "deferred")
+        #expect(e.lastReply == "421 4.4.2 timeout while waiting for the reply to the end of data")
+    }
+
+    @Test func aRefusedPortIsDeferred() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = UInt16(bigEndian: addr.sin_port)
+        defer { close(fd) }   // bound, never listening: connections are refused
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(port)?starttls=off")
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "deferred")
+        #expect(e.lastReply?.contains("refused") == true, "\(e.lastReply ?? "")")
+    }
+
+    @Test func smtputf8RecipientWithAndWithoutTheExtension() throws {
+        let body = #"{"to_address":"jörg@exämple.de","subject":"Grüße","content":"<p>Hallo</p>"}"#
+        let with = try TestRelay()
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(with.port)?starttls=off")
+        #expect(try f.post(body).status == 200)
+        try f.waitFor(1, status: "sent")
+        #expect((with.messages.first?["mail_options"] as? [String])?.contains("SMTPUTF8") == true)
+        #expect(with.messages.first?["to"] as? [String] == ["jörg@exämple.de"])
+
+        let without = try TestRelay(["--no-smtputf8"])
+        let g = try SendFixture(relayDSN: "smtp://127.0.0.1:\(without.port)?starttls=off")
+        #expect(try g.post(body).status == 200)
+        let e = try g.waitFor(1, status: "failed")
+        #expect(e.lastReply?.hasPrefix("553 5.6.7") == true, "\(e.lastReply ?? "")")
+        #expect(without.messages.isEmpty)
+    }
+
+    @Test func aRelayNameResolvedThroughDNSServersStartedHere() throws {
+        let relay = try TestRelay()
+        // A free UDP port shared by three servers on three loopback addresses.
+        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &len) } }
+        let port = UInt16(bigEndian: addr.sin_port)
+        close(probe)
+        var servers: [ServerProcess] = []
+        defer { for s in servers { s.signal(SIGKILL) } }
+        for (ip, mode) in [("127.0.0.2", "silent"), ("127.0.0.3", "wrongid"), ("127.0.0.1", "answer")] {
+            let s = try ServerProcess(arguments: ["python3", scriptsDirectory + "/dns_server.py", ip, "\(port)", mode], executable: "/usr/bin/env")
+            _ = try s.waitForLine(containing: "READY")
+            servers.append(s)
+        }
+        let conf = makeTempDir() + "/resolv.conf"
+        try "nameserver 127.0.0.2\nnameserver 127.0.0.3\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let f = try SendFixture(relayDSN: "smtp://mail.relay.test:\(relay.port)?starttls=off",
+                                extraArgs: ["--resolv-conf", conf, "--dns-port", "\(port)", "--hosts-file", "/dev/null"])
+        #expect(try f.post(directBody).status == 200)
+        try f.waitFor(1, status: "sent")
+        #expect(relay.messages.count == 1)
+        // Each server was asked (A and AAAA), the silent and the lying one first.
+        for s in servers { #expect(try s.waitForLine(containing: "question type 1", timeoutSeconds: 1).contains("type 1")) }
+    }
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""A real SMTP relay for the delivery tests: aiosmtpd (PyPI) on 127.0.0.1.
+
+Every accepted message is written to OUTDIR/<n>.json (atomically): envelope, the exact
+DATA bytes (latin-1 string), whether the session was TLS, who authenticated, MAIL options.
+Every AUTH attempt is appended to OUTDIR/auth.log with "tls" or "clear" — a test that finds
+"clear" there has caught credentials crossing the wire unencrypted.
+
+  smtp_relay.py --outdir DIR [--starttls CERT KEY | --implicit-tls CERT KEY] [--auth USER:PASS]
+                [--no-smtputf8] [--reply PHASE=TEXT ...] [--reply-once] [--stall-eod]
+PHASE is MAIL, RCPT or EOD (the reply to the end of data); TEXT e.g. "451 4.3.0 try later".
+With --reply-once the scripted replies apply to the first transaction only.
+Prints "PORT <n>" on stderr when it accepts connections; runs until SIGTERM.
+"""
+import argparse, asyncio, json, os, signal, socket, ssl, sys, threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+p = argparse.ArgumentParser()
+p.add_argument("--outdir", required=True)
+p.add_argument("--starttls", nargs=2)
+p.add_argument("--implicit-tls", nargs=2)
+p.add_argument("--auth")
+p.add_argument("--no-smtputf8", action="store_true")
+p.add_argument("--reply", action="append", default=[])
+p.add_argument("--reply-once", action="store_true")
+p.add_argument("--stall-eod", action="store_true")
+a = p.parse_args()
+os.makedirs(a.outdir, exist_ok=True)
+replies = dict(r.split("=", 1) for r in a.reply)
+state = {"n": 0, "transactions": 0}
+lock = threading.Lock()
+
+
+def scripted(phase):
+    if phase not in replies:
+        return None
+    if a.reply_once and state["transactions"] > 1:
+        return None
+    return replies[phase]
+
+
+class Handler:
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        state["transactions"] += 1
+        r = scripted("MAIL")
+        if r:
+            return r
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        r = scripted("RCPT")
+        if r:
+            return r
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if a.stall_eod:
+            await asyncio.sleep(3600)
+        r = scripted("EOD")
+        if r:
+            return r
+        with lock:
+            state["n"] += 1
+            n = state["n"]
+        record = {
+            "from": envelope.mail_from,
+            "to": envelope.rcpt_tos,
+            "mail_options": envelope.mail_options,
+            # Implicit TLS: the listener only speaks TLS (aiosmtpd sets session.ssl for STARTTLS only).
+            "tls": session.ssl is not None or bool(a.implicit_tls),
+            "auth": session.auth_data.decode() if isinstance(session.auth_data, bytes) else session.auth_data,
+            "data": envelope.original_content.decode("latin-1"),
+            "peer": list(session.peer)[:2],
+        }
+        tmp = os.path.join(a.outdir, f".{n}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.rename(tmp, os.path.join(a.outdir, f"{n}.json"))
+        return f"250 2.0.0 OK queued as {n}"
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    secure = session.ssl is not None or bool(a.implicit_tls)
+    with open(os.path.join(a.outdir, "auth.log"), "a") as f:
+        f.write(f"{mechanism} {'tls' if secure else 'clear'}\n")
+    if not a.auth or not isinstance(auth_data, LoginPassword):
+        return AuthResult(success=False, handled=False)
+    user, password = a.auth.split(":", 1)
+    ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+    return AuthResult(success=ok, auth_data=auth_data.login if ok else None)
+
+
+def context(cert, key):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+
+kwargs = dict(hostname="127.0.0.1", port=port, enable_SMTPUTF8=not a.no_smtputf8,
+              authenticator=authenticator, auth_require_tls=False, auth_required=bool(a.auth),
+              decode_data=False, ident="test-relay")
+if a.starttls:
+    kwargs["tls_context"] = context(*a.starttls)
+if a.implicit_tls:
+    kwargs["ssl_context"] = context(*a.implicit_tls)
+    kwargs["server_hostname"] = "localhost"
+
+controller = Controller(Handler(), **kwargs)
+controller.start()
+print(f"PORT {port}", file=sys.stderr, flush=True)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+signal.signal(signal.SIGINT, lambda *_: stop.set())
+stop.wait()
+controller.stop()
