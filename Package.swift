@@ -76,6 +76,12 @@ let package = Package(
         .executableTarget(name: "FuzzSendAPI", dependencies: ["SendAPI", "JSON", "MIME"]),
         .executableTarget(name: "FuzzSMTPReply", dependencies: ["SMTPProtocol"]),
 
+        // Benchmark drivers (Benchmarks/run-smtp)
+        .executableTarget(name: "SMTPBench", dependencies: [
+            "SMTPClient", "SMTPProtocol", "Reactor", "Resolver",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/SMTPBench"),
+
         // Tests
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Digest"]),
