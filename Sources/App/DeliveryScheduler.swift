@@ -76,6 +76,8 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     var scanAt: Instant?
     var overflowed = false
     var stopping = false
+    /// The shutdown deadline passed: outcomes of closed sessions are not attempts.
+    var abandoning = false
     /// Called once, when stopping and nothing is in flight any more.
     var onIdle: (() -> Void)?
 
@@ -251,6 +253,11 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     func delivered(_ id: Int64, _ outcome: DeliveryOutcome) {
         guard let m = active.removeValue(forKey: id) else { return }
+        if abandoning {
+            // Not the relay's doing: back to `queued`, due at once after the restart.
+            writes.append(.requeue(id))
+            return
+        }
         let now = DeliveryScheduler.nowMilliseconds()
         let attempts = m.attempts + 1
         switch outcome {
@@ -336,6 +343,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// The shutdown deadline passed: close every session; what was in flight is retried after
     /// the restart.
     func abandon() {
+        abandoning = true
         for p in pools.values { p.abandon() }
     }
 }

@@ -318,7 +318,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
         // Writes made after the commit (the hand-off above marks messages `sending`) go in the
         // next iteration, which must come without sleeping.
-        return participants.contains { $0.hasPendingWrites }
+        return ok && participants.contains { $0.hasPendingWrites }
     }
 
     // MARK: Idempotency sweep

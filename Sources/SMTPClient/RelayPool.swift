@@ -6,6 +6,10 @@
 /// open `idleSeconds` and then QUITs. Several messages go over one session
 /// (`maxMessagesPerSession`, 0 = no limit).
 ///
+/// A session that fails before the relay accepted it while others work (a relay's connection
+/// limit, say) holds off new sessions for `reconnectDelay`, so the pool never spins on
+/// connect-fail-connect.
+///
 /// Site failure: when a session fails before the relay ever accepted us (cannot resolve,
 /// refused, TLS or STARTTLS failure, AUTH refused) and no other session to it is working, every
 /// waiting message is deferred with that reply — the relay is unusable now, and hammering it
@@ -23,8 +27,10 @@ public protocol DeliveryHandler: AnyObject {
     func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome)
 }
 
-public final class RelayPool: SessionOwner {
+public final class RelayPool: SessionOwner, DeadlineHandler {
     public static let defaultIdleSeconds = 5
+    /// After a session failed to start, no new session for this long.
+    public static let reconnectDelay: Duration = .seconds(1)
 
     public let name: String
     let endpoint: RelayEndpoint
@@ -41,6 +47,8 @@ public final class RelayPool: SessionOwner {
     var waiting = Deque<DeliveryJob>()
     var sessions: [ObjectIdentifier: SMTPSession] = [:]
     var draining = false
+    var openAfter: Instant?
+    var reconnectTimer: TimerHandle?
 
     /// Counters (tests, metrics, benchmarks).
     public private(set) var sessionsOpened = 0
@@ -73,6 +81,10 @@ public final class RelayPool: SessionOwner {
         guard !draining else { return }
         for s in sessions.values where s.isIdle && !waiting.isEmpty && !s.quitWhenIdle {
             s.submit(waiting.removeFirst())
+        }
+        if let t = openAfter {
+            if reactor.now < t { return }
+            openAfter = nil
         }
         let starting = sessions.values.reduce(0) { $0 + ($1.established ? 0 : 1) }
         var toOpen = min(waiting.count - starting, maxConnections - sessions.count)
@@ -127,6 +139,12 @@ public final class RelayPool: SessionOwner {
         sessions[ObjectIdentifier(s)] = nil
         if let failure {
             sessionFailures += 1
+            if !s.established {
+                let t = reconnectTimer ?? reactor.makeTimer(self)
+                reconnectTimer = t
+                openAfter = reactor.now + RelayPool.reconnectDelay
+                reactor.arm(t, at: openAfter!)
+            }
             if !s.established && !sessions.values.contains(where: { $0.established }) && !waiting.isEmpty {
                 let jobs = Array(waiting)
                 waiting.removeAll()
@@ -136,6 +154,10 @@ public final class RelayPool: SessionOwner {
         }
         dispatch()
     }
+}
+
+extension RelayPool {
+    public func onDeadline() { dispatch() }
 }
 
 extension DeliveryOutcome {

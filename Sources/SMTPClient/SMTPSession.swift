@@ -468,11 +468,11 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
             job = nil
             owner?.session(self, finished: j, .deferred(failure ?? .local(421, "4.4.2", "session closed")))
         }
+        phase = .closed   // before the last flush: a write error there must not end us twice
         if let tls, failure == nil, tls.isHandshakeComplete {
             _ = tls.shutdown()
             flushTLS()
         }
-        phase = .closed
         closeSocket()
         if let t = timer {
             reactor.free(t)

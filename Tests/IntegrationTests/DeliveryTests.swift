@@ -171,6 +171,17 @@ extension SendFixture {
         #expect(e.lastReply == "421 4.4.2 timeout while waiting for the reply to the end of data")
     }
 
+    @Test func sigtermWithATransactionInFlightLeavesTheQueueConsistent() throws {
+        let relay = try TestRelay(["--stall-eod"])
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(relay.port)?starttls=off", extraArgs: ["--shutdown-grace-seconds", "1"])
+        #expect(try f.post(directBody).status == 200)
+        try f.waitFor(1, status: "sending")
+        f.server.signal(SIGTERM)
+        #expect(try f.server.waitForExit(timeoutSeconds: 10) == 0)
+        let e = try #require(try f.entry(1))
+        #expect(e.status == "queued" && e.attempts == 0, "given up at the deadline, due again at the next start: \(e.status)")
+    }
+
     @Test func aRefusedPortIsDeferred() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
