@@ -85,6 +85,24 @@ extension SendFixture {
         #expect(try f.attempts(1).map(\.outcome) == ["sent"])
     }
 
+    @Test func authLoginWhenPlainIsNotOffered() throws {
+        let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--auth", "mailer:pw", "--login-only"])
+        let f = try SendFixture(relayDSN: "smtp://mailer:pw@localhost:\(relay.port)?ca_file=\(cert.cert)")
+        #expect(try f.post(directBody).status == 200)
+        try f.waitFor(1, status: "sent")
+        #expect(relay.messages.first?["auth"] as? String == "mailer")
+        #expect(relay.authLog == "LOGIN tls\n")
+    }
+
+    @Test func aWrongPasswordIsDeferredNotFailed() throws {
+        let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--auth", "mailer:right"])
+        let f = try SendFixture(relayDSN: "smtp://mailer:wrong@localhost:\(relay.port)?ca_file=\(cert.cert)")
+        #expect(try f.post(directBody).status == 200)
+        let e = try f.waitFor(1, status: "deferred")
+        #expect(e.lastReply?.hasPrefix("454 4.7.8 authentication failed: 535") == true, "\(e.lastReply ?? "")")
+        #expect(relay.messages.isEmpty)
+    }
+
     @Test func implicitTLSAndSessionReuse() throws {
         let relay = try TestRelay(["--implicit-tls", cert.cert, cert.key])
         let f = try SendFixture(relayDSN: "smtps://localhost:\(relay.port)?ca_file=\(cert.cert)&max_connections=1")

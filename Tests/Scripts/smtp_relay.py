@@ -22,6 +22,7 @@ p.add_argument("--outdir", required=True)
 p.add_argument("--starttls", nargs=2)
 p.add_argument("--implicit-tls", nargs=2)
 p.add_argument("--auth")
+p.add_argument("--login-only", action="store_true", help="offer AUTH LOGIN but not PLAIN")
 p.add_argument("--no-smtputf8", action="store_true")
 p.add_argument("--reply", action="append", default=[])
 p.add_argument("--reply-once", action="store_true")
@@ -92,7 +93,9 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         return AuthResult(success=False, handled=False)
     user, password = a.auth.split(":", 1)
     ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-    return AuthResult(success=ok, auth_data=auth_data.login if ok else None)
+    if not ok:
+        return AuthResult(success=False, handled=False)   # aiosmtpd answers 535 5.7.8
+    return AuthResult(success=True, auth_data=auth_data.login)
 
 
 def context(cert, key):
@@ -108,6 +111,8 @@ with socket.socket() as s:
 kwargs = dict(hostname="127.0.0.1", port=port, enable_SMTPUTF8=not a.no_smtputf8,
               authenticator=authenticator, auth_require_tls=False, auth_required=bool(a.auth),
               decode_data=False, ident="test-relay")
+if a.login_only:
+    kwargs["auth_exclude_mechanism"] = ["PLAIN"]
 if a.starttls:
     kwargs["tls_context"] = context(*a.starttls)
 if a.implicit_tls:
