@@ -32,11 +32,11 @@ let package = Package(
         .target(name: "Auth", dependencies: ["Digest"]),
         .target(name: "Relay"),
         .target(name: "JSON"),
-        .target(name: "MIME"),
+        .target(name: "MIME", dependencies: ["HTTP1"]),   // IMFDate: RFC 5322 dates
         .target(name: "SendAPI", dependencies: ["HTTP1", "JSON", "MIME"]),
         .target(name: "Idempotency", dependencies: ["Digest", "JSON"]),
         .target(name: "Templates", dependencies: ["JSON", .product(name: "Mustache", package: "swift-mustache")]),
-        .target(name: "SMTPProtocol"),
+        .target(name: "SMTPProtocol", dependencies: ["MIME"]),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -74,7 +74,7 @@ let package = Package(
         // libFuzzer targets (Tests/Scripts/fuzz TARGET SECONDS)
         .executableTarget(name: "FuzzHTTP1", dependencies: ["HTTP1"]),
         .executableTarget(name: "FuzzSendAPI", dependencies: ["SendAPI", "JSON", "MIME"]),
-        .executableTarget(name: "FuzzSMTPReply", dependencies: ["SMTPProtocol"]),
+        .executableTarget(name: "FuzzSMTPReply", dependencies: ["SMTPProtocol", "MIME"]),
 
         // Benchmark drivers (Benchmarks/run-smtp)
         .executableTarget(name: "SMTPBench", dependencies: [
@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "SendAPITests", dependencies: ["SendAPI", "Idempotency", "JSON"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
-        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MIME"]),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Reactor"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),

@@ -66,9 +66,14 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     var logger: Logger
     public let options: Options
 
-    var mailboxes: [String: MailboxRecord] = [:]
-    var pools: [String: RelayPool] = [:]
-    var brokenMailboxes: [String: SMTPReply] = [:]
+    /// How each mailbox delivers, decided once (DSN parsed, TLS context and pool made).
+    enum Route {
+        case file(directory: String)
+        case relay(RelayPool)
+        case unusable(SMTPReply)
+    }
+
+    var routes: [String: Route] = [:]
     var active: [Int64: QueuedMessage] = [:]
     var writes: [Write] = []
     var writing: [Write] = []
@@ -108,10 +113,6 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         scan()
     }
 
-    public var inMemoryCount: Int { active.count }
-    public var pendingWriteCount: Int { writes.count }
-    public func pool(named name: String) -> RelayPool? { pools[name] }
-
     // MARK: Intake
 
     /// Rows the group commit just made durable.
@@ -134,17 +135,12 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         do {
             let room = options.maxInMemory - active.count
             if room > 0 {
-                let rows = try db.dueMessages(nowMilliseconds: now, limit: room + min(active.count, 1000))
-                var taken = 0
-                for m in rows where active[m.id] == nil {
-                    if taken == room {
-                        overflowed = true
-                        break
-                    }
-                    deliver(m)
-                    taken += 1
-                }
-                overflowed = overflowed && taken == room
+                let limit = room + min(active.count, 1000)
+                let rows = try db.dueMessages(nowMilliseconds: now, limit: limit)
+                let fresh = rows.filter { active[$0.id] == nil }
+                for m in fresh.prefix(room) { deliver(m) }
+                // More wait than fit: scan again when memory frees up.
+                overflowed = fresh.count > room
             } else {
                 overflowed = true
             }
@@ -174,39 +170,49 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     func deliver(_ m: QueuedMessage) {
         active[m.id] = m
         writes.append(.sending(m.id))
-        guard let mailbox = mailbox(named: m.mailboxName) else {
-            return delivered(m.id, .deferred(.local(451, "4.3.0", "mailbox \(m.mailboxName) does not exist")))
+        switch route(for: m.mailboxName) {
+        case .file(let directory):
+            delivered(m.id, FileTransport.write(m, to: directory))
+        case .relay(let pool):
+            pool.enqueue(DeliveryJob(id: m.id, envelope: Envelope(from: m.from, to: m.recipient, message: m.raw)))
+        case .unusable(let reply):
+            delivered(m.id, .deferred(reply))
         }
+    }
+
+    var pools: [RelayPool] {
+        routes.values.compactMap { if case .relay(let p) = $0 { return p } else { return nil } }
+    }
+
+    /// The cached route; a mailbox not (yet) in the table is looked up again next time.
+    func route(for name: String) -> Route {
+        if let r = routes[name] { return r }
+        let mailbox: MailboxRecord?
+        do {
+            mailbox = try db.mailboxes().first { $0.name == name }
+        } catch {
+            logger.error("reading mailboxes: \(error)")
+            return .unusable(.local(451, "4.3.0", "cannot read mailbox \(name): \(error)"))
+        }
+        guard let mailbox else { return .unusable(.local(451, "4.3.0", "mailbox \(name) does not exist")) }
+        let r = makeRoute(mailbox)
+        routes[name] = r
+        return r
+    }
+
+    func makeRoute(_ mailbox: MailboxRecord) -> Route {
         let dsn: RelayDSN
         do {
             dsn = try RelayDSN(parsing: mailbox.dsn)
         } catch {
-            return delivered(m.id, .deferred(.local(451, "4.3.5", "mailbox \(mailbox.name): \(error)")))
+            return .unusable(.local(451, "4.3.5", "mailbox \(mailbox.name): \(error)"))
         }
-        if case .file(let directory) = dsn.transport {
-            return delivered(m.id, FileTransport.write(m, to: directory))
-        }
-        if let broken = brokenMailboxes[mailbox.name] { return delivered(m.id, .deferred(broken)) }
-        guard let pool = pool(for: mailbox, dsn) else { return delivered(m.id, .deferred(brokenMailboxes[mailbox.name]!)) }
-        pool.enqueue(DeliveryJob(id: m.id, envelope: Envelope(from: m.from, to: m.recipient, message: m.raw)))
-    }
-
-    func mailbox(named name: String) -> MailboxRecord? {
-        if let m = mailboxes[name] { return m }
-        do {
-            for m in try db.mailboxes() { mailboxes[m.name] = m }
-        } catch {
-            logger.error("reading mailboxes: \(error)")
-        }
-        return mailboxes[name]
-    }
-
-    func pool(for mailbox: MailboxRecord, _ dsn: RelayDSN) -> RelayPool? {
-        if let p = pools[mailbox.name] { return p }
         let host: String
         let port: UInt16
         let security: SessionMachine.Security
         switch dsn.transport {
+        case .file(let directory):
+            return .file(directory: directory)
         case .smtp(let h, let p):
             (host, port) = (h, p)
             switch dsn.startTLS {
@@ -216,8 +222,6 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             }
         case .smtps(let h, let p):
             (host, port, security) = (h, p, .implicitTLS)
-        case .file:
-            return nil
         }
         var tls: TLSClientContext?
         if security != .plain {
@@ -225,8 +229,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 tls = try TLSClientContext(caFile: dsn.caFile, verifyPeer: dsn.verifyPeer)
             } catch {
                 logger.error("mailbox \(mailbox.name): cannot set up TLS: \(error)")
-                brokenMailboxes[mailbox.name] = .local(454, "4.7.5", "TLS configuration error: \(error)")
-                return nil
+                return .unusable(.local(454, "4.7.5", "TLS configuration error: \(error)"))
             }
             if !dsn.verifyPeer {
                 logger.warning("mailbox \(mailbox.name): verify_peer=false — the relay's certificate is NOT checked; anyone on the path can read and change this mail (development only)")
@@ -241,8 +244,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         p.handler = self
         p.maxMessagesPerSession = options.maxMessagesPerSession
         p.idleSeconds = options.idleSeconds
-        pools[mailbox.name] = p
-        return p
+        return .relay(p)
     }
 
     // MARK: Outcomes
@@ -322,7 +324,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     func beginShutdown() {
         stopping = true
         if let t = scanTimer { reactor.cancel(t) }
-        for p in pools.values {
+        for p in pools {
             for j in p.drain() {
                 active[j.id] = nil
                 writes.append(.requeue(j.id))
@@ -332,7 +334,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         checkIdle()
     }
 
-    var isIdle: Bool { pools.values.allSatisfy(\.isIdle) }
+    var isIdle: Bool { pools.allSatisfy(\.isIdle) }
 
     func checkIdle() {
         guard stopping, isIdle, let f = onIdle else { return }
@@ -344,6 +346,6 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// the restart.
     func abandon() {
         abandoning = true
-        for p in pools.values { p.abandon() }
+        for p in pools { p.abandon() }
     }
 }

@@ -10,6 +10,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MIME
 import SMTPProtocol
 
 func parseAll(_ bytes: [UInt8], splits: [Int]) -> ([SMTPReply], String?) {
@@ -39,8 +40,8 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
     }
 
     let secret = "pässwörd-\(bytes.count)"
-    let secretPlain = SessionMachine.base64([0] + Array("u".utf8) + [0] + Array(secret.utf8))
-    let secretLogin = SessionMachine.base64(Array(secret.utf8))
+    let secretPlain = Encodings.base64([0] + Array("u".utf8) + [0] + Array(secret.utf8))
+    let secretLogin = Encodings.base64(Array(secret.utf8))
     for security in [SessionMachine.Security.startTLS(required: true), .startTLS(required: false), .implicitTLS] {
         var m = SessionMachine(policy: .init(security: security, credentials: .init(user: "u", password: secret), clientName: "client.test"))
         var submitted = 0

@@ -1,11 +1,11 @@
 /// IMF-fixdate (RFC 9110 §5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT", from seconds since the
 /// epoch, by integer arithmetic (Howard Hinnant's civil-from-days). Pure: the caller passes
-/// the time in.
+/// the time in. The same RFC 5322 §3.3 date-time serves MIME's `Date:` header (zone "+0000").
 public enum IMFDate {
     static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    public static func format(epochSeconds: Int) -> String {
+    public static func format(epochSeconds: Int, zone: String = "GMT") -> String {
         let dayNumber = epochSeconds >= 0 ? epochSeconds / 86400 : (epochSeconds - 86399) / 86400
         let secs = epochSeconds - dayNumber * 86400
         let weekday = ((dayNumber % 7) + 7 + 4) % 7   // 1970-01-01 was a Thursday
@@ -21,6 +21,6 @@ public enum IMFDate {
         let month = mp < 10 ? mp + 3 : mp - 9
         if month <= 2 { year += 1 }
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[weekday]), \(two(day)) \(months[month - 1]) \(year) \(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) GMT"
+        return "\(days[weekday]), \(two(day)) \(months[month - 1]) \(year) \(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) \(zone)"
     }
 }

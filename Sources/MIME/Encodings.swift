@@ -1,5 +1,6 @@
 /// Encodings used on the wire: quoted-printable (RFC 2045 §6.7), RFC 2047 encoded-words
 /// for non-ASCII header text, base64 (RFC 4648), and the RFC 5322 date.
+import HTTP1
 public enum Encodings {
     static let hex = Array("0123456789ABCDEF".utf8)
     static let b64 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
@@ -109,25 +110,8 @@ public enum Encodings {
         return words.joined(separator: "\r\n ")
     }
 
-    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
     /// RFC 5322 §3.3 date-time in UTC: "Wed, 25 Nov 2026 02:58:58 +0000".
     public static func rfc5322Date(epochSeconds: Int) -> String {
-        let dayNumber = epochSeconds >= 0 ? epochSeconds / 86400 : (epochSeconds - 86399) / 86400
-        let secs = epochSeconds - dayNumber * 86400
-        let weekday = ((dayNumber % 7) + 7 + 4) % 7
-        let z = dayNumber + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        var year = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        if month <= 2 { year += 1 }
-        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[weekday]), \(two(day)) \(months[month - 1]) \(year) \(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) +0000"
+        IMFDate.format(epochSeconds: epochSeconds, zone: "+0000")
     }
 }

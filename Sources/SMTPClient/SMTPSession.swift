@@ -207,7 +207,8 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     }
 
     func perform(_ actions: [SessionMachine.Action]) {
-        let before = machine.stateName
+        // State names only for the trace log (building them is not free).
+        let before = logger.logLevel <= .trace ? machine.stateName : nil
         for a in actions {
             guard phase != .closed else { return }
             switch a {
@@ -229,11 +230,9 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
                 end(failure: failure)
             }
         }
-        if phase == .smtp && machine.stateName != before { logger.trace("smtp \(peer): \(before) -> \(machine.stateName)") }
-        if phase == .smtp, machine.state.timeoutSeconds != nil, !isQuitting { armForState() }
+        if let before, phase == .smtp, machine.stateName != before { logger.trace("smtp \(peer): \(before) -> \(machine.stateName)") }
+        if phase == .smtp, machine.state.timeoutSeconds != nil, !machine.isQuitting { armForState() }
     }
-
-    var isQuitting: Bool { if case .quit = machine.state { return true } else { return false } }
 
     func logSent(_ bytes: [UInt8]) {
         guard logger.logLevel <= .trace else { return }
@@ -275,7 +274,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
             machineEvent(.timeout)
         case .smtp:
             if isIdle { return quit() }
-            if isQuitting { return end(failure: nil) }
+            if machine.isQuitting { return end(failure: nil) }
             machineEvent(.timeout)
         case .closed:
             break
@@ -286,17 +285,15 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
 
     func beginSTARTTLS() {
         // Anything already buffered after "220 Ready to start TLS" was sent in clear before our
-        // handshake: refuse it (CVE-2011-0411 class).
-        if parser.isMidReply || pendingPlaintextAfterSTARTTLS {
+        // handshake: refuse it (CVE-2011-0411 class). A whole reply behind the 220 reaches the
+        // machine next, which refuses it in its handshake state; a partial one is caught here.
+        if parser.isMidReply {
             machineEvent(.lost("plaintext after the relay agreed to STARTTLS"))
             return
         }
         guard startTLSEngine() else { return }
         driveHandshake()
     }
-
-    /// Set while processing a read: bytes or replies remained after the STARTTLS reply.
-    var pendingPlaintextAfterSTARTTLS = false
 
     func driveHandshake() {
         guard let tls else { return }
@@ -404,8 +401,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
                     readTLSPlaintext()
                 }
             } else {
-                let bytes = Array(inbuf[0..<n])
-                received(bytes)
+                received(inbuf, count: n)
             }
             if n < inbuf.count { return }
         }
@@ -418,7 +414,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
             switch r {
             case .progress(let n):
                 if n == 0 { return }
-                received(Array(plainbuf[0..<n]))
+                received(plainbuf, count: n)
             case .wantRead, .wantWrite:
                 flushTLS()
                 return
@@ -430,21 +426,22 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         }
     }
 
-    func received(_ bytes: [UInt8]) {
+    /// The first `count` bytes of `buffer` arrived (plaintext): parse, then act on each reply.
+    func received(_ buffer: [UInt8], count: Int) {
         var replies: [SMTPReply] = []
-        do {
-            try parser.feed(bytes, into: &replies)
-        } catch {
-            return machineEvent(.lost("protocol error (\(error))"))
+        var failure: SMTPProtocolError?
+        buffer.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Void in
+            do throws(SMTPProtocolError) {
+                try parser.feed(UnsafeRawBufferPointer(rebasing: raw[0..<count]), into: &replies)
+            } catch {
+                failure = error
+            }
         }
-        for (i, r) in replies.enumerated() {
+        if let failure { return machineEvent(.lost("protocol error (\(failure))")) }
+        for r in replies {
             guard phase != .closed else { return }
             logger.trace("smtp \(peer) -> \(r)")
-            if case .startTLS = machine.state, r.code == 220 {
-                pendingPlaintextAfterSTARTTLS = i + 1 < replies.count
-            }
             perform(machine.receive(.reply(r)))
-            pendingPlaintextAfterSTARTTLS = false
         }
     }
 

@@ -17,6 +17,8 @@
 ///
 /// Per-state timeouts are RFC 5321 §4.5.3.2's (the driver caps them with
 /// `--smtp-timeout-seconds`); every failure names what we were doing.
+import MIME   // Encodings.base64 for AUTH
+
 public struct SessionMachine: Sendable {
     public enum Security: Sendable, Equatable {
         /// smtps:// — TLS from the first byte (the driver handshakes before the greeting).
@@ -71,16 +73,6 @@ public struct SessionMachine: Sendable {
         case outcome(DeliveryOutcome)
         /// Close the connection. `failure` is set when the session ended by a failure.
         case close(failure: SMTPReply?)
-
-        public static func == (a: Action, b: Action) -> Bool {
-            switch (a, b) {
-            case (.send(let x), .send(let y)): return x == y
-            case (.startTLS, .startTLS), (.ready, .ready): return true
-            case (.outcome(let x), .outcome(let y)): return x == y
-            case (.close(let x), .close(let y)): return x == y
-            default: return false
-            }
-        }
     }
 
     enum Step: Sendable { case mail, rcpt, data }
@@ -216,11 +208,11 @@ public struct SessionMachine: Sendable {
     }
 
     /// A session-level failure: the current message (if any) is deferred, the session closed.
-    mutating func fail(_ reply: SMTPReply, outcome: DeliveryOutcome? = nil) -> [Action] {
+    mutating func fail(_ reply: SMTPReply) -> [Action] {
         var actions: [Action] = []
         switch state {
         case .transaction, .data:
-            actions.append(.outcome(outcome ?? .deferred(reply)))
+            actions.append(.outcome(.deferred(reply)))
         case .closed:
             return []
         default:
@@ -235,7 +227,7 @@ public struct SessionMachine: Sendable {
 
     mutating func handle(_ r: SMTPReply) -> [Action] {
         // 421: the server is closing the channel, in any state (RFC 5321 §3.8).
-        if r.code == 421, !isQuit {
+        if r.code == 421, !isQuitting {
             return fail(r)
         }
         switch state {
@@ -292,12 +284,12 @@ public struct SessionMachine: Sendable {
         case .authLoginUser:
             guard r.code == 334, let c = policy.credentials else { return fail(authFailure(r)) }
             state = .authLoginPassword
-            return [.send(Array((SessionMachine.base64(Array(c.user.utf8)) + "\r\n").utf8))]
+            return [.send(Array((Encodings.base64(Array(c.user.utf8)) + "\r\n").utf8))]
 
         case .authLoginPassword:
             guard r.code == 334, let c = policy.credentials else { return fail(authFailure(r)) }
             state = .authResult
-            return [.send(Array((SessionMachine.base64(Array(c.password.utf8)) + "\r\n").utf8))]
+            return [.send(Array((Encodings.base64(Array(c.password.utf8)) + "\r\n").utf8))]
 
         case .ready:
             // Unsolicited reply while idle (other than 421, handled above): protocol error.
@@ -329,7 +321,8 @@ public struct SessionMachine: Sendable {
         }
     }
 
-    var isQuit: Bool {
+    /// QUIT sent; waiting for 221.
+    public var isQuitting: Bool {
         if case .quit = state { return true }
         return false
     }
@@ -357,7 +350,7 @@ public struct SessionMachine: Sendable {
             blob += Array(c.user.utf8)
             blob.append(0)
             blob += Array(c.password.utf8)
-            return [.send(Array(("AUTH PLAIN " + SessionMachine.base64(blob) + "\r\n").utf8))]
+            return [.send(Array(("AUTH PLAIN " + Encodings.base64(blob) + "\r\n").utf8))]
         }
         if capabilities.authMechanisms.contains("LOGIN") {
             state = .authLoginUser
@@ -390,13 +383,11 @@ public struct SessionMachine: Sendable {
         if e.has8BitContent && capabilities.eightBitMIME { mail += " BODY=8BITMIME" }
         if e.needsSMTPUTF8 { mail += " SMTPUTF8" }
         mail += "\r\n"
-        let rcpt = "RCPT TO:<\(e.to)>\r\n"
         if capabilities.pipelining {
             state = .transaction(Transaction(envelope: e, pending: [.mail, .rcpt, .data], refusal: nil, pipelined: true))
-            return [.send(Array((mail + rcpt + "DATA\r\n").utf8))]
+            return [.send(Array((mail + SessionMachine.rcpt(e.to) + "DATA\r\n").utf8))]
         }
         state = .transaction(Transaction(envelope: e, pending: [.mail], refusal: nil, pipelined: false))
-        _ = rcpt
         return [.send(Array(mail.utf8))]
     }
 
@@ -415,7 +406,7 @@ public struct SessionMachine: Sendable {
             if step == .mail {
                 t.pending = [.rcpt]
                 state = .transaction(t)
-                return [.send(Array("RCPT TO:<\(t.envelope.to)>\r\n".utf8))]
+                return [.send(Array(SessionMachine.rcpt(t.envelope.to).utf8))]
             }
             t.pending = [.data]
             state = .transaction(t)
@@ -445,30 +436,10 @@ public struct SessionMachine: Sendable {
 
     // MARK: Encoding
 
+    static func rcpt(_ to: String) -> String { "RCPT TO:<\(to)>\r\n" }
+
     static func unsafeInCommand(_ address: String) -> Bool {
         address.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x3C || $0 == 0x3E }) || address.utf8.isEmpty
-    }
-
-    static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    public static func base64(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var i = 0
-        while i + 2 < bytes.count {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], base64Alphabet[Int(n >> 6 & 63)], base64Alphabet[Int(n & 63)]]
-            i += 3
-        }
-        let rest = bytes.count - i
-        if rest == 1 {
-            let n = UInt32(bytes[i]) << 16
-            out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], 0x3D, 0x3D]
-        } else if rest == 2 {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], base64Alphabet[Int(n >> 6 & 63)], 0x3D]
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -124,11 +124,4 @@ extension Database {
         guard try s.step() else { return nil }
         return readAudit(s, raw: true)
     }
-
-    /// Messages by status (for tests and the demo's "until delivery lands" note).
-    public func messageCount(status: String) throws(SQLiteError) -> Int {
-        let s = try statement("SELECT count(*) FROM messages WHERE status = ?1").bind(1, status)
-        defer { s.finish() }
-        return try s.step() ? s.int(0) : 0
-    }
 }

@@ -54,14 +54,6 @@ extension Database {
         return out
     }
 
-    /// The earliest `next_attempt_at` of a waiting message, if any.
-    public func nextDueTime() throws(SQLiteError) -> Int64? {
-        let s = try statement("SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred')")
-        defer { s.finish() }
-        guard try s.step(), !s.isNull(0) else { return nil }
-        return s.int64(0)
-    }
-
     public func markSending(id: Int64) throws(SQLiteError) {
         try statement("UPDATE messages SET status = 'sending' WHERE id = ?1").bind(1, id).run()
     }

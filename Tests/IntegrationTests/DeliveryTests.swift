@@ -201,14 +201,7 @@ extension SendFixture {
     }
 
     @Test func aRefusedPortIsDeferred() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let port = UInt16(bigEndian: addr.sin_port)
+        let (fd, port) = boundLoopbackSocket(SOCK_STREAM)
         defer { close(fd) }   // bound, never listening: connections are refused
         let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(port)?starttls=off")
         #expect(try f.post(directBody).status == 200)
@@ -236,14 +229,7 @@ extension SendFixture {
     @Test func aRelayNameResolvedThroughDNSServersStartedHere() throws {
         let relay = try TestRelay()
         // A free UDP port shared by three servers on three loopback addresses.
-        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &len) } }
-        let port = UInt16(bigEndian: addr.sin_port)
+        let (probe, port) = boundLoopbackSocket(SOCK_DGRAM)
         close(probe)
         var servers: [ServerProcess] = []
         defer { for s in servers { s.signal(SIGKILL) } }

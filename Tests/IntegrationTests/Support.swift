@@ -437,3 +437,15 @@ func waitUntil(_ what: String, seconds: Double = 20, _ condition: () throws -> B
         usleep(20_000)
     }
 }
+
+/// A socket of `type` bound to 127.0.0.1 on a port the kernel picked (not listening).
+func boundLoopbackSocket(_ type: __socket_type) -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return (fd, UInt16(bigEndian: addr.sin_port))
+}

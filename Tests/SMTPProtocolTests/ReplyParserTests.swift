@@ -1,4 +1,5 @@
 import Testing
+import MIME
 @testable import SMTPProtocol
 
 struct ReplyParserTests {
@@ -129,10 +130,10 @@ struct ReplyParserTests {
     }
 
     @Test func base64() {
-        #expect(SessionMachine.base64([]) == "")
-        #expect(SessionMachine.base64(Array("f".utf8)) == "Zg==")
-        #expect(SessionMachine.base64(Array("fo".utf8)) == "Zm8=")
-        #expect(SessionMachine.base64(Array("foobar".utf8)) == "Zm9vYmFy")
-        #expect(SessionMachine.base64([0] + Array("user".utf8) + [0] + Array("pass".utf8)) == "AHVzZXIAcGFzcw==")
+        #expect(Encodings.base64([]) == "")
+        #expect(Encodings.base64(Array("f".utf8)) == "Zg==")
+        #expect(Encodings.base64(Array("fo".utf8)) == "Zm8=")
+        #expect(Encodings.base64(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(Encodings.base64([0] + Array("user".utf8) + [0] + Array("pass".utf8)) == "AHVzZXIAcGFzcw==")
     }
 }
