@@ -11,6 +11,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "tickiti-mail", targets: ["CLI"]),
+        // For Benchmarks/Micro (its own package, so package-benchmark stays out of the main build).
+        .library(name: "TickitiMailCore", targets: [
+            "HTTP1", "JSON", "SendAPI", "Idempotency", "Auth", "Digest", "Templates", "MIME", "SMTPProtocol", "Store",
+        ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
