@@ -13,7 +13,7 @@ let package = Package(
         .executable(name: "tickiti-mail", targets: ["CLI"]),
         // For Benchmarks/Micro (its own package, so package-benchmark stays out of the main build).
         .library(name: "TickitiMailCore", targets: [
-            "HTTP1", "JSON", "SendAPI", "Idempotency", "Auth", "Digest", "Templates", "MIME", "SMTPProtocol", "Store",
+            "HTTP1", "JSON", "SendAPI", "Idempotency", "Auth", "Digest", "Templates", "MIME", "SMTPProtocol", "Store", "AuditAPI",
         ]),
     ],
     dependencies: [
@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "Idempotency", dependencies: ["Digest", "JSON"]),
         .target(name: "Templates", dependencies: ["JSON", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "SMTPProtocol", dependencies: ["MIME"]),
+        .target(name: "AuditAPI"),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -66,7 +67,7 @@ let package = Package(
         // Composition and command line
         .target(name: "App", dependencies: [
             "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest", "SendAPI", "Idempotency",
-            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver",
+            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
@@ -92,6 +93,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "JSON"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
+        .testTarget(name: "AuditAPITests", dependencies: ["AuditAPI"]),
         .testTarget(name: "SendAPITests", dependencies: ["SendAPI", "Idempotency", "JSON"]),
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MIME"]),

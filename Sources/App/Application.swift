@@ -38,6 +38,7 @@ public final class Application: SignalHandler, DeadlineHandler {
     var database: Database?
     public private(set) var sendService: SendEmailService?
     public private(set) var scheduler: DeliveryScheduler?
+    var auditService: AuditService?
     var demoToken: String?
 
     public init(options: ServeOptions, logger: Logger) throws {
@@ -112,7 +113,8 @@ public final class Application: SignalHandler, DeadlineHandler {
         } catch {
             throw StartupError("cannot create the embedded demo: \(error)")
         }
-        let service = SendEmailService(db: db, reactor: reactor, logger: logger, mailFromAddress: options.mailFromAddress,
+        let directory = Directory(db: db, reactor: reactor, logger: logger)
+        let service = SendEmailService(db: db, reactor: reactor, directory: directory, logger: logger, mailFromAddress: options.mailFromAddress,
                                        retentionSeconds: options.idempotencyRetentionSeconds)
         sendService = service
         let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration.load(
@@ -127,6 +129,9 @@ public final class Application: SignalHandler, DeadlineHandler {
         service.participants.append(scheduler)
         service.scheduler = scheduler
         router.add("POST", "/api/send_email") { request, responder in service.handle(request, responder: responder) }
+        let audit = AuditService(db: db, directory: directory, logger: logger)
+        audit.install(on: router)
+        auditService = audit
         var config = ServerConfiguration(listen: options.listen, limits: options.limits,
                                          headTimeout: options.headTimeout, idleTimeout: options.idleTimeout,
                                          maxConnections: options.maxConnections)

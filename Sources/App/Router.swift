@@ -1,4 +1,5 @@
-/// Router: method + exact path → route handler; 404 `not_found` for unknown paths, 405
+/// Router: method + exact path (or a registered prefix, for `/api/audit/{id}`) → route
+/// handler; 404 `not_found` for unknown paths, 405
 /// `method_not_allowed` with `Allow` for known paths and other methods (SPEC §4).
 /// HEAD is answered wherever GET is (RFC 9110 §9.3.2); the driver drops the body.
 import HTTP1
@@ -18,6 +19,8 @@ public final class Router: HTTPHandler {
     }
 
     var routes: [String: Route] = [:]
+    /// Prefix routes (`/api/audit/` for `/api/audit/{id}`), tried after the exact paths.
+    var prefixes: [(prefix: String, route: Route)] = []
 
     public init() {}
 
@@ -25,8 +28,25 @@ public final class Router: HTTPHandler {
         routes[path, default: Route()].methods[method] = handler
     }
 
+    /// Every path that starts with `prefix` and has more after it.
+    public func addPrefix(_ method: String, _ prefix: String, _ handler: @escaping RouteHandler) {
+        if let i = prefixes.firstIndex(where: { $0.prefix == prefix }) {
+            prefixes[i].route.methods[method] = handler
+        } else {
+            var r = Route()
+            r.methods[method] = handler
+            prefixes.append((prefix, r))
+        }
+    }
+
+    func route(for path: String) -> Route? {
+        if let r = routes[path] { return r }
+        for p in prefixes where path.utf8.count > p.prefix.utf8.count && path.hasPrefix(p.prefix) { return p.route }
+        return nil
+    }
+
     public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {
-        guard let route = routes[request.head.path] else {
+        guard let route = route(for: request.head.path) else {
             return .respond(APIError.notFound(request.head.method, request.head.path).response)
         }
         let method = request.head.method

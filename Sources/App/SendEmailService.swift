@@ -10,9 +10,8 @@
 /// in it — `200` on success, `503` (nothing stored, retry with the same key) if the commit
 /// failed — and only then does the `flush` phase write responses to sockets.
 ///
-/// Reads (tokens, mailboxes, templates) are cached and dropped whenever `PRAGMA
-/// data_version` says another connection (the admin CLI) committed, so a revoked token stops
-/// working on the very next request.
+/// Reads (tokens, mailboxes, templates) come from the `Directory`, whose caches follow the
+/// admin CLI's commits, so a revoked token stops working on the very next request.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,12 +44,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     var batch: [Pending] = []
     var inFlight: [String: [UInt8]] = [:]
 
-    // Caches, valid while data_version is unchanged.
-    var cachedVersion: Int64 = -1
-    var checkedIteration: UInt64 = .max
-    var tokenCache: [Int64: StoredToken] = [:]
-    var mailboxCache: [MailboxRecord]?
-    var templateCache: [String: EmailTemplate] = [:]
+    let directory: Directory
 
     var sweepTimer: TimerHandle?
 
@@ -63,8 +57,9 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     public private(set) var accepted = 0
     public private(set) var commitFailures = 0
 
-    public init(db: Database, reactor: Reactor, logger: Logger, mailFromAddress: String?, retentionSeconds: Int) {
+    public init(db: Database, reactor: Reactor, directory: Directory, logger: Logger, mailFromAddress: String?, retentionSeconds: Int) {
         self.db = db
+        self.directory = directory
         self.reactor = reactor
         self.logger = logger
         self.mailFromAddress = mailFromAddress
@@ -95,25 +90,10 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     }
 
     func process(_ request: HTTPRequest, responder: Responder) throws -> HandlerResult {
-        try refreshCachesIfChanged()
         let headers = request.head.headers
 
         // 1. Authentication and ability.
-        let token: StoredToken
-        switch BearerToken.parse(authorization: headers["Authorization"]) {
-        case .failure(.missing):
-            throw APIError.unauthenticated()
-        case .failure:
-            throw APIError.unauthenticated("The bearer token is malformed, unknown or revoked.")
-        case .success(let (id, secret)):
-            switch BearerToken.verify(secret: secret, against: try lookupToken(id: id)) {
-            case .failure:
-                throw APIError.unauthenticated("The bearer token is malformed, unknown or revoked.")
-            case .success(let t):
-                token = t
-            }
-        }
-        guard token.grants(Ability.sendEmail) else { throw APIError.forbidden(ability: Ability.sendEmail) }
+        let token = try directory.authenticate(headers, ability: Ability.sendEmail)
 
         // 2. Content-Type.
         guard SendAPI.contentTypeIsJSON(headers["Content-Type"]) else { throw APIError.unsupportedMediaType }
@@ -161,7 +141,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             subject = s
             html = c
         case .template(let identifier, let data):
-            guard let template = try template(identifier) else {
+            guard let template = try directory.template(identifier) else {
                 throw APIError.validation([("template_identifier", ["no template \"\(identifier)\" exists"])])
             }
             let missing = template.missingVariables(in: data)
@@ -198,36 +178,9 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     // MARK: Reads
 
-    /// Once per loop iteration: an admin's change is seen by the next iteration's requests.
-    func refreshCachesIfChanged() throws {
-        guard reactor.iterations != checkedIteration else { return }
-        checkedIteration = reactor.iterations
-        let v = try db.dataVersion()
-        if v != cachedVersion {
-            cachedVersion = v
-            tokenCache.removeAll(keepingCapacity: true)
-            mailboxCache = nil
-            templateCache.removeAll(keepingCapacity: true)
-        }
-    }
-
-    func lookupToken(id: Int64) throws -> StoredToken? {
-        if let t = tokenCache[id] { return t }
-        guard let t = try db.token(id: id) else { return nil }
-        tokenCache[id] = t
-        return t
-    }
-
-    func mailboxes() throws -> [MailboxRecord] {
-        if let m = mailboxCache { return m }
-        let m = try db.mailboxes()
-        mailboxCache = m
-        return m
-    }
-
     /// SPEC §4 "Mailbox choice".
     func chooseMailbox(_ name: String?) throws -> MailboxRecord {
-        let all = try mailboxes()
+        let all = try directory.mailboxes()
         if let name {
             guard let m = all.first(where: { $0.name == name }) else {
                 throw APIError.validation([("mailbox", ["no mailbox named \"\(name)\" exists"])])
@@ -243,19 +196,6 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             throw APIError.validation([("mailbox", ["no enabled mailbox is configured"])], message: "No mailbox can send this message.")
         }
         return first
-    }
-
-    func template(_ identifier: String) throws -> EmailTemplate? {
-        if let t = templateCache[identifier] { return t }
-        guard let record = try db.template(identifier: identifier) else { return nil }
-        do {
-            let t = try EmailTemplate(identifier: record.identifier, subject: record.subject, html: record.html, text: record.text)
-            templateCache[identifier] = t
-            return t
-        } catch {
-            logger.error("stored template \(identifier) does not parse: \(error)")
-            throw APIError.internalError
-        }
     }
 
     // MARK: Group commit (tail phase .commit)

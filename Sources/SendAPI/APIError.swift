@@ -86,6 +86,11 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(status: 404, code: "not_found", message: "No such endpoint: \(path)")
     }
 
+    /// A resource under a known endpoint that does not exist (`GET /api/audit/999`).
+    public static func noSuchResource(_ what: String) -> APIError {
+        APIError(status: 404, code: "not_found", message: what)
+    }
+
     public static func methodNotAllowed(_ method: String, allowed: [String]) -> APIError {
         APIError(status: 405, code: "method_not_allowed",
                  message: "Method \(method) is not allowed here; use \(allowed.joined(separator: ", "))",

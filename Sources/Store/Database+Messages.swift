@@ -106,16 +106,9 @@ extension Database {
                    attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(14) : [])
     }
 
-    /// Newest first, optionally filtered by recipient (case-insensitive) and status.
+    /// The newest `limit` entries, optionally filtered (see `auditPage`).
     public func auditEntries(limit: Int, recipient: String? = nil, status: String? = nil) throws(SQLiteError) -> [AuditEntry] {
-        let s = try statement("""
-            SELECT \(Database.auditColumns) FROM messages
-            WHERE (?1 IS NULL OR recipient = ?1 COLLATE NOCASE) AND (?2 IS NULL OR status = ?2)
-            ORDER BY id DESC LIMIT ?3
-            """).bind(1, recipient).bind(2, status).bind(3, limit)
-        var out: [AuditEntry] = []
-        while try s.step() { out.append(readAudit(s, raw: false)) }
-        return out
+        try auditPage(AuditFilter(recipient: recipient, status: status), limit: limit)
     }
 
     public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {

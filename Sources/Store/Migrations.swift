@@ -76,6 +76,15 @@ enum Migrations {
         );
         CREATE INDEX delivery_attempts_message ON delivery_attempts(message_id, id);
         """,
+        // 3: the audit's pages, newest first by (accepted_at, id), one index per filter so a page
+        // is one bounded index range whatever the table's size (every index ends in the rowid,
+        // which is `id`: the keyset order needs no sort).
+        """
+        DROP INDEX messages_recipient;
+        CREATE INDEX messages_recipient ON messages(recipient COLLATE NOCASE, accepted_at);
+        CREATE INDEX messages_accepted ON messages(accepted_at);
+        CREATE INDEX messages_status ON messages(status, accepted_at);
+        """,
     ]
 
     static func run(on db: Database) throws(SQLiteError) {

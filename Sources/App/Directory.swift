@@ -1,0 +1,93 @@
+/// Directory: the server's cached reads of what the admin CLI writes — tokens, mailboxes,
+/// templates — and bearer authentication over them, shared by every route.
+///
+/// The caches live while `PRAGMA data_version` is unchanged; it is checked once per loop
+/// iteration, so an admin's commit (a revoked token, a disabled mailbox, a new template) is seen
+/// by the very next iteration's requests without a restart.
+import Auth
+import HTTP1
+import Logging
+import Reactor
+import SendAPI
+import Store
+import Templates
+
+public final class Directory {
+    let db: Database
+    let reactor: Reactor
+    var logger: Logger
+
+    var cachedVersion: Int64 = -1
+    var checkedIteration: UInt64 = .max
+    var tokenCache: [Int64: StoredToken] = [:]
+    var mailboxCache: [MailboxRecord]?
+    var templateCache: [String: EmailTemplate] = [:]
+
+    init(db: Database, reactor: Reactor, logger: Logger) {
+        self.db = db
+        self.reactor = reactor
+        self.logger = logger
+    }
+
+    /// Once per loop iteration: drops the caches when another connection committed.
+    func refreshIfChanged() throws {
+        guard reactor.iterations != checkedIteration else { return }
+        checkedIteration = reactor.iterations
+        let v = try db.dataVersion()
+        if v != cachedVersion {
+            cachedVersion = v
+            tokenCache.removeAll(keepingCapacity: true)
+            mailboxCache = nil
+            templateCache.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// SPEC §4 step 1: 401 `unauthenticated` (with `WWW-Authenticate: Bearer`) for a missing,
+    /// malformed, unknown or revoked token; 403 `forbidden` without `ability`.
+    func authenticate(_ headers: HTTPHeaders, ability: String) throws -> StoredToken {
+        try refreshIfChanged()
+        let token: StoredToken
+        switch BearerToken.parse(authorization: headers["Authorization"]) {
+        case .failure(.missing):
+            throw APIError.unauthenticated()
+        case .failure:
+            throw APIError.unauthenticated("The bearer token is malformed, unknown or revoked.")
+        case .success(let (id, secret)):
+            switch BearerToken.verify(secret: secret, against: try lookupToken(id: id)) {
+            case .failure:
+                throw APIError.unauthenticated("The bearer token is malformed, unknown or revoked.")
+            case .success(let t):
+                token = t
+            }
+        }
+        guard token.grants(ability) else { throw APIError.forbidden(ability: ability) }
+        return token
+    }
+
+    func lookupToken(id: Int64) throws -> StoredToken? {
+        if let t = tokenCache[id] { return t }
+        guard let t = try db.token(id: id) else { return nil }
+        tokenCache[id] = t
+        return t
+    }
+
+    func mailboxes() throws -> [MailboxRecord] {
+        if let m = mailboxCache { return m }
+        let m = try db.mailboxes()
+        mailboxCache = m
+        return m
+    }
+
+    func template(_ identifier: String) throws -> EmailTemplate? {
+        if let t = templateCache[identifier] { return t }
+        guard let record = try db.template(identifier: identifier) else { return nil }
+        do {
+            let t = try EmailTemplate(identifier: record.identifier, subject: record.subject, html: record.html, text: record.text)
+            templateCache[identifier] = t
+            return t
+        } catch {
+            logger.error("stored template \(identifier) does not parse: \(error)")
+            throw APIError.internalError
+        }
+    }
+}

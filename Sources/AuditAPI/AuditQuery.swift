@@ -1,0 +1,168 @@
+/// AuditQuery: the query string of `GET /api/audit` (SPEC §4) → a validated query, or the
+/// name of each bad parameter and why (422 `validation_failed`).
+///
+/// Parameters: `limit` (1–200, default 50), `cursor` (opaque, from a page's `next`), `to`
+/// (recipient, exact, case-insensitive), `status` (queued, sending, deferred, sent, failed),
+/// `since` / `until` (RFC 3339; `since ≤ accepted-at < until`). Unknown parameters are refused
+/// (a misspelt filter must not silently return everything), and so is a parameter given twice.
+/// Values are percent-decoded (RFC 3986 §2.1); `+` is a plus sign, not a space, so an
+/// unencoded `to=a+tag@example.com` means what it says.
+
+public struct AuditQuery: Sendable, Equatable {
+    public var limit = 50
+    public var cursor: AuditCursor?
+    public var recipient: String?
+    public var status: String?
+    /// Milliseconds since the epoch.
+    public var since: Int64?
+    public var until: Int64?
+
+    public init() {}
+
+    public static let statuses = ["queued", "sending", "deferred", "sent", "failed"]
+    public static let parameters = ["limit", "cursor", "to", "status", "since", "until"]
+
+    /// Each bad parameter and why, in the order given (422 `validation_failed` fields).
+    public struct Problems: Error, Sendable {
+        public var fields: [(String, [String])]
+    }
+
+    public static func parse(_ query: String?) -> Result<AuditQuery, Problems> {
+        var q = AuditQuery()
+        var errors: [(String, [String])] = []
+        var seen: Set<String> = []
+        func fail(_ name: String, _ reason: String) { errors.append((name, [reason])) }
+        for pair in (query ?? "").split(separator: "&", omittingEmptySubsequences: true) {
+            let (rawName, rawValue) = pair.firstIndex(of: "=").map { (pair[..<$0], pair[pair.index(after: $0)...]) } ?? (pair, "")
+            guard let name = percentDecode(rawName) else { fail(String(rawName.prefix(64)), "is not percent-encoded correctly"); continue }
+            guard parameters.contains(name) else { fail(String(name.prefix(64)), "is not a known parameter (\(parameters.joined(separator: ", ")))"); continue }
+            guard seen.insert(name).inserted else { fail(name, "must be given once"); continue }
+            guard let value = percentDecode(rawValue) else { fail(name, "is not percent-encoded correctly"); continue }
+            switch name {
+            case "limit":
+                if let n = Int(value), value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), (1...200).contains(n) {
+                    q.limit = n
+                } else {
+                    fail(name, "must be a whole number from 1 to 200")
+                }
+            case "cursor":
+                if let c = AuditCursor(encoded: value) { q.cursor = c } else { fail(name, "is not a cursor this server issued") }
+            case "to":
+                if value.isEmpty || value.utf8.count > 320 {
+                    fail(name, "must be an address of 1 to 320 bytes")
+                } else if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                    fail(name, "must not contain control characters")
+                } else {
+                    q.recipient = value
+                }
+            case "status":
+                if statuses.contains(value) { q.status = value } else { fail(name, "must be one of \(statuses.joined(separator: ", "))") }
+            case "since", "until":
+                if let ms = RFC3339.parse(value) {
+                    if name == "since" { q.since = ms } else { q.until = ms }
+                } else {
+                    fail(name, "must be an RFC 3339 date-time, e.g. 2026-11-27T09:30:00Z")
+                }
+            default:
+                break
+            }
+        }
+        if errors.isEmpty, let s = q.since, let u = q.until, s >= u {
+            fail("until", "must be later than since")
+        }
+        return errors.isEmpty ? .success(q) : .failure(Problems(fields: errors))
+    }
+
+    /// RFC 3986 §2.1 percent-decoding to UTF-8; nil for a bad escape or invalid UTF-8.
+    static func percentDecode(_ s: Substring) -> String? {
+        guard s.utf8.contains(0x25) else { return String(s) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let b = it.next() {
+            guard b == 0x25 else { bytes.append(b); continue }
+            guard let h = it.next().flatMap(hex), let l = it.next().flatMap(hex) else { return nil }
+            bytes.append(h << 4 | l)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: return b - 0x30
+        case 0x41...0x46: return b - 0x41 + 10
+        case 0x61...0x66: return b - 0x61 + 10
+        default: return nil
+        }
+    }
+}
+
+/// A page's position: the (accepted-at, id) of its last row. Sent as an opaque base64url token
+/// (`v1.<accepted-at>.<id>` inside) so clients do not build their own, and a later format can
+/// change without breaking anyone who follows `next`.
+public struct AuditCursor: Sendable, Equatable {
+    public var acceptedAt: Int64
+    public var id: Int64
+
+    public init(acceptedAt: Int64, id: Int64) {
+        self.acceptedAt = acceptedAt
+        self.id = id
+    }
+
+    public var encoded: String {
+        Base64URL.encode(Array("v1.\(acceptedAt).\(id)".utf8))
+    }
+
+    public init?(encoded: String) {
+        guard encoded.utf8.count <= 64, let bytes = Base64URL.decode(encoded) else { return nil }
+        let parts = bytes.split(separator: 0x2E, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].elementsEqual("v1".utf8),
+              let a = AuditCursor.number(parts[1]), let i = AuditCursor.number(parts[2]), i > 0 else { return nil }
+        acceptedAt = a
+        id = i
+    }
+
+    static func number(_ digits: ArraySlice<UInt8>) -> Int64? {
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int64(String(decoding: digits, as: UTF8.self))
+    }
+}
+
+/// RFC 4648 §5 base64url without padding.
+enum Base64URL {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var acc: UInt32 = 0
+        var bits = 0
+        for b in bytes {
+            acc = acc << 8 | UInt32(b)
+            bits += 8
+            while bits >= 6 {
+                bits -= 6
+                out.append(alphabet[Int(acc >> UInt32(bits) & 63)])
+            }
+        }
+        if bits > 0 { out.append(alphabet[Int(acc << UInt32(6 - bits) & 63)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ s: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in s.utf8 {
+            guard let v = alphabet.firstIndex(of: c) else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        // Leftover bits must be zero padding (canonical encoding only).
+        if bits >= 6 || acc & ((1 << UInt32(bits)) - 1) != 0 { return nil }
+        return out
+    }
+}

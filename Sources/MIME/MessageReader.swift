@@ -1,0 +1,274 @@
+/// MessageReader: the stored message read back for the audit (`GET /api/audit/{id}`) — its
+/// header fields (unfolded, RFC 2047 words decoded) and the decoded text and HTML parts.
+///
+/// Reads what `MessageBuilder` writes, and anything shaped like it: RFC 5322 §2.2.3 unfolding,
+/// RFC 2045 §6.7/§6.8 quoted-printable and base64, RFC 2046 §5.1 multipart (one level of
+/// nesting searched, so `multipart/mixed` around an alternative still yields its parts).
+/// Text is decoded as UTF-8 (other charsets are not converted; invalid bytes become U+FFFD).
+/// Never fails: a part it cannot find is nil.
+
+public struct MessageHeader: Sendable, Equatable {
+    public var name: String
+    public var value: String
+}
+
+public struct ReadMessage: Sendable, Equatable {
+    public var headers: [MessageHeader]
+    public var text: String?
+    public var html: String?
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+public enum MessageReader {
+    public static func read(_ bytes: [UInt8]) -> ReadMessage {
+        var message = ReadMessage(headers: [], text: nil, html: nil)
+        let (headers, body) = splitHead(bytes[...])
+        message.headers = headers
+        collectParts(headers: headers, body: body, into: &message, depth: 0)
+        return message
+    }
+
+    static func collectParts(headers: [MessageHeader], body: ArraySlice<UInt8>, into m: inout ReadMessage, depth: Int) {
+        let contentType = headers.last { $0.name.lowercased() == "content-type" }?.value ?? "text/plain"
+        let (type, params) = parseContentType(contentType)
+        if type.hasPrefix("multipart/") {
+            guard depth < 2, let boundary = params["boundary"], !boundary.isEmpty else { return }
+            for part in splitMultipart(body, boundary: Array(boundary.utf8)) {
+                let (h, b) = splitHead(part)
+                collectParts(headers: h, body: b, into: &m, depth: depth + 1)
+            }
+            return
+        }
+        guard type == "text/plain" || type == "text/html" else { return }
+        let encoding = (headers.last { $0.name.lowercased() == "content-transfer-encoding" }?.value ?? "7bit")
+            .trimmingSpaces().lowercased()
+        let decoded: [UInt8]
+        switch encoding {
+        case "quoted-printable": decoded = decodeQuotedPrintable(body)
+        case "base64": decoded = decodeBase64(body)
+        default: decoded = Array(body)
+        }
+        let text = String(decoding: decoded, as: UTF8.self)
+        if type == "text/plain" {
+            if m.text == nil { m.text = text }
+        } else if m.html == nil {
+            m.html = text
+        }
+    }
+
+    // MARK: Head
+
+    /// Header fields (unfolded) and the body after the empty line. Lines end in CRLF or LF.
+    static func splitHead(_ bytes: ArraySlice<UInt8>) -> ([MessageHeader], ArraySlice<UInt8>) {
+        var fields: [[UInt8]] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            var end = i
+            while end < bytes.endIndex && bytes[end] != 0x0A { end += 1 }
+            var line = bytes[i..<end]
+            if line.last == 0x0D { line = line.dropLast() }
+            let next = end < bytes.endIndex ? end + 1 : end
+            if line.isEmpty { return (fields.compactMap(header), bytes[next...]) }
+            if (line.first == 0x20 || line.first == 0x09), !fields.isEmpty {
+                fields[fields.count - 1].append(contentsOf: line)
+            } else {
+                fields.append(Array(line))
+            }
+            i = next
+        }
+        return (fields.compactMap(header), bytes[bytes.endIndex...])
+    }
+
+    static func header(_ field: [UInt8]) -> MessageHeader? {
+        guard let colon = field.firstIndex(of: 0x3A), colon > 0 else { return nil }
+        let name = String(decoding: field[..<colon], as: UTF8.self)
+        let value = String(decoding: field[(colon + 1)...], as: UTF8.self).trimmingSpaces()
+        return MessageHeader(name: name, value: decodeEncodedWords(value))
+    }
+
+    /// `type/subtype` lower-cased, and the parameters (names lower-cased, quotes removed).
+    static func parseContentType(_ value: String) -> (String, [String: String]) {
+        let pieces = value.split(separator: ";", omittingEmptySubsequences: false)
+        let type = String(pieces.first ?? "").trimmingSpaces().lowercased()
+        var params: [String: String] = [:]
+        for p in pieces.dropFirst() {
+            guard let eq = p.firstIndex(of: "=") else { continue }
+            let name = String(p[..<eq]).trimmingSpaces().lowercased()
+            var v = String(p[p.index(after: eq)...]).trimmingSpaces()
+            if v.count >= 2, v.hasPrefix("\""), v.hasSuffix("\"") { v = String(v.dropFirst().dropLast()) }
+            params[name] = v
+        }
+        return (type, params)
+    }
+
+    /// RFC 2046 §5.1.1: the bodies between `--boundary` lines, up to `--boundary--`. The line
+    /// break before a delimiter belongs to the delimiter.
+    static func splitMultipart(_ body: ArraySlice<UInt8>, boundary: [UInt8]) -> [ArraySlice<UInt8>] {
+        var parts: [ArraySlice<UInt8>] = []
+        var partStart: Int?
+        var i = body.startIndex
+        while i < body.endIndex {
+            var end = i
+            while end < body.endIndex && body[end] != 0x0A { end += 1 }
+            var line = body[i..<end]
+            if line.last == 0x0D { line = line.dropLast() }
+            if line.count >= boundary.count + 2, line[line.startIndex] == 0x2D, line[line.startIndex + 1] == 0x2D,
+               line[(line.startIndex + 2)..<(line.startIndex + 2 + boundary.count)].elementsEqual(boundary) {
+                let rest = line[(line.startIndex + 2 + boundary.count)...]
+                let closing = rest.starts(with: [0x2D, 0x2D])
+                if rest.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) || closing {
+                    if let s = partStart {
+                        var e = i
+                        if e > s && body[e - 1] == 0x0A { e -= 1 }
+                        if e > s && body[e - 1] == 0x0D { e -= 1 }
+                        parts.append(body[s..<e])
+                    }
+                    if closing { return parts }
+                    partStart = end < body.endIndex ? end + 1 : end
+                }
+            }
+            i = end < body.endIndex ? end + 1 : end
+        }
+        if let s = partStart { parts.append(body[s...]) }   // no closing delimiter: keep what there is
+        return parts
+    }
+
+    // MARK: Decodings
+
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: return b - 0x30
+        case 0x41...0x46: return b - 0x41 + 10
+        case 0x61...0x66: return b - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    /// RFC 2045 §6.7: `=XX` octets, `=` at a line end is a soft break, trailing white space on
+    /// a line is dropped; anything malformed is kept literally.
+    static func decodeQuotedPrintable(_ body: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count)
+        var i = body.startIndex
+        while i < body.endIndex {
+            let b = body[i]
+            if b == 0x3D {
+                if i + 2 < body.endIndex, let h = hexValue(body[i + 1]), let l = hexValue(body[i + 2]) {
+                    out.append(h << 4 | l)
+                    i += 3
+                    continue
+                }
+                // Soft line break: "=" then optional white space then CRLF / LF.
+                var j = i + 1
+                while j < body.endIndex && (body[j] == 0x20 || body[j] == 0x09) { j += 1 }
+                if j < body.endIndex && body[j] == 0x0D { j += 1 }
+                if j < body.endIndex && body[j] == 0x0A { i = j + 1; continue }
+                if j == body.endIndex { break }
+                out.append(b)
+                i += 1
+                continue
+            }
+            if b == 0x20 || b == 0x09 {
+                var j = i
+                while j < body.endIndex && (body[j] == 0x20 || body[j] == 0x09) { j += 1 }
+                if j == body.endIndex || body[j] == 0x0D || body[j] == 0x0A { i = j; continue }
+                out.append(contentsOf: body[i..<j])
+                i = j
+                continue
+            }
+            out.append(b)
+            i += 1
+        }
+        return out
+    }
+
+    static func base64Value(_ b: UInt8) -> UInt32? {
+        switch b {
+        case 0x41...0x5A: return UInt32(b - 0x41)
+        case 0x61...0x7A: return UInt32(b - 0x61 + 26)
+        case 0x30...0x39: return UInt32(b - 0x30 + 52)
+        case 0x2B: return 62
+        case 0x2F: return 63
+        default: return nil
+        }
+    }
+
+    /// RFC 2045 §6.8: characters outside the alphabet (line breaks, padding) are skipped.
+    static func decodeBase64<S: Sequence>(_ body: S) -> [UInt8] where S.Element == UInt8 {
+        var out: [UInt8] = []
+        var acc: UInt32 = 0
+        var bits = 0
+        for b in body {
+            guard let v = base64Value(b) else { continue }
+            acc = acc << 6 | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+
+    /// RFC 2047 encoded words in UTF-8 (B or Q); white space between adjacent words is dropped
+    /// (§6.2). Words in other charsets are left as they are.
+    static func decodeEncodedWords(_ value: String) -> String {
+        guard value.contains("=?") else { return value }
+        var out = ""
+        var pendingSpace = ""
+        var lastWasWord = false
+        for token in value.split(separator: " ", omittingEmptySubsequences: false) {
+            if let decoded = decodeWord(token) {
+                if !lastWasWord { out += pendingSpace }
+                out += decoded
+                lastWasWord = true
+            } else {
+                out += pendingSpace
+                out += token
+                lastWasWord = false
+            }
+            pendingSpace = " "
+        }
+        return out
+    }
+
+    static func decodeWord(_ token: Substring) -> String? {
+        guard token.hasPrefix("=?"), token.hasSuffix("?="), token.count >= 8 else { return nil }
+        let inner = token.dropFirst(2).dropLast(2)
+        let pieces = inner.split(separator: "?", maxSplits: 2, omittingEmptySubsequences: false)
+        guard pieces.count == 3, pieces[0].lowercased() == "utf-8" || pieces[0].lowercased() == "us-ascii" else { return nil }
+        let data = Array(pieces[2].utf8)
+        switch pieces[1].lowercased() {
+        case "b":
+            return String(decoding: decodeBase64(data), as: UTF8.self)
+        case "q":
+            var bytes: [UInt8] = []
+            var i = 0
+            while i < data.count {
+                if data[i] == 0x5F { bytes.append(0x20); i += 1; continue }
+                if data[i] == 0x3D, i + 2 < data.count, let h = hexValue(data[i + 1]), let l = hexValue(data[i + 2]) {
+                    bytes.append(h << 4 | l)
+                    i += 3
+                    continue
+                }
+                bytes.append(data[i])
+                i += 1
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        default:
+            return nil
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

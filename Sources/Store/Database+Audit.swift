@@ -1,0 +1,78 @@
+/// The sent-mail audit's pages (`GET /api/audit`, `audit list`): newest first by
+/// (accepted_at, id), keyset-paged, filtered by recipient, status and an accepted-at range.
+///
+/// Every page is one bounded statement over one index (migration 3): the recipient index when a
+/// recipient is given (status is then a filter on its few rows), else the status index, else the
+/// accepted-at index. The SQL text depends only on which filters are present, so each shape is
+/// prepared once and cached. The cursor is the (accepted_at, id) of the last row of a page: rows
+/// accepted later never shift the pages after it.
+
+public struct AuditFilter: Sendable, Equatable {
+    public var recipient: String?
+    public var status: String?
+    /// Milliseconds since the epoch: `since ≤ accepted_at < until`.
+    public var since: Int64?
+    public var until: Int64?
+
+    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+        self.recipient = recipient
+        self.status = status
+        self.since = since
+        self.until = until
+    }
+}
+
+/// Where a page starts: strictly after (older than) this row.
+public struct AuditPosition: Sendable, Equatable, Hashable {
+    public var acceptedAt: Int64
+    public var id: Int64
+
+    public init(acceptedAt: Int64, id: Int64) {
+        self.acceptedAt = acceptedAt
+        self.id = id
+    }
+}
+
+extension Database {
+    static func auditPageSQL(_ filter: AuditFilter, paged: Bool) -> String {
+        var sql = "SELECT \(Database.auditColumns) FROM messages"
+        var terms: [String] = []
+        if filter.recipient != nil {
+            terms.append("recipient = ?1 COLLATE NOCASE")
+            // Unary + keeps the planner on the recipient index (a recipient's rows are few; a
+            // status's may be millions).
+            if filter.status != nil { terms.append("+status = ?2") }
+        } else if filter.status != nil {
+            terms.append("status = ?2")
+        }
+        if filter.since != nil { terms.append("accepted_at >= ?3") }
+        if filter.until != nil { terms.append("accepted_at < ?4") }
+        if paged { terms.append("accepted_at <= ?5 AND (accepted_at < ?5 OR id < ?6)") }
+        if !terms.isEmpty { sql += " WHERE " + terms.joined(separator: " AND ") }
+        return sql + " ORDER BY accepted_at DESC, id DESC LIMIT ?7"
+    }
+
+    /// Up to `limit` entries older than `after` (or the newest ones), newest first.
+    public func auditPage(_ filter: AuditFilter, limit: Int, after: AuditPosition? = nil) throws(SQLiteError) -> [AuditEntry] {
+        let s = try statement(Database.auditPageSQL(filter, paged: after != nil))
+        if let r = filter.recipient { try s.bind(1, r) }
+        if let st = filter.status { try s.bind(2, st) }
+        if let v = filter.since { try s.bind(3, v) }
+        if let v = filter.until { try s.bind(4, v) }
+        if let a = after { try s.bind(5, a.acceptedAt).bind(6, a.id) }
+        try s.bind(7, limit)
+        var out: [AuditEntry] = []
+        out.reserveCapacity(min(limit, 256))
+        while try s.step() { out.append(readAudit(s, raw: false)) }
+        return out
+    }
+
+    /// The query plan of a page, one line per step (tests assert that no page sorts or scans).
+    public func auditPagePlan(_ filter: AuditFilter, paged: Bool) throws(SQLiteError) -> [String] {
+        let s = try statement("EXPLAIN QUERY PLAN " + Database.auditPageSQL(filter, paged: paged))
+        defer { s.finish() }
+        var out: [String] = []
+        while try s.step() { out.append(s.string(3)) }
+        return out
+    }
+}

@@ -1,0 +1,103 @@
+/// MessageReader: what MessageBuilder writes reads back to the same subject, names, text and
+/// HTML (non-ASCII, long lines, trailing spaces, `=` signs, dots at line starts); hand-written
+/// messages cover base64, LF-only line ends, nested multiparts, missing parts and garbage.
+import Testing
+@testable import MIME
+
+@Suite struct MessageReaderTests {
+    static let long = String(repeating: "Lorem ipsum dolor sit amet, ", count: 80)
+
+    @Test(arguments: [
+        ("Hello", "<p>Hi</p>", nil as String?, "Support" as String?),
+        ("Rechnung Nr. 42 – fällig am 1. Dezember 🧾", "<p>Grüße aus Köln</p>", "Grüße aus Köln", "Müller & Söhne"),
+        ("=?UTF-8?B?not-a-word?= literal", "<p>a=b =3D c</p>\n.leading dot\n", "trailing space   \nnext line", nil),
+        ("Long", "<div>\(MessageReaderTests.long)</div>", MessageReaderTests.long, "A very long display name that goes past sixty columns for sure"),
+        ("日本語の件名です、とても長い件名がここに続きます。もっと長く。さらに長く。", "<p>本文</p>", nil, "山田"),
+    ])
+    func readsBackWhatTheBuilderWrote(subject: String, html: String, text: String?, name: String?) {
+        var r = FixedRandom()
+        let m = MessageBuilder.build(.init(fromAddress: "support@shop.example", fromName: name, to: "alice@example.org",
+                                           subject: subject, html: html, text: text), epochSeconds: 1_795_000_000, random: &r)
+        let read = MessageReader.read(m.bytes)
+        #expect(read.header("subject") == subject)
+        #expect(read.header("To") == "alice@example.org")
+        #expect(read.header("Message-ID") == m.messageID)
+        // Quoted-printable is canonical text: line ends come back as CRLF.
+        #expect(read.html == crlf(html))
+        #expect(read.text == crlf(text ?? HTMLText.plainText(fromHTML: html)))
+        if let name { #expect(read.header("From")?.contains(name) == true, "\(read.header("From") ?? "")") }
+        #expect(read.header("From")?.hasSuffix("support@shop.example>") == (name != nil))
+        #expect(read.headers.map(\.name) == ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"])
+    }
+
+    func crlf(_ s: String) -> String {
+        s.replacingAll("\r\n", with: "\n").replacingAll("\n", with: "\r\n")
+    }
+
+    @Test func base64PartsLFLineEndsAndNestedMultiparts() {
+        let raw = """
+            Subject: =?utf-8?q?caf=C3=A9_au_lait?=
+            Content-Type: multipart/mixed; boundary=outer
+
+            preamble
+            --outer
+            Content-Type: multipart/alternative; boundary="inner"
+
+            --inner
+            Content-Type: text/plain; charset=utf-8
+            Content-Transfer-Encoding: base64
+
+            aMOpbGxv
+            IHdvcmxk
+            --inner
+            Content-Type: text/html
+
+            <b>hi</b>
+            --inner--
+            --outer
+            Content-Type: application/pdf
+            Content-Transfer-Encoding: base64
+
+            JVBERi0=
+            --outer--
+            epilogue
+            """
+        let read = MessageReader.read(Array(raw.utf8))
+        #expect(read.header("Subject") == "café au lait")
+        #expect(read.text == "héllo world")
+        #expect(read.html == "<b>hi</b>")
+    }
+
+    @Test(arguments: [
+        ("", nil as String?, "" as String?, 0),
+        ("no colon here\r\n\r\nbody", nil, "body", 0),
+        ("Subject: x\r\n\r\nplain body", nil, "plain body", 1),
+        ("Content-Type: text/html\r\n\r\n<i>x</i>", "<i>x</i>", nil, 1),
+        ("Content-Type: multipart/alternative\r\n\r\n--x\r\n\r\nno boundary param", nil, nil, 1),
+        ("Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nunterminated", nil, "unterminated", 1),
+        ("Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nbad =ZZ escape=\r\nsoft", nil, "bad =ZZ escapesoft", 2),
+        ("Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!@@@", nil, "", 2),
+    ])
+    func malformedInputNeverTraps(raw: String, html: String?, text: String?, headerCount: Int) {
+        let read = MessageReader.read(Array(raw.utf8))
+        #expect(read.html == html)
+        #expect(read.text == text)
+        #expect(read.headers.count == headerCount)
+    }
+
+    @Test(arguments: [
+        ("a=3Db", "a=b"), ("soft=\r\nbreak", "softbreak"), ("soft=  \nbreak", "softbreak"), ("trail   \r\nx", "trail\r\nx"),
+        ("=C3=A9", "é"), ("=c3=a9", "é"), ("end=", "end"), ("tab\there", "tab\there"),
+    ])
+    func quotedPrintable(encoded: String, decoded: String) {
+        #expect(String(decoding: MessageReader.decodeQuotedPrintable(Array(encoded.utf8)[...]), as: UTF8.self) == decoded)
+    }
+
+    @Test func quotedPrintableRoundTripsEveryByteClass() {
+        var s = ""
+        for v in 0x20..<0x7F { s.unicodeScalars.append(Unicode.Scalar(v)!) }
+        s += "\r\nÄ€😀 \t\r\n" + String(repeating: "x", count: 300) + " \r\n."
+        let encoded = Encodings.quotedPrintable(s)
+        #expect(String(decoding: MessageReader.decodeQuotedPrintable(encoded[...]), as: UTF8.self) == s)
+    }
+}

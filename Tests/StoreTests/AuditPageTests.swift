@@ -1,0 +1,108 @@
+/// Store: the audit's keyset pages — newest first, stable while rows are inserted, every
+/// filter alone and combined, and query plans that walk one index with no sort step and no
+/// table scan (what keeps a page fast at a million rows).
+import Testing
+@testable import Store
+
+@Suite struct AuditPageTests {
+    static func message(_ i: Int, at: Int64, to: String) -> NewMessage {
+        NewMessage(acceptedAt: at, tokenID: 1, tokenName: "t", idempotencyKey: "k\(i)", fingerprint: [1], responseStatus: 200,
+                   responseBody: [], mailboxName: "m", mailboxAddress: "from@example.com", recipient: to, subject: "s\(i)",
+                   template: nil, messageID: "<\(i)@example.com>", raw: Array("raw \(i)".utf8))
+    }
+
+    /// 30 rows: accepted_at 1000 + 10·(i/2) (pairs share a millisecond, so the id breaks ties),
+    /// recipients a/b/c in turn, every 5th row failed.
+    static func seeded() throws -> Database {
+        let db = try Database(path: tempDatabasePath())
+        try db.begin()
+        for i in 0..<30 {
+            let id = try db.insertAccepted(message(i, at: 1000 + Int64(i / 2) * 10, to: ["a@x.test", "b@x.test", "c@x.test"][i % 3]))
+            if i % 5 == 0 {
+                try db.recordAttempt(id: id, status: "failed", reply: "550 no", atMilliseconds: 5000, nextAttemptAt: 0)
+            }
+        }
+        try db.commit()
+        return db
+    }
+
+    func walk(_ db: Database, _ filter: AuditFilter, pageSize: Int) throws -> [Int64] {
+        var ids: [Int64] = []
+        var after: AuditPosition?
+        while true {
+            let page = try db.auditPage(filter, limit: pageSize, after: after)
+            ids += page.map(\.id)
+            guard page.count == pageSize, let last = page.last else { return ids }
+            after = AuditPosition(acceptedAt: last.acceptedAt, id: last.id)
+        }
+    }
+
+    @Test(arguments: [
+        (AuditFilter(), 30),
+        (AuditFilter(recipient: "A@X.TEST"), 10),
+        (AuditFilter(status: "failed"), 6),
+        (AuditFilter(status: "queued"), 24),
+        (AuditFilter(recipient: "b@x.test", status: "failed"), 2),
+        (AuditFilter(since: 1050), 20),
+        (AuditFilter(until: 1050), 10),
+        (AuditFilter(since: 1050, until: 1100), 10),
+        (AuditFilter(recipient: "c@x.test", since: 1020, until: 1120), 7),
+        (AuditFilter(status: "failed", since: 1000, until: 1001), 1),
+        (AuditFilter(recipient: "nobody@x.test"), 0),
+        (AuditFilter(status: "sent"), 0),
+    ])
+    func pagesMatchTheFilterNewestFirst(filter: AuditFilter, expected: Int) throws {
+        let db = try AuditPageTests.seeded()
+        // The reference: every row, filtered in Swift.
+        let all = try db.auditPage(AuditFilter(), limit: 1000)
+        let want = all.filter { e in
+            (filter.recipient.map { e.recipient.lowercased() == $0.lowercased() } ?? true)
+                && (filter.status.map { e.status == $0 } ?? true)
+                && (filter.since.map { e.acceptedAt >= $0 } ?? true)
+                && (filter.until.map { e.acceptedAt < $0 } ?? true)
+        }.map(\.id)
+        #expect(want.count == expected)
+        for size in [1, 3, 7, 200] {
+            #expect(try walk(db, filter, pageSize: size) == want, "page size \(size)")
+        }
+    }
+
+    @Test func newestFirstWithTheIDBreakingTies() throws {
+        let db = try AuditPageTests.seeded()
+        let rows = try db.auditPage(AuditFilter(), limit: 1000)
+        for (a, b) in zip(rows, rows.dropFirst()) {
+            #expect(a.acceptedAt > b.acceptedAt || (a.acceptedAt == b.acceptedAt && a.id > b.id))
+        }
+    }
+
+    @Test func aCursorIsStableWhileNewMailArrives() throws {
+        let db = try AuditPageTests.seeded()
+        let first = try db.auditPage(AuditFilter(), limit: 10)
+        let last = try #require(first.last)
+        // New rows, some in the same millisecond as the cursor's row.
+        try db.begin()
+        for i in 100..<105 { try db.insertAccepted(AuditPageTests.message(i, at: i == 100 ? last.acceptedAt : 9000, to: "a@x.test")) }
+        try db.commit()
+        let second = try db.auditPage(AuditFilter(), limit: 10, after: AuditPosition(acceptedAt: last.acceptedAt, id: last.id))
+        let reference = try db.auditPage(AuditFilter(), limit: 1000)
+        let index = try #require(reference.firstIndex { $0.id == last.id })
+        #expect(second.map(\.id) == reference[(index + 1)...].prefix(10).map(\.id))
+        #expect(!second.contains { $0.id > 30 }, "no new row may appear behind the cursor")
+    }
+
+    @Test(arguments: [
+        AuditFilter(), AuditFilter(recipient: "a@x.test"), AuditFilter(status: "failed"),
+        AuditFilter(recipient: "a@x.test", status: "failed"), AuditFilter(since: 1, until: 2),
+        AuditFilter(recipient: "a@x.test", since: 1), AuditFilter(status: "sent", until: 5),
+    ])
+    func everyPageWalksAnIndexWithoutSorting(filter: AuditFilter) throws {
+        let db = try AuditPageTests.seeded()
+        for paged in [false, true] {
+            let plan = try db.auditPagePlan(filter, paged: paged).joined(separator: " | ")
+            #expect(plan.contains("USING INDEX messages_") || plan.contains("USING COVERING INDEX messages_"), "\(plan)")
+            #expect(!plan.contains("TEMP B-TREE"), "\(plan)")
+            let expectedIndex = filter.recipient != nil ? "messages_recipient" : filter.status != nil ? "messages_status" : "messages_accepted"
+            #expect(plan.contains(expectedIndex), "\(plan)")
+        }
+    }
+}
