@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries and shims
@@ -69,6 +70,7 @@ let package = Package(
             "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest", "SendAPI", "Idempotency",
             "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
             "App", "Store", "Auth", "Relay", "Templates", "JSON",

@@ -28,11 +28,15 @@ public final class Application: SignalHandler, DeadlineHandler {
     let reactor: Reactor
     public let router = Router()
     var server: HTTPServer!
+    var metricsServer: HTTPServer?
+    var metrics: ServerMetrics?
     var certificatePaths: (cert: String, key: String)?
     var stopping = false
 
     /// Called with the bound address once the server accepts connections.
     public var onListening: ((String) -> Void)?
+    /// Called with the metrics listener's URL (`--metrics-listen`).
+    public var onMetricsListening: ((String) -> Void)?
     /// Called once, after `onListening`, when the embedded demo was created: lines to show.
     public var onDemo: (([String]) -> Void)?
     var database: Database?
@@ -146,6 +150,9 @@ public final class Application: SignalHandler, DeadlineHandler {
         } catch {
             throw StartupError("cannot listen on \(options.listen): \(error)")
         }
+        if let address = options.metricsListen {
+            try startMetrics(address, service: service, scheduler: scheduler, db: db)
+        }
         scheduler.start()
         let url = "\(server.scheme)://\(bound)"
         onListening?(url)
@@ -160,6 +167,34 @@ public final class Application: SignalHandler, DeadlineHandler {
         // Status writes made by the last iteration's outcomes.
         for _ in 0..<3 where scheduler.hasPendingWrites { _ = service.runTail(.commit) }
         logger.info("stopped")
+    }
+
+    /// `--metrics-listen`: a second, plain-HTTP server in the same loop with one route.
+    func startMetrics(_ address: SocketAddress, service: SendEmailService, scheduler: DeliveryScheduler, db: Database) throws {
+        let m = ServerMetrics(routes: router.labels)
+        metrics = m
+        server.observer = m
+        service.metrics = m
+        let metricsRouter = Router()
+        metricsRouter.add("GET", "/metrics") { [unowned self] _, _ in
+            let body = m.render(server: self.server, scheduler: scheduler, db: db)
+            return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([
+                (name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store"),
+            ]), body: body))
+        }
+        var config = ServerConfiguration(listen: address, limits: options.limits, headTimeout: options.headTimeout,
+                                         idleTimeout: options.idleTimeout, maxConnections: 64)
+        config.shutdownGrace = options.shutdownGrace
+        let s = HTTPServer(reactor: reactor, configuration: config, tlsContext: nil, handler: metricsRouter, logger: logger)
+        let bound: SocketAddress
+        do {
+            bound = try s.start()
+        } catch {
+            throw StartupError("cannot listen on \(address) (--metrics-listen): \(error)")
+        }
+        metricsServer = s
+        logger.info("metrics on http://\(bound)/metrics")
+        onMetricsListening?("http://\(bound)")
     }
 
     var shutdownTimer: TimerHandle?
@@ -200,6 +235,7 @@ public final class Application: SignalHandler, DeadlineHandler {
             server.onDrained = done
             scheduler?.onIdle = done
             server.beginShutdown()
+            metricsServer?.beginShutdown()
             scheduler?.beginShutdown()
             if scheduler == nil { done() }
             shutdownTimer = reactor.makeTimer(self)

@@ -10,6 +10,7 @@ public typealias RouteHandler = (HTTPRequest, Responder) -> HandlerResult
 
 public final class Router: HTTPHandler {
     struct Route {
+        var index: Int
         var methods: [String: RouteHandler] = [:]
         var allowed: [String] {
             var m = Array(methods.keys)
@@ -19,13 +20,19 @@ public final class Router: HTTPHandler {
     }
 
     var routes: [String: Route] = [:]
+    /// Route labels by index (the path, or the prefix with `{id}`), for metrics.
+    public private(set) var labels: [String] = []
     /// Prefix routes (`/api/audit/` for `/api/audit/{id}`), tried after the exact paths.
     var prefixes: [(prefix: String, route: Route)] = []
 
     public init() {}
 
     public func add(_ method: String, _ path: String, _ handler: @escaping RouteHandler) {
-        routes[path, default: Route()].methods[method] = handler
+        if routes[path] == nil {
+            routes[path] = Route(index: labels.count)
+            labels.append(path)
+        }
+        routes[path]!.methods[method] = handler
     }
 
     /// Every path that starts with `prefix` and has more after it.
@@ -33,7 +40,8 @@ public final class Router: HTTPHandler {
         if let i = prefixes.firstIndex(where: { $0.prefix == prefix }) {
             prefixes[i].route.methods[method] = handler
         } else {
-            var r = Route()
+            var r = Route(index: labels.count)
+            labels.append(prefix + "{id}")
             r.methods[method] = handler
             prefixes.append((prefix, r))
         }
@@ -43,6 +51,10 @@ public final class Router: HTTPHandler {
         if let r = routes[path] { return r }
         for p in prefixes where path.utf8.count > p.prefix.utf8.count && path.hasPrefix(p.prefix) { return p.route }
         return nil
+    }
+
+    public func routeIndex(for head: RequestHead) -> Int {
+        route(for: head.path)?.index ?? -1
     }
 
     public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {

@@ -52,6 +52,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     var participants: [CommitParticipant] = []
     /// Receives the rows each successful commit made durable.
     weak var scheduler: DeliveryScheduler?
+    /// Times each commit (`--metrics-listen`).
+    var metrics: ServerMetrics?
 
     /// Counters (tests, logs, later metrics).
     public private(set) var accepted = 0
@@ -225,7 +227,13 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             if !db.inTransaction { try db.begin() }
             for item in items { ids.append(try db.insertAccepted(item.message)) }
             for p in participants where p.hasPendingWrites { try p.writePending(db) }
-            try db.commit()
+            if let metrics {
+                let start = Instant.now()
+                try db.commit()
+                metrics.committed(after: start)
+            } else {
+                try db.commit()
+            }
         } catch {
             db.rollback()
             ok = false

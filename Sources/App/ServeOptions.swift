@@ -6,6 +6,8 @@ import Store
 
 public struct ServeOptions: Sendable {
     public var listen: SocketAddress
+    /// `--metrics-listen`: plain-HTTP `GET /metrics` here; nil = off.
+    public var metricsListen: SocketAddress?
     /// Both or neither; neither and not `plainHTTP` → the development certificate.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?

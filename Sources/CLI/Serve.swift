@@ -23,6 +23,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free port).")
     var listen = "127.0.0.1:8443"
 
+    @Option(name: .customLong("metrics-listen"), help: "Serve Prometheus GET /metrics over plain HTTP on HOST:PORT (off by default).")
+    var metricsListen: String?
+
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain (with --tls-key).")
     var tlsCert: String?
 
@@ -127,6 +130,14 @@ struct Serve: ParsableCommand {
             throw ExitCode(2)
         }
         var options = ServeOptions(listen: address)
+        if let metricsListen {
+            do {
+                options.metricsListen = try SocketAddress(parsing: metricsListen)
+            } catch {
+                printError("tickiti-mail: error: --metrics-listen: \(error)")
+                throw ExitCode(2)
+            }
+        }
         options.tlsCertificatePath = tlsCert
         options.tlsKeyPath = tlsKey
         options.plainHTTP = plainHTTP
@@ -152,6 +163,7 @@ struct Serve: ParsableCommand {
         do {
             let app = try Application(options: options, logger: logger)
             app.onListening = { url in printError("listening on \(url)") }
+            app.onMetricsListening = { url in printError("metrics on \(url)/metrics") }
             app.onDemo = { lines in for l in lines { printError(l) } }
             try app.run()
         } catch let error as StartupError {

@@ -42,6 +42,10 @@ final class Connection: IOHandler, DeadlineHandler {
         var sequence: UInt64
         var bytes: [UInt8]?
         var keepAlive: Bool
+        /// For the observer: the handler's route index (-1: no route, e.g. a parse error) and
+        /// when the request's head was complete.
+        var route = -1
+        var receivedAt = Instant(nanoseconds: 0)
     }
 
     unowned let server: HTTPServer
@@ -184,6 +188,7 @@ final class Connection: IOHandler, DeadlineHandler {
             switch tls.handshake() {
             case .progress:
                 state = .open
+                server.handshakes += 1
             case .wantRead, .wantWrite:
                 queueCiphertext()
                 if peerClosed { requestClose(reason: "peer closed during handshake") }
@@ -299,7 +304,12 @@ final class Connection: IOHandler, DeadlineHandler {
         let sequence = nextSequence
         nextSequence += 1
         let keepAlive = request.head.keepAlive && !server.isShuttingDown
-        slots.append(Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive))
+        var slot = Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive)
+        if server.observer != nil {
+            slot.route = server.handler.routeIndex(for: request.head)
+            slot.receivedAt = request.receivedAt
+        }
+        slots.append(slot)
         if !keepAlive { closeAfterResponses = true }
         let isHead = request.head.method == "HEAD"
         switch server.handler.handle(request, responder: Responder(connection: self, sequence: sequence)) {
@@ -334,6 +344,10 @@ final class Connection: IOHandler, DeadlineHandler {
         guard let i = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
         let keepAlive = slots[i].keepAlive && !server.isShuttingDown
         slots[i].keepAlive = keepAlive
+        if let observer = server.observer {
+            observer.responded(route: slots[i].route, status: response.status,
+                               receivedAt: slots[i].route >= 0 ? slots[i].receivedAt : reactor.now)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256 + response.body.count)
         response.serialize(into: &bytes, date: server.httpDate, keepAlive: keepAlive)

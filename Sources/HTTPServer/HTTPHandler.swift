@@ -33,6 +33,19 @@ public protocol HTTPHandler: AnyObject {
     /// The response to a request the parser rejected (400, 413, 431, 501, 505). The connection
     /// is closed after it.
     func errorResponse(for error: ParseError) -> HTTPResponse
+    /// A small index naming the route a request goes to, for an observer's labels (-1: none).
+    func routeIndex(for head: RequestHead) -> Int
+}
+
+extension HTTPHandler {
+    public func routeIndex(for head: RequestHead) -> Int { -1 }
+}
+
+/// Watches the server's responses (metrics). Called on the loop, once per response, when the
+/// handler produced it; must not allocate on its hot path.
+public protocol HTTPServerObserver: AnyObject {
+    /// `receivedAt`: when the request's head was complete (for a parse error, now).
+    func responded(route: Int, status: Int, receivedAt: Instant)
 }
 
 /// Answers one request later. Outliving the connection is fine: the answer is dropped.

@@ -54,6 +54,9 @@ public final class HTTPServer {
     /// Counters for tests and logs.
     public private(set) var acceptedTotal = 0
     public internal(set) var handshakeFailures = 0
+    public internal(set) var handshakes = 0
+    /// Sees every response as it is produced (metrics). Unset, the request path pays nothing.
+    public weak var observer: HTTPServerObserver?
 
     public init(reactor: Reactor, configuration: ServerConfiguration, tlsContext: TLSServerContext?,
                 handler: HTTPHandler, logger: Logger) {

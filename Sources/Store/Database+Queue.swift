@@ -100,3 +100,17 @@ extension Database {
         return s.int64(0)
     }
 }
+
+extension Database {
+    /// The backlog by status (`queued`, `sending`, `deferred`): three ranges of the status
+    /// index, never the whole audit.
+    public func queueCounts() throws(SQLiteError) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for status in ["queued", "sending", "deferred"] {
+            let s = try statement("SELECT count(*) FROM messages WHERE status = ?1").bind(1, status)
+            defer { s.finish() }
+            out[status] = try s.step() ? s.int(0) : 0
+        }
+        return out
+    }
+}

@@ -449,3 +449,15 @@ func boundLoopbackSocket(_ type: __socket_type) -> (fd: Int32, port: UInt16) {
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return (fd, UInt16(bigEndian: addr.sin_port))
 }
+
+/// A plain (no TLS) blocking TCP connection to 127.0.0.1:`port`.
+func connectPlain(port: UInt16) throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { close(fd); throw TestFailure("connect to \(port): errno \(errno)") }
+    return (fd, port)
+}
