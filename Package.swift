@@ -43,6 +43,9 @@ let package = Package(
         .target(name: "Templates", dependencies: ["JSON", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "SMTPProtocol", dependencies: ["MIME"]),
         .target(name: "AuditAPI"),
+        .target(name: "AuditPage", resources: [
+            .embedInCode("Static/index.html"), .embedInCode("Static/audit.js"), .embedInCode("Static/audit.css"),
+        ]),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -68,7 +71,7 @@ let package = Package(
         // Composition and command line
         .target(name: "App", dependencies: [
             "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest", "SendAPI", "Idempotency",
-            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI",
+            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI", "AuditPage",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

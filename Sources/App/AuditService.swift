@@ -2,9 +2,12 @@
 /// filters) and `GET /api/audit/{id}` (one entry with its rendered message read back into
 /// headers, text and HTML, and its delivery attempts), both for tokens with `audit-read`.
 ///
+/// `GET /audit` (and its script and style sheet) serves the page of `AuditPage`.
+///
 /// Each request is one bounded indexed statement on the loop (see `Database+Audit`): a page
 /// reads at most 201 rows without their message bytes; a detail reads one row and its attempts.
 import AuditAPI
+import AuditPage
 import Auth
 import HTTP1
 import HTTPServer
@@ -30,6 +33,13 @@ public final class AuditService {
     func install(on router: Router) {
         router.add("GET", "/api/audit") { [unowned self] request, _ in self.answer { try self.list(request) } }
         router.addPrefix("GET", "/api/audit/") { [unowned self] request, _ in self.answer { try self.detail(request) } }
+        // The page for people: static files compiled into the binary.
+        for (path, file) in AuditPage.files {
+            var headers = HTTPHeaders([(name: "Content-Type", value: file.contentType)])
+            for (n, v) in AuditPage.securityHeaders { headers.add(name: n, value: v) }
+            let response = HTTPResponse(status: 200, headers: headers, body: file.bytes)
+            router.add("GET", path) { _, _ in .respond(response) }
+        }
     }
 
     func answer(_ body: () throws -> HTTPResponse) -> HandlerResult {

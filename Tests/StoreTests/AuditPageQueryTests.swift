@@ -4,7 +4,7 @@
 import Testing
 @testable import Store
 
-@Suite struct AuditPageTests {
+@Suite struct AuditPageQueryTests {
     static func message(_ i: Int, at: Int64, to: String) -> NewMessage {
         NewMessage(acceptedAt: at, tokenID: 1, tokenName: "t", idempotencyKey: "k\(i)", fingerprint: [1], responseStatus: 200,
                    responseBody: [], mailboxName: "m", mailboxAddress: "from@example.com", recipient: to, subject: "s\(i)",
@@ -52,7 +52,7 @@ import Testing
         (AuditFilter(status: "sent"), 0),
     ])
     func pagesMatchTheFilterNewestFirst(filter: AuditFilter, expected: Int) throws {
-        let db = try AuditPageTests.seeded()
+        let db = try AuditPageQueryTests.seeded()
         // The reference: every row, filtered in Swift.
         let all = try db.auditPage(AuditFilter(), limit: 1000)
         let want = all.filter { e in
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func newestFirstWithTheIDBreakingTies() throws {
-        let db = try AuditPageTests.seeded()
+        let db = try AuditPageQueryTests.seeded()
         let rows = try db.auditPage(AuditFilter(), limit: 1000)
         for (a, b) in zip(rows, rows.dropFirst()) {
             #expect(a.acceptedAt > b.acceptedAt || (a.acceptedAt == b.acceptedAt && a.id > b.id))
@@ -76,12 +76,12 @@ import Testing
     }
 
     @Test func aCursorIsStableWhileNewMailArrives() throws {
-        let db = try AuditPageTests.seeded()
+        let db = try AuditPageQueryTests.seeded()
         let first = try db.auditPage(AuditFilter(), limit: 10)
         let last = try #require(first.last)
         // New rows, some in the same millisecond as the cursor's row.
         try db.begin()
-        for i in 100..<105 { try db.insertAccepted(AuditPageTests.message(i, at: i == 100 ? last.acceptedAt : 9000, to: "a@x.test")) }
+        for i in 100..<105 { try db.insertAccepted(AuditPageQueryTests.message(i, at: i == 100 ? last.acceptedAt : 9000, to: "a@x.test")) }
         try db.commit()
         let second = try db.auditPage(AuditFilter(), limit: 10, after: AuditPosition(acceptedAt: last.acceptedAt, id: last.id))
         let reference = try db.auditPage(AuditFilter(), limit: 1000)
@@ -96,7 +96,7 @@ import Testing
         AuditFilter(recipient: "a@x.test", since: 1), AuditFilter(status: "sent", until: 5),
     ])
     func everyPageWalksAnIndexWithoutSorting(filter: AuditFilter) throws {
-        let db = try AuditPageTests.seeded()
+        let db = try AuditPageQueryTests.seeded()
         for paged in [false, true] {
             let plan = try db.auditPagePlan(filter, paged: paged).joined(separator: " | ")
             #expect(plan.contains("USING INDEX messages_") || plan.contains("USING COVERING INDEX messages_"), "\(plan)")
