@@ -85,6 +85,7 @@ let package = Package(
         .executableTarget(name: "FuzzHTTP1", dependencies: ["HTTP1"]),
         .executableTarget(name: "FuzzSendAPI", dependencies: ["SendAPI", "JSON", "MIME"]),
         .executableTarget(name: "FuzzSMTPReply", dependencies: ["SMTPProtocol", "MIME"]),
+        .executableTarget(name: "FuzzAudit", dependencies: ["AuditAPI", "MIME"]),
 
         // Benchmark drivers (Benchmarks/run-smtp)
         .executableTarget(name: "SMTPBench", dependencies: [
