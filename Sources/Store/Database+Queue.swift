@@ -39,19 +39,29 @@ extension Database {
         return changes
     }
 
-    /// Due `queued`/`deferred` messages in acceptance order (the caller skips those it
-    /// already holds).
+    /// Due `queued`/`deferred` messages, longest-due first (ties by id: acceptance order), at
+    /// most `limit`. One index range per status on `messages_due (status, next_attempt_at, id)`,
+    /// read in index order: the statement stops after `limit` rows however long the backlog is
+    /// (`status IN (…) ORDER BY id` would sort the whole backlog, message bytes included, on
+    /// every scan). The caller skips those it already holds.
+    static let dueSQL = """
+        SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id, raw, attempts, next_attempt_at
+        FROM messages WHERE status = ?1 AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3
+        """
+
     public func dueMessages(nowMilliseconds now: Int64, limit: Int) throws(SQLiteError) -> [QueuedMessage] {
-        let s = try statement("""
-            SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id, raw, attempts FROM messages
-            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2
-            """).bind(1, now).bind(2, limit)
         var out: [QueuedMessage] = []
-        while try s.step() {
-            out.append(QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
-                                     recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7)))
+        var due: [Int64] = []
+        for status in ["queued", "deferred"] {
+            let s = try statement(Database.dueSQL).bind(1, status).bind(2, now).bind(3, limit)
+            while try s.step() {
+                out.append(QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
+                                         recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7)))
+                due.append(s.int64(8))
+            }
         }
-        return out
+        let order = out.indices.sorted { (due[$0], out[$0].id) < (due[$1], out[$1].id) }
+        return order.prefix(limit).map { out[$0] }
     }
 
     public func markSending(id: Int64) throws(SQLiteError) {
