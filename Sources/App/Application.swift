@@ -209,7 +209,7 @@ public final class Application: SignalHandler, DeadlineHandler {
     static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count) == 0 else { return "localhost" }
-        let name = String(cString: buf)
+        let name = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return DNSMessage.isQueryableName(name) ? name : "localhost"
     }
 

@@ -42,8 +42,8 @@ final class Connection: IOHandler, DeadlineHandler {
         var sequence: UInt64
         var bytes: [UInt8]?
         var keepAlive: Bool
-        /// For the observer: the handler's route index (-1: no route, e.g. a parse error) and
-        /// when the request's head was complete.
+        /// For the observer: the handler's route index (-1: no route) and when the request's
+        /// head was complete (zero for a parse error's answer: it is timed from now).
         var route = -1
         var receivedAt = Instant(nanoseconds: 0)
     }
@@ -346,7 +346,7 @@ final class Connection: IOHandler, DeadlineHandler {
         slots[i].keepAlive = keepAlive
         if let observer = server.observer {
             observer.responded(route: slots[i].route, status: response.status,
-                               receivedAt: slots[i].route >= 0 ? slots[i].receivedAt : reactor.now)
+                               receivedAt: slots[i].receivedAt.nanoseconds != 0 ? slots[i].receivedAt : reactor.now)
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256 + response.body.count)

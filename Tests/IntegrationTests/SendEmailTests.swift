@@ -268,6 +268,11 @@ let templateBody = """
         #expect(out == #"{"ok":true,"data":{"mailbox":"billing@tickiti.localhost","used_template":true}}"#, "\(out)")
         #expect(token.contains("|"))
         #expect(try f.auditCount() == 1)
+        // The banner points at the audit page, which answers.
+        let auditLine = try f.server.waitForLine(containing: "the sent-mail audit page: ")
+        #expect(auditLine.contains("https://127.0.0.1:\(f.port)/audit "))
+        let (arc, page) = try run(["curl", "-sS", "--cacert", f.cert.cert, "https://127.0.0.1:\(f.port)/audit"])
+        #expect(arc == 0 && page.contains("<title>Sent mail audit"), "\(page)")
         try waitUntil("the demo message written to data/outbox") { FileManager.default.fileExists(atPath: f.dir + "/data/outbox/1.eml") }
         // A second start on the same database creates nothing new.
         f.server.signal(SIGTERM)
