@@ -164,7 +164,8 @@ public final class Application: SignalHandler, DeadlineHandler {
         } catch {
             throw StartupError("event loop failed: \(error)")
         }
-        // Status writes made by the last iteration's outcomes.
+        // Status writes made by the last iteration's outcomes, synced.
+        service.relaxStatusCommits = false
         for _ in 0..<3 where scheduler.hasPendingWrites { _ = service.runTail(.commit) }
         logger.info("stopped")
     }

@@ -22,6 +22,8 @@ public final class Database {
     public let path: String
     var statements: [String: Statement] = [:]
     public private(set) var inTransaction = false
+    /// The connection's current `PRAGMA synchronous` (it may change between transactions).
+    public private(set) var synchronous: Synchronous
 
     /// Opens (creating it and its folder when missing) and migrates the database.
     public init(path: String, synchronous: Synchronous = .full, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
@@ -36,6 +38,7 @@ public final class Database {
             throw SQLiteError(message: "cannot open \(path): \(e.message)")
         }
         db = handle
+        self.synchronous = synchronous
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=\(synchronous.rawValue)")
@@ -86,6 +89,16 @@ public final class Database {
         let s = Statement(db: db, stmt: stmt, sql: sql)
         statements[sql] = s
         return s
+    }
+
+    /// Changes how the next commits reach the disk. In WAL mode a NORMAL commit is not synced
+    /// (it survives a process crash, not a power loss) and the next FULL commit syncs the WAL
+    /// with every frame before it.
+    public func setSynchronous(_ s: Synchronous) throws(SQLiteError) {
+        guard s != synchronous else { return }
+        precondition(!inTransaction, "PRAGMA synchronous inside a transaction")
+        try execute("PRAGMA synchronous=\(s.rawValue)")
+        synchronous = s
     }
 
     public func begin() throws(SQLiteError) {

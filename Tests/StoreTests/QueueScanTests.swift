@@ -28,3 +28,23 @@ import Testing
         #expect(try db.dueMessages(nowMilliseconds: 99_999, limit: 10).map(\.id) == [1, 2, 3, 4, 6, 5])
     }
 }
+
+@Suite struct SynchronousTests {
+    @Test func theSyncModeChangesBetweenTransactionsAndIsReadBack() throws {
+        let db = try Database(path: tempDatabasePath(), synchronous: .full)
+        func mode() throws -> Int {
+            let s = try db.statement("PRAGMA synchronous")
+            defer { s.finish() }
+            return try s.step() ? s.int(0) : -1
+        }
+        #expect(try mode() == 2 && db.synchronous == .full)
+        try db.setSynchronous(.normal)
+        #expect(try mode() == 1 && db.synchronous == .normal)
+        try db.begin()
+        try db.insertAccepted(AuditPageQueryTests.message(1, at: 1, to: "a@x.test"))
+        try db.commit()
+        try db.setSynchronous(.full)
+        #expect(try mode() == 2 && db.synchronous == .full)
+        #expect(try db.auditEntries(limit: 5).count == 1)
+    }
+}
