@@ -56,13 +56,15 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     let durableSynchronous: Database.Synchronous
     /// Under FULL, commits that carry only delivery status writes (`sending`, an attempt's
     /// outcome) are not synced: like every commit they survive a process crash (the duplicate
-    /// window stays one loop iteration), and the next commit that answers requests — or at the
-    /// latest a status commit a second later — syncs the WAL with them, so a power loss can lose
-    /// at most a second of `sent` statuses (those messages are sent again with their Message-ID;
-    /// nothing accepted is ever lost). Off at shutdown.
+    /// window stays one loop iteration), and the next commit that answers requests — or, at the
+    /// latest a second later, an fdatasync of the WAL — makes them durable, so a power loss can
+    /// lose at most a second of `sent` statuses (those messages are sent again with their
+    /// Message-ID; nothing accepted is ever lost). Off at shutdown.
     var relaxStatusCommits = true
-    var lastSyncedCommit = Instant.now()
-    static let statusSyncInterval: Duration = .seconds(1)
+    /// Armed by the first unsynced status commit; cleared by any synced commit.
+    var walSyncTimer: TimerHandle?
+    var unsyncedCommits = false
+    static let statusSyncDelay: Duration = .seconds(1)
     /// Times each commit (`--metrics-listen`).
     var metrics: ServerMetrics?
 
@@ -82,6 +84,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         let t = reactor.makeTimer(self)
         sweepTimer = t
         reactor.arm(t, after: .seconds(5))
+        walSyncTimer = reactor.makeTimer(WALSyncTimer(self))
     }
 
     static func nowMilliseconds() -> Int64 {
@@ -238,16 +241,9 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         ids.reserveCapacity(items.count)
         do {
             if !db.inTransaction {
-                let now = Instant.now()
-                if items.isEmpty && relaxStatusCommits && durableSynchronous == .full
-                    && now < lastSyncedCommit + SendEmailService.statusSyncInterval {
-                    try db.setSynchronous(.normal)
-                } else {
-                    try db.setSynchronous(durableSynchronous)
-                }
+                try db.setSynchronous(items.isEmpty && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
                 try db.begin()
             }
-            if db.synchronous == .full { lastSyncedCommit = Instant.now() }
             for item in items { ids.append(try db.insertAccepted(item.message)) }
             for p in participants where p.hasPendingWrites { try p.writePending(db) }
             if let metrics {
@@ -257,9 +253,14 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             } else {
                 try db.commit()
             }
+            if db.synchronous == durableSynchronous {
+                unsyncedCommits = false
+            } else if !unsyncedCommits, let t = walSyncTimer {
+                unsyncedCommits = true
+                reactor.arm(t, after: SendEmailService.statusSyncDelay)
+            }
         } catch {
             db.rollback()
-            lastSyncedCommit = Instant(nanoseconds: 0)   // the next commit syncs
             ok = false
             commitFailures += 1
             logger.error("group commit of \(items.count) message(s) failed, answering 503: \(error)")
@@ -305,5 +306,23 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
         // A full batch means more may be waiting: come back soon, but let requests run between.
         if let t = sweepTimer { reactor.arm(t, after: deleted == 500 ? .milliseconds(50) : .seconds(60)) }
+    }
+}
+
+/// A second after the first unsynced status commit: if no synced commit came since, sync the
+/// WAL (one fdatasync, as a FULL commit would have done).
+final class WALSyncTimer: DeadlineHandler {
+    weak var service: SendEmailService?
+    init(_ service: SendEmailService) { self.service = service }
+
+    func onDeadline() {
+        guard let service, service.unsyncedCommits else { return }
+        do {
+            try service.db.syncWAL()
+            service.unsyncedCommits = false
+        } catch {
+            service.logger.error("syncing the WAL: \(error); retrying in a second")
+            if let t = service.walSyncTimer { service.reactor.arm(t, after: SendEmailService.statusSyncDelay) }
+        }
     }
 }

@@ -101,6 +101,20 @@ public final class Database {
         synchronous = s
     }
 
+    /// Syncs the write-ahead log to disk (what a FULL commit does), for commits made under
+    /// NORMAL. Any descriptor of the file flushes its data; a missing WAL has nothing to sync.
+    public func syncWAL() throws(SQLiteError) {
+        let fd = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw SQLiteError(message: "cannot open \(path)-wal to sync it: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        if fdatasync(fd) != 0 {
+            throw SQLiteError(message: "fdatasync \(path)-wal: \(String(cString: strerror(errno)))")
+        }
+    }
+
     public func begin() throws(SQLiteError) {
         precondition(!inTransaction, "nested transaction")
         try execute("BEGIN IMMEDIATE")

@@ -1,6 +1,9 @@
 /// Store: the delivery scan reads due messages longest-due first with a bounded index range
 /// — no sort of the backlog (a sort would read every queued message's bytes on every scan,
 /// making each delivery cost grow with the backlog).
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import Store
 
@@ -46,5 +49,13 @@ import Testing
         try db.setSynchronous(.full)
         #expect(try mode() == 2 && db.synchronous == .full)
         #expect(try db.auditEntries(limit: 5).count == 1)
+        try db.syncWAL()   // the WAL exists: synced without error
+    }
+
+    @Test func syncingAMissingWALIsANoOp() throws {
+        let path = tempDatabasePath()
+        let db = try Database(path: path)
+        _ = unlink(path + "-wal")
+        try db.syncWAL()
     }
 }
