@@ -53,8 +53,8 @@ enum EmbeddedDefault {
         return [
             "demo token (shown once): \(token)",
             "the message is delivered to data/outbox/<id>.eml (tickiti-mail audit list shows it); try it:",
-            "the sent-mail audit page: \(url)/audit (make a token for it: tickiti-mail token create --name support --ability audit-read)",
             "curl \(cacert)\(url)/api/send_email -H 'Authorization: Bearer \(token)' -H \"Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)\" -H 'Content-Type: application/json' -d '{\"to_address\":\"customer@example.com\",\"template_identifier\":\"invoice_delivery\",\"data\":{\"invoice_number\":\"INV-2026-0001\",\"amount\":\"120.00 EUR\",\"due_date\":\"2026-12-31\"}}'",
+            "the sent-mail audit page: \(url)/audit (make a token for it: tickiti-mail token create --name support --ability audit-read)",
         ]
     }
 }
