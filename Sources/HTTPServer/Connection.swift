@@ -531,6 +531,13 @@ final class Connection: IOHandler, DeadlineHandler {
             if timerKind != .head { arm(.head, after: server.configuration.headTimeout) }
             return
         }
+        // Idle keep-alive: give the buffers back (as OpenSSL's RELEASE_BUFFERS does for its own
+        // records): 10 000 idle connections should cost sockets, not spare capacity.
+        if !hasUnsentBytes {
+            if input.capacity > 0 { input = [] }
+            if out.capacity > 0 { out = []; outOffset = 0 }
+            if cipherOut.capacity > 0 { cipherOut = []; cipherOffset = 0 }
+        }
         if timerKind != .idle || !reactor.isArmed(timer) {
             arm(.idle, after: server.configuration.idleTimeout)
         } else {
