@@ -408,17 +408,23 @@ final class ServerProcess: @unchecked Sendable {
     }
 }
 
-/// Runs a command, returns (status, stdout+stderr). Bounded by `timeout`.
+/// Runs a command, returns (status, stdout+stderr). Bounded by `timeout` (TERM, then KILL 10 s
+/// later). Output goes to a file, not a pipe: a grandchild that outlives the command (a browser,
+/// a daemon it started) would hold a pipe open and a read to EOF would never return.
 func run(_ argv: [String], timeoutSeconds: Int = 60) throws -> (Int32, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    p.arguments = ["\(timeoutSeconds)"] + argv
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
+    p.arguments = ["--kill-after=10", "\(timeoutSeconds)"] + argv
+    let outPath = makeTempDir() + "/output"
+    guard FileManager.default.createFile(atPath: outPath, contents: nil), let out = FileHandle(forWritingAtPath: outPath) else {
+        throw TestFailure("cannot create \(outPath)")
+    }
+    defer { try? out.close() }
+    p.standardOutput = out
+    p.standardError = out
     try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
+    let data = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
