@@ -167,6 +167,9 @@ public final class Application: SignalHandler, DeadlineHandler {
         // Status writes made by the last iteration's outcomes, synced.
         service.relaxStatusCommits = false
         for _ in 0..<3 where scheduler.hasPendingWrites { _ = service.runTail(.commit) }
+        if service.unsyncedCommits {
+            do { try db.syncWAL() } catch { logger.error("syncing the WAL at shutdown: \(error)") }
+        }
         logger.info("stopped")
     }
 
