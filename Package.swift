@@ -53,7 +53,7 @@ let package = Package(
             .product(name: "HeapModule", package: "swift-collections"),
         ]),
         .target(name: "TLS", dependencies: ["COpenSSL"]),
-        .target(name: "Store", dependencies: ["CSQLite", "Auth", "Idempotency"]),
+        .target(name: "Store", dependencies: ["CSQLite", "Auth", "Idempotency", "AuditAPI"]),
         .target(name: "Resolver", dependencies: ["Reactor"]),
 
         // Drivers
@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "RelayTests", dependencies: ["Relay"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MIME"]),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Reactor"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Auth"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Auth", "AuditAPI"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),
         .testTarget(name: "IntegrationTests", dependencies: [

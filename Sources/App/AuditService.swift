@@ -22,6 +22,7 @@ public final class AuditService {
     let directory: Directory
     var logger: Logger
 
+    static let detailPrefix = "/api/audit/"
     static let jsonHeaders = HTTPHeaders([(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")])
 
     init(db: Database, directory: Directory, logger: Logger) {
@@ -32,7 +33,7 @@ public final class AuditService {
 
     func install(on router: Router) {
         router.add("GET", "/api/audit") { [unowned self] request, _ in self.answer { try self.list(request) } }
-        router.addPrefix("GET", "/api/audit/") { [unowned self] request, _ in self.answer { try self.detail(request) } }
+        router.addPrefix("GET", AuditService.detailPrefix) { [unowned self] request, _ in self.answer { try self.detail(request) } }
         // The page for people: static files compiled into the binary.
         for (path, file) in AuditPage.files {
             var headers = HTTPHeaders([(name: "Content-Type", value: file.contentType)])
@@ -64,32 +65,33 @@ public final class AuditService {
         }
         let filter = AuditFilter(recipient: query.recipient, status: query.status, since: query.since, until: query.until)
         // One row more than asked tells whether another page follows (no empty last page).
-        var rows = try db.auditPage(filter, limit: query.limit + 1,
-                                    after: query.cursor.map { AuditPosition(acceptedAt: $0.acceptedAt, id: $0.id) })
+        var rows = try db.auditPage(filter, limit: query.limit + 1, after: query.cursor)
         var next: String?
         if rows.count > query.limit {
             rows.removeLast()
             if let last = rows.last { next = AuditCursor(acceptedAt: last.acceptedAt, id: last.id).encoded }
         }
-        var out = "{\"ok\":true,\"data\":["
-        out.reserveCapacity(128 + rows.count * 512)
-        for (i, e) in rows.enumerated() {
-            if i > 0 { out += "," }
-            AuditService.appendEntry(e, to: &out)
-            out += "}"
+        var json = JSONWriter(capacity: 128 + rows.count * 512)
+        json.open("{")
+        json.add("ok", literal: "true")
+        json.key("data")
+        json.open("[")
+        for e in rows {
+            json.open("{")
+            json.entry(e)
+            json.close("}")
         }
-        out += "],\"next\":"
-        if let next { JSONText.appendString(next, to: &out) } else { out += "null" }
-        out += "}"
-        return HTTPResponse(status: 200, headers: AuditService.jsonHeaders, body: Array(out.utf8))
+        json.close("]")
+        json.add("next", next)
+        json.close("}")
+        return HTTPResponse(status: 200, headers: AuditService.jsonHeaders, body: Array(json.out.utf8))
     }
 
     // MARK: GET /api/audit/{id}
 
     func detail(_ request: HTTPRequest) throws -> HTTPResponse {
         _ = try directory.authenticate(request.head.headers, ability: Ability.auditRead)
-        let path = request.head.path
-        let idText = path.dropFirst("/api/audit/".count)
+        let idText = request.head.path.dropFirst(AuditService.detailPrefix.count)
         guard idText.utf8.count <= 18, idText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(idText), id > 0,
               let entry = try db.auditEntry(id: id)
         else {
@@ -97,68 +99,59 @@ public final class AuditService {
         }
         let attempts = try db.deliveryAttempts(messageID: id)
         let message = MessageReader.read(entry.raw)
-        var out = "{\"ok\":true,\"data\":"
-        out.reserveCapacity(256 + entry.raw.count * 3)
-        AuditService.appendEntry(entry, to: &out)
-        out += ",\"attempts\":["
-        for (i, a) in attempts.enumerated() {
-            if i > 0 { out += "," }
-            out += "{\"at\":"
-            JSONText.appendString(RFC3339.format(milliseconds: a.at), to: &out)
-            out += ",\"outcome\":"
-            JSONText.appendString(a.outcome, to: &out)
-            out += ",\"reply\":"
-            JSONText.appendString(a.reply, to: &out)
-            out += "}"
+        var json = JSONWriter(capacity: 256 + entry.raw.count * 3)
+        json.open("{")
+        json.add("ok", literal: "true")
+        json.key("data")
+        json.open("{")
+        json.entry(entry)
+        json.key("attempts")
+        json.open("[")
+        for a in attempts {
+            json.open("{")
+            json.add("at", RFC3339.format(milliseconds: a.at))
+            json.add("outcome", a.outcome)
+            json.add("reply", a.reply)
+            json.close("}")
         }
-        out += "],\"message\":{\"headers\":["
-        for (i, h) in message.headers.enumerated() {
-            if i > 0 { out += "," }
-            out += "{\"name\":"
-            JSONText.appendString(h.name, to: &out)
-            out += ",\"value\":"
-            JSONText.appendString(h.value, to: &out)
-            out += "}"
+        json.close("]")
+        json.key("message")
+        json.open("{")
+        json.key("headers")
+        json.open("[")
+        for h in message.headers {
+            json.open("{")
+            json.add("name", h.name)
+            json.add("value", h.value)
+            json.close("}")
         }
-        out += "],\"text\":"
-        appendOptional(message.text, to: &out)
-        out += ",\"html\":"
-        appendOptional(message.html, to: &out)
-        out += ",\"raw\":"
-        JSONText.appendString(String(decoding: entry.raw, as: UTF8.self), to: &out)
-        out += "}}}"
-        return HTTPResponse(status: 200, headers: AuditService.jsonHeaders, body: Array(out.utf8))
+        json.close("]")
+        json.add("text", message.text)
+        json.add("html", message.html)
+        json.add("raw", String(decoding: entry.raw, as: UTF8.self))
+        json.close("}")
+        json.close("}")
+        json.close("}")
+        return HTTPResponse(status: 200, headers: AuditService.jsonHeaders, body: Array(json.out.utf8))
     }
+}
 
-    func appendOptional(_ s: String?, to out: inout String) {
-        if let s { JSONText.appendString(s, to: &out) } else { out += "null" }
-    }
-
-    /// The audit fields of SPEC §4 except the message, as an unclosed JSON object.
-    static func appendEntry(_ e: AuditEntry, to out: inout String) {
-        out += "{\"id\":\(e.id),\"accepted_at\":"
-        JSONText.appendString(RFC3339.format(milliseconds: e.acceptedAt), to: &out)
-        out += ",\"sent_at\":"
-        if let s = e.sentAt { JSONText.appendString(RFC3339.format(milliseconds: s), to: &out) } else { out += "null" }
-        out += ",\"status\":"
-        JSONText.appendString(e.status, to: &out)
-        out += ",\"to\":"
-        JSONText.appendString(e.recipient, to: &out)
-        out += ",\"subject\":"
-        JSONText.appendString(e.subject, to: &out)
-        out += ",\"mailbox\":"
-        JSONText.appendString(e.mailboxName, to: &out)
-        out += ",\"mailbox_address\":"
-        JSONText.appendString(e.mailboxAddress, to: &out)
-        out += ",\"template\":"
-        if let t = e.template { JSONText.appendString(t, to: &out) } else { out += "null" }
-        out += ",\"message_id\":"
-        JSONText.appendString(e.messageID, to: &out)
-        out += ",\"token_name\":"
-        JSONText.appendString(e.tokenName, to: &out)
-        out += ",\"idempotency_key\":"
-        JSONText.appendString(e.idempotencyKey, to: &out)
-        out += ",\"attempt_count\":\(e.attempts),\"last_reply\":"
-        if let r = e.lastReply { JSONText.appendString(r, to: &out) } else { out += "null" }
+extension JSONWriter {
+    /// The audit fields of SPEC §4 except the message, as members of the open object.
+    mutating func entry(_ e: AuditEntry) {
+        add("id", literal: String(e.id))
+        add("accepted_at", RFC3339.format(milliseconds: e.acceptedAt))
+        add("sent_at", e.sentAt.map { RFC3339.format(milliseconds: $0) })
+        add("status", e.status)
+        add("to", e.recipient)
+        add("subject", e.subject)
+        add("mailbox", e.mailboxName)
+        add("mailbox_address", e.mailboxAddress)
+        add("template", e.template)
+        add("message_id", e.messageID)
+        add("token_name", e.tokenName)
+        add("idempotency_key", e.idempotencyKey)
+        add("attempt_count", literal: String(e.attempts))
+        add("last_reply", e.lastReply)
     }
 }

@@ -5,7 +5,9 @@
 /// recipient is given (status is then a filter on its few rows), else the status index, else the
 /// accepted-at index. The SQL text depends only on which filters are present, so each shape is
 /// prepared once and cached. The cursor is the (accepted_at, id) of the last row of a page: rows
-/// accepted later never shift the pages after it.
+/// accepted later never shift the pages after it; it is `AuditAPI`'s `AuditCursor`, the very
+/// value the API hands out (opaquely encoded).
+import AuditAPI
 
 public struct AuditFilter: Sendable, Equatable {
     public var recipient: String?
@@ -19,17 +21,6 @@ public struct AuditFilter: Sendable, Equatable {
         self.status = status
         self.since = since
         self.until = until
-    }
-}
-
-/// Where a page starts: strictly after (older than) this row.
-public struct AuditPosition: Sendable, Equatable, Hashable {
-    public var acceptedAt: Int64
-    public var id: Int64
-
-    public init(acceptedAt: Int64, id: Int64) {
-        self.acceptedAt = acceptedAt
-        self.id = id
     }
 }
 
@@ -53,7 +44,7 @@ extension Database {
     }
 
     /// Up to `limit` entries older than `after` (or the newest ones), newest first.
-    public func auditPage(_ filter: AuditFilter, limit: Int, after: AuditPosition? = nil) throws(SQLiteError) -> [AuditEntry] {
+    public func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor? = nil) throws(SQLiteError) -> [AuditEntry] {
         let s = try statement(Database.auditPageSQL(filter, paged: after != nil))
         if let r = filter.recipient { try s.bind(1, r) }
         if let st = filter.status { try s.bind(2, st) }

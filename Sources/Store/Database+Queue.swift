@@ -50,18 +50,16 @@ extension Database {
         """
 
     public func dueMessages(nowMilliseconds now: Int64, limit: Int) throws(SQLiteError) -> [QueuedMessage] {
-        var out: [QueuedMessage] = []
-        var due: [Int64] = []
+        var rows: [(due: Int64, message: QueuedMessage)] = []
         for status in ["queued", "deferred"] {
             let s = try statement(Database.dueSQL).bind(1, status).bind(2, now).bind(3, limit)
             while try s.step() {
-                out.append(QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
-                                         recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7)))
-                due.append(s.int64(8))
+                rows.append((s.int64(8), QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
+                                                       recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7))))
             }
         }
-        let order = out.indices.sorted { (due[$0], out[$0].id) < (due[$1], out[$1].id) }
-        return order.prefix(limit).map { out[$0] }
+        rows.sort { ($0.due, $0.message.id) < ($1.due, $1.message.id) }
+        return rows.prefix(limit).map(\.message)
     }
 
     public func markSending(id: Int64) throws(SQLiteError) {

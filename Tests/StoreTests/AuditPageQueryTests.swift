@@ -1,6 +1,7 @@
 /// Store: the audit's keyset pages — newest first, stable while rows are inserted, every
 /// filter alone and combined, and query plans that walk one index with no sort step and no
 /// table scan (what keeps a page fast at a million rows).
+import AuditAPI
 import Testing
 @testable import Store
 
@@ -28,12 +29,12 @@ import Testing
 
     func walk(_ db: Database, _ filter: AuditFilter, pageSize: Int) throws -> [Int64] {
         var ids: [Int64] = []
-        var after: AuditPosition?
+        var after: AuditCursor?
         while true {
             let page = try db.auditPage(filter, limit: pageSize, after: after)
             ids += page.map(\.id)
             guard page.count == pageSize, let last = page.last else { return ids }
-            after = AuditPosition(acceptedAt: last.acceptedAt, id: last.id)
+            after = AuditCursor(acceptedAt: last.acceptedAt, id: last.id)
         }
     }
 
@@ -83,7 +84,7 @@ import Testing
         try db.begin()
         for i in 100..<105 { try db.insertAccepted(AuditPageQueryTests.message(i, at: i == 100 ? last.acceptedAt : 9000, to: "a@x.test")) }
         try db.commit()
-        let second = try db.auditPage(AuditFilter(), limit: 10, after: AuditPosition(acceptedAt: last.acceptedAt, id: last.id))
+        let second = try db.auditPage(AuditFilter(), limit: 10, after: AuditCursor(acceptedAt: last.acceptedAt, id: last.id))
         let reference = try db.auditPage(AuditFilter(), limit: 1000)
         let index = try #require(reference.firstIndex { $0.id == last.id })
         #expect(second.map(\.id) == reference[(index + 1)...].prefix(10).map(\.id))

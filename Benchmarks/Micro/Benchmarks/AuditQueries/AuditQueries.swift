@@ -48,7 +48,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .mallocCountTotal, .throughput],
                                            maxDuration: .seconds(2), maxIterations: 100_000)
     let db = openSeeded()
-    let deep = AuditPosition(acceptedAt: start + 100_000 * 100, id: 100_000)   // 900 000 newer rows before it
+    let deep = AuditCursor(acceptedAt: start + 100_000 * 100, id: 100_000)   // 900 000 newer rows before it
 
     Benchmark("Audit page at 1M rows: first page (50)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try db.auditPage(AuditFilter(), limit: 51)) }
