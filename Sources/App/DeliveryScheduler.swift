@@ -7,7 +7,8 @@
 /// when memory frees up after an overflow). At most `maxInMemory` messages are held; beyond
 /// that they simply wait in the table.
 ///
-/// Status writes (`sending`, then the attempt's result) join the loop iteration's group
+/// Status writes (`sending` for what a scan picked up — rows the group commit hands over are
+/// inserted as `sending` already — then the attempt's result) join the loop iteration's group
 /// commit (`CommitParticipant`); they are kept and retried if that commit fails. A final
 /// `250` is committed at the end of the iteration that received it — the only duplicate
 /// window is between that reply and this commit (see `SessionMachine.State.data`), and a
@@ -77,6 +78,8 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     var active: [Int64: QueuedMessage] = [:]
     var writes: [Write] = []
     var writing: [Write] = []
+    /// A relay session reported `sent` and writes nothing more until the next commit.
+    var outputHeld = false
     var scanTimer: TimerHandle?
     var scanAt: Instant?
     var overflowed = false
@@ -115,13 +118,18 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     // MARK: Intake
 
+    /// How many of the next accepted messages `accepted` will take at once: the group commit
+    /// inserts that many rows as `sending` already.
+    var intakeRoom: Int { stopping ? 0 : max(options.maxInMemory - active.count, 0) }
+
     /// Rows the group commit just made durable.
     func accepted(_ messages: [QueuedMessage]) {
-        guard !stopping else { return }
         for m in messages {
-            if active.count >= options.maxInMemory {
-                overflowed = true
-                return
+            if stopping || active.count >= options.maxInMemory {
+                overflowed = overflowed || !stopping
+                // Inserted as `sending` but not taken after all: back to the queue.
+                if m.markedSending { writes.append(.requeue(m.id)) }
+                continue
             }
             deliver(m)
         }
@@ -169,7 +177,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     func deliver(_ m: QueuedMessage) {
         active[m.id] = m
-        writes.append(.sending(m.id))
+        if !m.markedSending { writes.append(.sending(m.id)) }
         switch route(for: m.mailboxName) {
         case .file(let directory):
             delivered(m.id, FileTransport.write(m, to: directory))
@@ -243,6 +251,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                           resolver: resolver, tlsContext: tls, logger: logger)
         p.handler = self
         p.maxMessagesPerSession = options.maxMessagesPerSession
+        p.holdOutputUntilCommitted = true
         p.idleSeconds = options.idleSeconds
         return .relay(p)
     }
@@ -250,6 +259,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     // MARK: Outcomes
 
     public func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome) {
+        if case .sent = outcome { outputHeld = true }   // the pool holds that session's output (holdOutputUntilCommitted)
         delivered(job.id, outcome)
     }
 
@@ -294,7 +304,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     // MARK: CommitParticipant
 
-    var hasPendingWrites: Bool { !writes.isEmpty }
+    var hasPendingWrites: Bool { !writes.isEmpty || outputHeld }
 
     func writePending(_ db: Database) throws {
         writing = writes
@@ -315,6 +325,11 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             writes = writing + writes
         }
         writing.removeAll(keepingCapacity: true)
+        // Sessions that reported a `sent` wait for it to be durable before writing on.
+        if ok && outputHeld {
+            outputHeld = false
+            for p in pools { p.outcomesCommitted() }
+        }
     }
 
     // MARK: Shutdown

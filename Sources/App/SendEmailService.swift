@@ -239,12 +239,16 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         var ok = true
         var ids: [Int64] = []
         ids.reserveCapacity(items.count)
+        var handOver = 0
         do {
             if !db.inTransaction {
                 try db.setSynchronous(items.isEmpty && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
                 try db.begin()
             }
-            for item in items { ids.append(try db.insertAccepted(item.message)) }
+            // The scheduler takes up to `intakeRoom` of them right after the commit: those rows
+            // start as `sending`.
+            handOver = scheduler?.intakeRoom ?? 0
+            for (n, item) in items.enumerated() { ids.append(try db.insertAccepted(item.message, sending: n < handOver)) }
             for p in participants where p.hasPendingWrites { try p.writePending(db) }
             if let metrics {
                 let start = Instant.now()
@@ -281,16 +285,17 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             if let scheduler {
                 var queued: [QueuedMessage] = []
                 queued.reserveCapacity(items.count)
-                for (item, id) in zip(items, ids) {
+                for (n, (item, id)) in zip(items, ids).enumerated() {
                     let m = item.message
                     queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
-                                                recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0))
+                                                recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
+                                                markedSending: n < handOver))
                 }
                 scheduler.accepted(queued)
             }
         }
-        // Writes made after the commit (the hand-off above marks messages `sending`) go in the
-        // next iteration, which must come without sleeping.
+        // Writes made after the commit (the hand-off above: a file:// outcome, a requeue) go in
+        // the next iteration, which must come without sleeping.
         return ok && participants.contains { $0.hasPendingWrites }
     }
 

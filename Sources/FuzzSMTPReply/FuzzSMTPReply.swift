@@ -68,6 +68,15 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
                     } else {
                         events.insert(.quit, at: i)
                     }
+                case .pipelineNext:
+                    // Pipeline the next message behind the data (what the driver does), unless
+                    // preflight refuses it (the driver reports that one itself).
+                    if submitted < 3 {
+                        submitted += 1
+                        let e = Envelope(from: "a@example.com", to: submitted == 2 ? "ü@example.com" : "b@example.com",
+                                         message: Array("Subject: y\r\n\r\nline\r\n".utf8))
+                        if m.preflight(e) == nil { events.insert(.submit(e), at: i) } else { outcomes += 1 }
+                    }
                 case .outcome:
                     outcomes += 1
                     precondition(outcomes <= submitted, "more outcomes than messages")

@@ -2,7 +2,8 @@
 ///
 /// At most `maxConnections` sessions (the DSN's `max_connections=`); a new one is opened only
 /// while more messages wait than sessions are starting. A session that becomes ready takes the
-/// next message (FIFO, so acceptance order is kept per relay); with nothing to do it stays
+/// next message (FIFO, so acceptance order is kept per relay) — and, when the relay pipelines,
+/// the one after it behind the first one's data; with nothing to do it stays
 /// open `idleSeconds` and then QUITs. Several messages go over one session
 /// (`maxMessagesPerSession`, 0 = no limit).
 ///
@@ -23,7 +24,8 @@ import TLS
 
 public protocol DeliveryHandler: AnyObject {
     /// The outcome of one message. Called from the loop; `.sent` should be committed before
-    /// anything else is done for this message (the duplicate window, SessionMachine `.data`).
+    /// anything else is done for this message (the duplicate window, SessionMachine `.data`):
+    /// the session that reported it writes nothing more until `outcomesCommitted()` is called.
     func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome)
 }
 
@@ -43,12 +45,18 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     public var maxConnections: Int
     public var idleSeconds = RelayPool.defaultIdleSeconds
     public var maxMessagesPerSession = 0
+    /// After a session reports `.sent` it writes nothing more until `outcomesCommitted()`: set
+    /// by an owner that records outcomes durably (the server), so a crash can duplicate at most
+    /// the one message per session whose final reply is not recorded yet.
+    public var holdOutputUntilCommitted = false
 
     var waiting = Deque<DeliveryJob>()
     var sessions: [ObjectIdentifier: SMTPSession] = [:]
     var draining = false
     var openAfter: Instant?
     var reconnectTimer: TimerHandle?
+    /// Sessions holding output until the `.sent` outcomes they reported are committed.
+    var holding: [SMTPSession] = []
 
     /// Counters (tests, metrics, benchmarks).
     public private(set) var sessionsOpened = 0
@@ -68,7 +76,7 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     public var waitingCount: Int { waiting.count }
     public var sessionCount: Int { sessions.count }
     /// Messages handed to a session and not finished.
-    public var inFlightCount: Int { sessions.values.reduce(0) { $0 + ($1.job == nil ? 0 : 1) } }
+    public var inFlightCount: Int { sessions.values.reduce(0) { $0 + $1.jobs.count } }
     public var isIdle: Bool { waiting.isEmpty && inFlightCount == 0 }
 
     public func enqueue(_ job: DeliveryJob) {
@@ -131,8 +139,26 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
         }
     }
 
+    func nextPipelinedJob(for s: SMTPSession) -> DeliveryJob? {
+        if s.quitWhenIdle || draining { return nil }
+        if maxMessagesPerSession > 0 && s.messagesSent + s.jobs.count >= maxMessagesPerSession { return nil }
+        return waiting.popFirst()
+    }
+
     func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome) {
+        if holdOutputUntilCommitted, case .sent = outcome, !s.holdingOutput {
+            s.holdingOutput = true
+            holding.append(s)
+        }
         handler?.delivered(job, outcome)
+    }
+
+    /// The outcomes reported so far are committed: sessions may write again.
+    public func outcomesCommitted() {
+        guard !holding.isEmpty else { return }
+        let sessions = holding
+        holding.removeAll(keepingCapacity: true)
+        for s in sessions { s.releaseOutput() }
     }
 
     func sessionClosed(_ s: SMTPSession, failure: SMTPReply?) {

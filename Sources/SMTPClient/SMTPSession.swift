@@ -49,6 +49,8 @@ public struct DeliveryJob: Sendable {
 
 protocol SessionOwner: AnyObject {
     func sessionReady(_ s: SMTPSession)
+    /// The session can pipeline one more message behind the one in flight: the next job, or nil.
+    func nextPipelinedJob(for s: SMTPSession) -> DeliveryJob?
     func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome)
     func sessionClosed(_ s: SMTPSession, failure: SMTPReply?)
 }
@@ -82,10 +84,20 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     var inbuf = [UInt8](repeating: 0, count: 16384)
     var plainbuf = [UInt8](repeating: 0, count: 16384)
 
-    var job: DeliveryJob?
+    /// Messages handed to this session and not finished, oldest first (the machine reports
+    /// outcomes in this order): one, or two while one is pipelined behind the other.
+    var jobs: [DeliveryJob] = []
     /// Reached `ready` at least once (the relay talks to us).
     private(set) var established = false
-    var isIdle: Bool { if case .ready = machine.state { return job == nil } else { return false } }
+    var isIdle: Bool { if case .ready = machine.state { return jobs.isEmpty } else { return false } }
+    /// Inside `perform`: sends are gathered and written once at the end (a message's data and
+    /// the next message's commands go in one write).
+    var performing = 0
+    /// A `.sent` outcome was reported and is not committed yet: output waits (the owner calls
+    /// `releaseOutput` after the commit). Otherwise the next message's data could reach the
+    /// relay before the previous one is recorded as sent, and a crash then would duplicate
+    /// two messages on this session instead of one (SessionMachine `.data`).
+    var holdingOutput = false
     var messagesSent = 0
     /// The session should quit when next idle (shutdown, reuse limit).
     var quitWhenIdle = false
@@ -184,7 +196,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     /// Hands a message to an idle session.
     func submit(_ j: DeliveryJob) {
         precondition(isIdle, "submit to a busy session")
-        job = j
+        jobs.append(j)
         perform(machine.receive(.submit(j.envelope)))
     }
 
@@ -193,7 +205,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         if phase == .smtp, case .ready = machine.state {
             perform(machine.receive(.quit))
             arm(seconds: SMTPSession.quitTimeoutSeconds)
-        } else if job == nil {
+        } else if jobs.isEmpty {
             end(failure: nil)
         } else {
             machineEvent(.quit)
@@ -209,6 +221,11 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     func perform(_ actions: [SessionMachine.Action]) {
         // State names only for the trace log (building them is not free).
         let before = logger.logLevel <= .trace ? machine.stateName : nil
+        performing += 1
+        defer {
+            performing -= 1
+            if performing == 0 && phase != .closed { tls == nil ? flush() : flushTLS() }
+        }
         for a in actions {
             guard phase != .closed else { return }
             switch a {
@@ -221,9 +238,11 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
                 established = true
                 arm(seconds: nil)
                 owner?.sessionReady(self)
+            case .pipelineNext:
+                pipelineNext()
             case .outcome(let o):
-                guard let j = job else { preconditionFailure("outcome without a job") }
-                job = nil
+                guard !jobs.isEmpty else { preconditionFailure("outcome without a job") }
+                let j = jobs.removeFirst()
                 if case .sent = o { messagesSent += 1 }
                 owner?.session(self, finished: j, o)
             case .close(let failure):
@@ -232,6 +251,19 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         }
         if let before, phase == .smtp, machine.stateName != before { logger.trace("smtp \(peer): \(before) -> \(machine.stateName)") }
         if phase == .smtp, machine.state.timeoutSeconds != nil, !machine.isQuitting { armForState() }
+    }
+
+    /// The data of the message in flight went out: begin the next waiting one behind it. One
+    /// the relay cannot take (SIZE, SMTPUTF8) is reported at once and the next one tried.
+    func pipelineNext() {
+        while phase != .closed, jobs.count == 1, let j = owner?.nextPipelinedJob(for: self) {
+            if let refusal = machine.preflight(j.envelope) {
+                owner?.session(self, finished: j, refusal)
+                continue
+            }
+            jobs.append(j)
+            perform(machine.receive(.submit(j.envelope)))
+        }
     }
 
     func logSent(_ bytes: [UInt8]) {
@@ -330,10 +362,10 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         if let tls {
             let r = bytes.withUnsafeBytes { tls.write($0) }
             if case .failed(let e) = r { return machineEvent(.lost("TLS write failed (\(e))")) }
-            flushTLS()
+            if performing == 0 { flushTLS() }
         } else {
             output += bytes
-            flush()
+            if performing == 0 { flush() }
         }
     }
 
@@ -343,8 +375,13 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         flush()
     }
 
+    func releaseOutput() {
+        holdingOutput = false
+        if phase != .closed { flush() }
+    }
+
     func flush() {
-        guard let reg = registration else { return }
+        guard let reg = registration, !holdingOutput else { return }
         while outputOffset < output.count {
             let r: IOResult<Int>
             do {
@@ -461,8 +498,9 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     /// Closes the session once; a job still assigned gets `deferred` with the failure.
     func end(failure: SMTPReply?) {
         guard phase != .closed else { return }
-        if let j = job {
-            job = nil
+        let left = jobs
+        jobs.removeAll()
+        for j in left {
             owner?.session(self, finished: j, .deferred(failure ?? .local(421, "4.4.2", "session closed")))
         }
         phase = .closed   // before the last flush: a write error there must not end us twice

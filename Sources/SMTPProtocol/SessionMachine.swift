@@ -7,7 +7,11 @@
 /// [AUTH PLAIN or LOGIN (RFC 4954)] → { MAIL FROM → RCPT TO → DATA → message → "." } … → QUIT.
 /// With PIPELINING (RFC 2920) MAIL, RCPT and DATA go in one write and every reply is still
 /// checked in order; a 354 to DATA after every recipient was refused (a server that "lies")
-/// is answered with a lone "." and the transaction counts as refused. After a refused
+/// is answered with a lone "." and the transaction counts as refused. The next message's
+/// MAIL, RCPT and DATA may follow a message's end of data in the same write (§3.1: message
+/// content may open a group): after sending the data the machine says `.pipelineNext`, and a
+/// message submitted then is begun at once — one round trip per message instead of two. Its
+/// replies follow the end-of-data reply in order; if the session breaks, both are deferred. After a refused
 /// transaction RSET restores a clean state; after a completed one none is needed (the end of
 /// data resets it, §4.1.1.4). Capabilities from before STARTTLS are forgotten (§4.2 of 3207).
 ///
@@ -54,7 +58,8 @@ public struct SessionMachine: Sendable {
         case reply(SMTPReply)
         /// The STARTTLS handshake finished (after `.startTLS`).
         case tlsEstablished
-        /// A message to send; only valid after `.ready`.
+        /// A message to send; valid after `.ready`, and right after `.pipelineNext` for a message
+        /// `preflight` has nothing against.
         case submit(Envelope)
         case quit
         /// The state's timeout passed.
@@ -69,7 +74,12 @@ public struct SessionMachine: Sendable {
         case startTLS
         /// Idle and ready: submit a message or quit.
         case ready
-        /// The outcome of the message submitted last. On `.sent` commit it before anything else.
+        /// A message's data went out and the relay pipelines: a message submitted now goes
+        /// right behind it (optional — without one the machine becomes `.ready` as usual).
+        case pipelineNext
+        /// The outcome of the oldest message submitted and not yet reported (at most two are
+        /// outstanding: one awaiting its end-of-data reply, one pipelined behind it). On `.sent`
+        /// commit it before anything else.
         case outcome(DeliveryOutcome)
         /// Close the connection. `failure` is set when the session ended by a failure.
         case close(failure: SMTPReply?)
@@ -105,7 +115,8 @@ public struct SessionMachine: Sendable {
         /// connection breaks now, the relay may already have accepted the message — the retry
         /// that follows can deliver it twice (with the same Message-ID). This is the one
         /// duplicate window; on the final 250 the outcome is reported (and committed) first.
-        case data(Transaction)
+        /// `next`: the message pipelined behind it (its MAIL, RCPT and DATA already sent).
+        case data(Transaction, next: Transaction?)
         case rset
         case quit
         case closed
@@ -185,8 +196,18 @@ public struct SessionMachine: Sendable {
             capabilities = Capabilities()   // RFC 3207 §4.2: forget what was said in clear
             return sendEHLO(afterTLS: true)
         case .submit(let envelope):
-            guard case .ready = state else { preconditionFailure("submit in state \(state.name)") }
-            return begin(envelope)
+            switch state {
+            case .ready:
+                return begin(envelope)
+            case .data(let t, nil) where capabilities.pipelining && !t.abandoned:
+                precondition(preflight(envelope) == nil, "pipelined submit of a message preflight refuses")
+                let actions = begin(envelope)
+                guard case .transaction(let next) = state else { preconditionFailure("begin did not start a transaction") }
+                state = .data(t, next: next)
+                return actions
+            default:
+                preconditionFailure("submit in state \(state.name)")
+            }
         case .quit:
             switch state {
             case .closed, .quit: return []
@@ -211,8 +232,11 @@ public struct SessionMachine: Sendable {
     mutating func fail(_ reply: SMTPReply) -> [Action] {
         var actions: [Action] = []
         switch state {
-        case .transaction, .data:
+        case .transaction:
             actions.append(.outcome(.deferred(reply)))
+        case .data(_, let next):
+            actions.append(.outcome(.deferred(reply)))
+            if next != nil { actions.append(.outcome(.deferred(reply))) }
         case .closed:
             return []
         default:
@@ -298,7 +322,7 @@ public struct SessionMachine: Sendable {
         case .transaction(var t):
             return transactionReply(r, &t)
 
-        case .data(let t):
+        case .data(let t, let next):
             if t.abandoned {
                 // The reply to our lone "."; the outcome is the refusal already seen.
                 let refusal = t.refusal ?? r
@@ -306,6 +330,12 @@ public struct SessionMachine: Sendable {
                 return [.outcome(DeliveryOutcome.classify(refusal).asFailure), .send(Array("RSET\r\n".utf8))]
             }
             let outcome = DeliveryOutcome.classify(r)
+            if let next {
+                // Whatever this reply was, the relay is in a clean state and reads the next
+                // transaction's commands, already sent.
+                state = .transaction(next)
+                return [.outcome(outcome)]
+            }
             return becomeReady(after: [.outcome(outcome)])
 
         case .rset:
@@ -366,18 +396,24 @@ public struct SessionMachine: Sendable {
 
     // MARK: Transaction
 
-    mutating func begin(_ e: Envelope) -> [Action] {
+    /// Why this relay cannot take the message, decided before a byte is sent (nil: go ahead).
+    public func preflight(_ e: Envelope) -> DeliveryOutcome? {
         // Defence in depth against command injection: addresses were checked at acceptance.
         if SessionMachine.unsafeInCommand(e.from) || SessionMachine.unsafeInCommand(e.to) {
-            return becomeReady(after: [.outcome(.failed(.local(553, "5.1.3", "address not allowed in an SMTP command")))])
+            return .failed(.local(553, "5.1.3", "address not allowed in an SMTP command"))
         }
         if e.needsSMTPUTF8 && !capabilities.smtpUTF8 {
             // RFC 6531 §3.2: without the extension the message cannot be carried.
-            return becomeReady(after: [.outcome(.failed(.local(553, "5.6.7", "the relay does not support SMTPUTF8, which this address needs")))])
+            return .failed(.local(553, "5.6.7", "the relay does not support SMTPUTF8, which this address needs"))
         }
         if let limit = capabilities.size, limit > 0, e.message.count > limit {
-            return becomeReady(after: [.outcome(.failed(.local(552, "5.3.4", "message of \(e.message.count) octets exceeds the relay's SIZE \(limit)")))])
+            return .failed(.local(552, "5.3.4", "message of \(e.message.count) octets exceeds the relay's SIZE \(limit)"))
         }
+        return nil
+    }
+
+    mutating func begin(_ e: Envelope) -> [Action] {
+        if let refusal = preflight(e) { return becomeReady(after: [.outcome(refusal)]) }
         var mail = "MAIL FROM:<\(e.from)>"
         if capabilities.size != nil { mail += " SIZE=\(e.message.count)" }
         if e.has8BitContent && capabilities.eightBitMIME { mail += " BODY=8BITMIME" }
@@ -417,11 +453,12 @@ public struct SessionMachine: Sendable {
                     // The server accepted DATA although it refused the sender or every
                     // recipient (RFC 2920 §3.1): end the empty transaction with a lone ".".
                     t.abandoned = true
-                    state = .data(t)
+                    state = .data(t, next: nil)
                     return [.send(Array(".\r\n".utf8))]
                 }
-                state = .data(t)
-                return [.send(DataEncoding.dotStuffed(t.envelope.message))]
+                state = .data(t, next: nil)
+                let content = Action.send(DataEncoding.dotStuffed(t.envelope.message))
+                return capabilities.pipelining ? [content, .pipelineNext] : [content]
             }
             if t.refusal == nil { t.refusal = r.isPositive ? .local(451, "4.5.0", "unexpected reply to DATA: \(r)") : r }
             return refuse(t)

@@ -67,17 +67,22 @@ extension Database {
     }
 
     /// Inserts the queue/audit row and the idempotency record (replacing an expired one).
-    /// Call inside the group-commit transaction.
+    /// Call inside the group-commit transaction. `sending`: the delivery scheduler takes the
+    /// message as soon as this commits, so the row starts as `sending` rather than `queued`
+    /// (one UPDATE of the row and two index entries fewer per message; after a crash it is
+    /// requeued like any other `sending` row).
     @discardableResult
-    public func insertAccepted(_ m: NewMessage) throws(SQLiteError) -> Int64 {
+    public func insertAccepted(_ m: NewMessage, sending: Bool = false) throws(SQLiteError) -> Int64 {
         try statement("""
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, raw, status, attempts, next_attempt_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', 0, ?1)
+                                  template, message_id, status, attempts, next_attempt_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1)
             """)
             .bind(1, m.acceptedAt).bind(2, m.tokenName).bind(3, m.idempotencyKey).bind(4, m.mailboxName).bind(5, m.mailboxAddress)
-            .bind(6, m.recipient).bind(7, m.subject).bind(8, m.template).bind(9, m.messageID).bind(10, blob: m.raw).run()
+            .bind(6, m.recipient).bind(7, m.subject).bind(8, m.template).bind(9, m.messageID)
+            .bind(10, sending ? "sending" : "queued").run()
         let id = lastInsertRowID
+        try statement("INSERT INTO message_bodies (id, raw) VALUES (?1, ?2)").bind(1, id).bind(2, blob: m.raw).run()
         try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
             .bind(1, m.tokenID).bind(2, m.idempotencyKey).bind(3, blob: m.fingerprint).bind(4, m.responseStatus)
             .bind(5, blob: m.responseBody).bind(6, m.acceptedAt).run()
@@ -112,7 +117,10 @@ extension Database {
     }
 
     public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {
-        let s = try statement("SELECT \(Database.auditColumns), raw FROM messages WHERE id = ?1").bind(1, id)
+        let s = try statement("""
+            SELECT \(Database.auditColumns), (SELECT raw FROM message_bodies b WHERE b.id = messages.id)
+            FROM messages WHERE id = ?1
+            """).bind(1, id)
         defer { s.finish() }
         guard try s.step() else { return nil }
         return readAudit(s, raw: true)

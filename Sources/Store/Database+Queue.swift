@@ -13,8 +13,11 @@ public struct QueuedMessage: Sendable {
     public var messageID: String
     public var raw: [UInt8]
     public var attempts: Int
+    /// The row is already `sending` (inserted so by the group commit that accepted it).
+    public var markedSending: Bool
 
-    public init(id: Int64, acceptedAt: Int64, mailboxName: String, from: String, recipient: String, messageID: String, raw: [UInt8], attempts: Int) {
+    public init(id: Int64, acceptedAt: Int64, mailboxName: String, from: String, recipient: String, messageID: String, raw: [UInt8],
+                attempts: Int, markedSending: Bool = false) {
         self.id = id
         self.acceptedAt = acceptedAt
         self.mailboxName = mailboxName
@@ -23,6 +26,7 @@ public struct QueuedMessage: Sendable {
         self.messageID = messageID
         self.raw = raw
         self.attempts = attempts
+        self.markedSending = markedSending
     }
 }
 
@@ -40,19 +44,26 @@ extension Database {
     }
 
     /// Due `queued`/`deferred` messages, longest-due first (ties by id: acceptance order), at
-    /// most `limit`. One index range per status on `messages_due (status, next_attempt_at, id)`,
-    /// read in index order: the statement stops after `limit` rows however long the backlog is
-    /// (`status IN (…) ORDER BY id` would sort the whole backlog, message bytes included, on
-    /// every scan). The caller skips those it already holds.
-    static let dueSQL = """
-        SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id, raw, attempts, next_attempt_at
-        FROM messages WHERE status = ?1 AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3
+    /// most `limit`. One index range per status on the partial index `messages_due (status,
+    /// next_attempt_at, id) WHERE status = 'queued' OR status = 'deferred'`, read in index
+    /// order: the statement stops after `limit` rows however long the backlog is (`status IN
+    /// (…) ORDER BY id` would sort the whole backlog, message bytes included, on every scan).
+    /// The status is a literal, not a parameter: only then can SQLite prove the partial index
+    /// covers the query. The caller skips those it already holds.
+    static func dueSQL(_ status: String) -> String {
         """
+        SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id,
+               (SELECT raw FROM message_bodies b WHERE b.id = messages.id), attempts, next_attempt_at
+        FROM messages WHERE status = '\(status)' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
+        """
+    }
+    static let dueStatuses = ["queued", "deferred"]
+    static let dueSQLs = dueStatuses.map(dueSQL)
 
     public func dueMessages(nowMilliseconds now: Int64, limit: Int) throws(SQLiteError) -> [QueuedMessage] {
         var rows: [(due: Int64, message: QueuedMessage)] = []
-        for status in ["queued", "deferred"] {
-            let s = try statement(Database.dueSQL).bind(1, status).bind(2, now).bind(3, limit)
+        for sql in Database.dueSQLs {
+            let s = try statement(sql).bind(1, now).bind(2, limit)
             while try s.step() {
                 rows.append((s.int64(8), QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
                                                        recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7))))
@@ -102,10 +113,17 @@ extension Database {
 
     /// The earliest retry time after `now` (what is due now is picked up by the scan itself).
     public func nextDueTime(after now: Int64) throws(SQLiteError) -> Int64? {
-        let s = try statement("SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > ?1").bind(1, now)
-        defer { s.finish() }
-        guard try s.step(), !s.isNull(0) else { return nil }
-        return s.int64(0)
+        var next: Int64?
+        for sql in Database.nextDueSQLs {
+            let s = try statement(sql).bind(1, now)
+            defer { s.finish() }
+            if try s.step(), !s.isNull(0) { next = min(next ?? .max, s.int64(0)) }
+        }
+        return next
+    }
+
+    static let nextDueSQLs = dueStatuses.map {
+        "SELECT min(next_attempt_at) FROM messages WHERE status = '\($0)' AND next_attempt_at > ?1"
     }
 }
 

@@ -26,7 +26,12 @@ public final class Database {
     public private(set) var synchronous: Synchronous
 
     /// Opens (creating it and its folder when missing) and migrates the database.
-    public init(path: String, synchronous: Synchronous = .full, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+    public convenience init(path: String, synchronous: Synchronous = .full, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        try self.init(path: path, synchronous: synchronous, busyTimeoutMilliseconds: busyTimeoutMilliseconds, migratingThrough: Migrations.steps.count)
+    }
+
+    /// `migratingThrough`: the schema version to stop at (tests of a migration start older).
+    init(path: String, synchronous: Synchronous, busyTimeoutMilliseconds: Int32, migratingThrough version: Int) throws(SQLiteError) {
         self.path = path
         try Database.makeParentDirectory(of: path)
         var handle: OpaquePointer?
@@ -43,7 +48,7 @@ public final class Database {
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=\(synchronous.rawValue)")
         try execute("PRAGMA foreign_keys=ON")
-        try Migrations.run(on: self)
+        try Migrations.run(on: self, through: version)
     }
 
     deinit {

@@ -30,6 +30,19 @@ struct SessionMachineTests {
                 case .ready:
                     out.append("= ready")
                     if queue.isEmpty { follow.append(.quit) } else { follow.append(.submit(queue.removeFirst())) }
+                case .pipelineNext:
+                    // As SMTPSession does: the next message behind this one's data, unless
+                    // preflight refuses it (reported at once, the one after it tried).
+                    while let e = queue.first {
+                        queue.removeFirst()
+                        if let refusal = m.preflight(e) {
+                            out.append("= \(refusal) (preflight)")
+                            continue
+                        }
+                        out.append("= pipeline next")
+                        follow.append(.submit(e))
+                        break
+                    }
                 case .outcome(let o):
                     out.append("= \(o)")
                 case .close(let failure):
@@ -91,6 +104,54 @@ struct SessionMachineTests {
             "C: MAIL FROM:<f@x.org>", "S: 250 ok", "C: RCPT TO:<t@y.org>", "S: 250 ok", "C: DATA", "S: 354 go", "C: a", "C: .",
             "S: 250 two", "= sent: 250 two", "= ready", "C: QUIT", "S: 221 bye", "= close",
         ])
+    }
+
+    /// RFC 2920 §3.1 across transactions: the next message's MAIL/RCPT/DATA follow the data in
+    /// the same write; replies are matched in order; a refused end of data or a refused
+    /// recipient in the middle affects only its own message.
+    @Test func nextTransactionPipelinedBehindTheData() {
+        let e = { (to: String) in Envelope(from: "f@x.org", to: to, message: Array("a\r\n".utf8)) }
+        let t = run(Self.plainNoAuth, [
+            "220 hi", "250-hi|250 PIPELINING",
+            "250 ok|250 ok|354 go",
+            "250 one|250 ok|250 ok|354 go",                // 1 sent; 2's MAIL/RCPT/DATA
+            "552 5.3.4 two too big|250 ok|550 5.1.1 nobody|554 5.5.1 no recipients",  // 2 failed; 3 refused
+            "250 reset",                                    // RSET after 3
+            "250 ok|250 ok|354 go", "250 four", "221 bye",
+        ], messages: [e("1@y.org"), e("2@y.org"), e("3@y.org"), e("4@y.org")])
+        #expect(t == [
+            "S: 220 hi", "C: EHLO client.test", "S: 250-hi|250 PIPELINING", "= ready",
+            "C: MAIL FROM:<f@x.org>", "C: RCPT TO:<1@y.org>", "C: DATA",
+            "S: 250 ok|250 ok|354 go", "C: a", "C: .", "= pipeline next", "C: MAIL FROM:<f@x.org>", "C: RCPT TO:<2@y.org>", "C: DATA",
+            "S: 250 one|250 ok|250 ok|354 go", "= sent: 250 one",
+            "C: a", "C: .", "= pipeline next", "C: MAIL FROM:<f@x.org>", "C: RCPT TO:<3@y.org>", "C: DATA",
+            "S: 552 5.3.4 two too big|250 ok|550 5.1.1 nobody|554 5.5.1 no recipients", "= failed: 552 5.3.4 two too big",
+            "= failed: 550 5.1.1 nobody", "C: RSET",
+            "S: 250 reset", "= ready", "C: MAIL FROM:<f@x.org>", "C: RCPT TO:<4@y.org>", "C: DATA",
+            "S: 250 ok|250 ok|354 go", "C: a", "C: .",
+            "S: 250 four", "= sent: 250 four", "= ready", "C: QUIT", "S: 221 bye", "= close",
+        ])
+    }
+
+    @Test func lostWithAPipelinedMessageDefersBoth() {
+        let e = Envelope(from: "f@x.org", to: "t@y.org", message: Array("a\r\n".utf8))
+        let t = run(Self.plainNoAuth, ["220 hi", "250-hi|250 PIPELINING", "250 ok|250 ok|354 go"], messages: [e, e],
+                    then: .lost("connection reset by peer"))
+        let why = "421 4.4.2 connection reset by peer while waiting for the reply to the end of data"
+        #expect(t.suffix(3) == ["= deferred: \(why)", "= deferred: \(why)", "= close (\(why))"])
+        // Not pipelining: nothing is begun behind the data.
+        let u = run(Self.plainNoAuth, ["220 hi", "250 hi", "250 ok", "250 ok", "354 go"], messages: [e, e], then: .lost("reset"))
+        #expect(!u.contains("= pipeline next"))
+        #expect(u.filter { $0.hasPrefix("= deferred") }.count == 1)
+    }
+
+    @Test func pipelinedMessageThePreflightRefusesIsSkipped() {
+        let ok = Envelope(from: "f@x.org", to: "t@y.org", message: Array("a\r\n".utf8))
+        let utf8 = Envelope(from: "f@x.org", to: "jörg@example.de", message: Array("a\r\n".utf8))
+        let t = run(Self.plainNoAuth, ["220 hi", "250-hi|250 PIPELINING", "250 ok|250 ok|354 go"], messages: [ok, utf8, ok])
+        #expect(Array(t.suffix(7)) == ["C: a", "C: .",
+                                       "= failed: 553 5.6.7 the relay does not support SMTPUTF8, which this address needs (preflight)",
+                                       "= pipeline next", "C: MAIL FROM:<f@x.org>", "C: RCPT TO:<t@y.org>", "C: DATA"])
     }
 
     @Test func requiredSTARTTLSNotOfferedSendsNothingMore() {

@@ -93,6 +93,32 @@ func tempDatabasePath() -> String {
         #expect(!db.inTransaction)
     }
 
+    /// Migration 4 moves every message's bytes out of `messages` into `message_bodies`; a
+    /// version-3 database keeps all of them, readable by the audit and the delivery scan.
+    @Test func migrationFourKeepsEveryMessagesBytes() throws {
+        let path = tempDatabasePath()
+        let bytes: [[UInt8]] = [Array("Subject: one\r\n\r\nfirst\r\n".utf8), Array(repeating: 0xC3, count: 5000), [0, 1, 2]]
+        do {
+            let v3 = try Database(path: path, synchronous: .full, busyTimeoutMilliseconds: 1000, migratingThrough: 3)
+            for (i, raw) in bytes.enumerated() {
+                let s = try v3.statement("""
+                    INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
+                                          message_id, raw, status, attempts, next_attempt_at)
+                    VALUES (?1, 't', ?2, 'm', 'm@x.test', 'r@x.test', 's', ?2, ?3, ?4, 0, ?1)
+                    """).bind(1, Int64(100 + i)).bind(2, "k\(i)").bind(3, blob: raw).bind(4, i == 1 ? "sent" : "queued")
+                try s.run()
+            }
+        }
+        let db = try Database(path: path)
+        for (i, raw) in bytes.enumerated() {
+            #expect(try db.auditEntry(id: Int64(i + 1))?.raw == raw)
+        }
+        #expect(try db.dueMessages(nowMilliseconds: 1000, limit: 10).map(\.raw) == [bytes[0], bytes[2]])
+        let cols = try db.statement("SELECT group_concat(name) FROM pragma_table_info('messages')")
+        #expect(try cols.step() && !cols.string(0).split(separator: ",").contains("raw"))
+        cols.finish()
+    }
+
     @Test func aNewerSchemaIsRefused() throws {
         let path = tempDatabasePath()
         let db = try Database(path: path)
