@@ -1,9 +1,11 @@
 -- wrk script: POST /api/send_email with the seed article's Example A body, a bearer token and
 -- a UNIQUE Idempotency-Key per request (per-thread random prefix + counter), so every request
 -- is a new accepted-and-durable message. Env: BEARER_TOKEN, CONN_CLOSE=1 for a new connection
--- per request.
+-- per request, REPLAY_KEY=K to send every request with that one key (the replay path: after the
+-- first, each answer is the stored one).
 local token = os.getenv("BEARER_TOKEN") or "missing"
 local close = os.getenv("CONN_CLOSE") == "1"
+local replay = os.getenv("REPLAY_KEY")
 local body = '{"to_address":"marcus@trailblazers-club.example","subject":"Your order SP-2412-0489 has shipped",'
   .. '"content":"<p>Hi Marcus,</p><p>Your order SP-2412-0489 is on its way. Tracking: TRACK-XYZ.</p>"}'
 local counter = 0
@@ -19,7 +21,7 @@ function request()
   local headers = {
     ["Authorization"] = "Bearer " .. token,
     ["Content-Type"] = "application/json",
-    ["Idempotency-Key"] = string.format("%s-%012x", prefix, counter),
+    ["Idempotency-Key"] = replay or string.format("%s-%012x", prefix, counter),
   }
   if close then headers["Connection"] = "close" end
   return wrk.format("POST", "/api/send_email", headers, body)
