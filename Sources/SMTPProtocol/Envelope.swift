@@ -39,29 +39,30 @@ public enum DataEncoding {
     public static func dotStuffed(_ message: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + message.count / 64 + 5)
-        var lineStart = true
-        var i = 0
-        let n = message.count
-        while i < n {
-            let b = message[i]
-            if lineStart && b == 0x2E { out.append(0x2E) }
-            switch b {
-            case 0x0D:
+        message.withUnsafeBufferPointer { m in
+            let n = m.count
+            var i = 0
+            // Runs of ordinary bytes are copied whole; only CR, LF and a dot at a line start
+            // need attention (a message built here has CRLF lines and rarely a leading dot).
+            var lineStart = true
+            while i < n {
+                if lineStart && m[i] == 0x2E { out.append(0x2E) }
+                var j = i
+                while j < n && m[j] != 0x0D && m[j] != 0x0A { j += 1 }
+                if j > i { out.append(contentsOf: UnsafeBufferPointer(rebasing: m[i..<j])) }
+                if j == n {
+                    lineStart = false
+                    i = n
+                    break
+                }
+                // CR LF, a bare CR or a bare LF: one CRLF.
                 out.append(0x0D)
                 out.append(0x0A)
-                if i + 1 < n && message[i + 1] == 0x0A { i += 1 }
+                i = (m[j] == 0x0D && j + 1 < n && m[j + 1] == 0x0A) ? j + 2 : j + 1
                 lineStart = true
-            case 0x0A:
-                out.append(0x0D)
-                out.append(0x0A)
-                lineStart = true
-            default:
-                out.append(b)
-                lineStart = false
             }
-            i += 1
+            if !lineStart { out.append(contentsOf: [0x0D, 0x0A]) }
         }
-        if !lineStart { out.append(contentsOf: [0x0D, 0x0A]) }
         out.append(contentsOf: [0x2E, 0x0D, 0x0A])
         return out
     }

@@ -101,11 +101,53 @@ struct ReplyParserTests {
         ("bare\nlf\rcr\r\n", "bare\r\nlf\r\ncr\r\n.\r\n"),
         ("x\r\n.", "x\r\n..\r\n.\r\n"),
         ("", ".\r\n"),
+        (".", "..\r\n.\r\n"),
+        ("\r", "\r\n.\r\n"),
+        ("\n", "\r\n.\r\n"),
+        ("\r\r\n", "\r\n\r\n.\r\n"),
+        ("\n.\n", "\r\n..\r\n.\r\n"),
+        ("a\r\n\r\n.", "a\r\n\r\n..\r\n.\r\n"),
+        ("\r\n", "\r\n.\r\n"),
     ]
 
     @Test(arguments: stuffing)
     func dotStuffing(input: String, expected: String) {
         #expect(String(decoding: DataEncoding.dotStuffed(Array(input.utf8)), as: UTF8.self) == expected)
+    }
+
+    /// The run-copying implementation agrees with the byte-at-a-time definition on random
+    /// messages made of the bytes that matter (CR, LF, dot) and a few others.
+    @Test func dotStuffingMatchesTheByteAtATimeDefinition() {
+        func reference(_ m: [UInt8]) -> [UInt8] {
+            var out: [UInt8] = []
+            var lineStart = true
+            var i = 0
+            while i < m.count {
+                let b = m[i]
+                if lineStart && b == 0x2E { out.append(0x2E) }
+                switch b {
+                case 0x0D:
+                    out += [0x0D, 0x0A]
+                    if i + 1 < m.count && m[i + 1] == 0x0A { i += 1 }
+                    lineStart = true
+                case 0x0A:
+                    out += [0x0D, 0x0A]
+                    lineStart = true
+                default:
+                    out.append(b)
+                    lineStart = false
+                }
+                i += 1
+            }
+            if !lineStart { out += [0x0D, 0x0A] }
+            return out + [0x2E, 0x0D, 0x0A]
+        }
+        var rng = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x0D, 0x0A, 0x2E, 0x61, 0xC3, 0x20]
+        for _ in 0..<2000 {
+            let m = (0..<Int.random(in: 0...40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            #expect(DataEncoding.dotStuffed(m) == reference(m), "\(m)")
+        }
     }
 
     @Test func envelopeNeeds() {
