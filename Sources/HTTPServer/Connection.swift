@@ -537,6 +537,7 @@ final class Connection: IOHandler, DeadlineHandler {
             if input.capacity > 0 { input = [] }
             if out.capacity > 0 { out = []; outOffset = 0 }
             if cipherOut.capacity > 0 { cipherOut = []; cipherOffset = 0 }
+            tls?.releaseBuffers()
         }
         if timerKind != .idle || !reactor.isArmed(timer) {
             arm(.idle, after: server.configuration.idleTimeout)

@@ -16,8 +16,8 @@ import COpenSSL
 
 public final class TLSEngine {
     let ssl: OpaquePointer
-    let rbio: OpaquePointer
-    let wbio: OpaquePointer
+    var rbio: OpaquePointer
+    var wbio: OpaquePointer
     var failed = false
     /// Keeps the context object alive as long as the engine (OpenSSL also holds a reference).
     let owner: AnyObject
@@ -70,6 +70,25 @@ public final class TLSEngine {
         var a4 = in_addr()
         var a6 = in6_addr()
         return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1
+    }
+
+    /// A memory BIO keeps the capacity of the largest flight it ever carried (the handshake's,
+    /// ~1–2 KiB a side). On an idle connection with nothing pending, one that holds more than
+    /// `threshold` is swapped for a fresh, empty one (`SSL_set0_*bio` frees the old): idle
+    /// connections keep no spare ciphertext capacity. After the first swap the BIOs only grow
+    /// to a request's size, so this happens about once per connection.
+    public func releaseBuffers(above threshold: Int = 1024) {
+        guard !failed, pendingCiphertext == 0, cossl_BIO_ctrl_pending(rbio) == 0 else { return }
+        if cossl_BIO_mem_capacity(rbio) > threshold, let r = BIO_new(BIO_s_mem()) {
+            _ = cossl_BIO_set_mem_eof_return(r, -1)
+            SSL_set0_rbio(ssl, r)
+            rbio = r
+        }
+        if cossl_BIO_mem_capacity(wbio) > threshold, let w = BIO_new(BIO_s_mem()) {
+            _ = cossl_BIO_set_mem_eof_return(w, -1)
+            SSL_set0_wbio(ssl, w)
+            wbio = w
+        }
     }
 
     // MARK: Ciphertext

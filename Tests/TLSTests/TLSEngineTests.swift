@@ -114,6 +114,35 @@ func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
         #expect(transfer(big, from: server, to: client) == big)
     }
 
+    /// Idle connections give back the BIO capacity the handshake left behind, and keep working.
+    @Test func releaseBuffersDropsTheHandshakesCapacityAndKeepsTheSession() throws {
+        let certs = try Certs.make()
+        let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
+        let client = try TLSEngine(client: TLSClientContext(caFile: certs.cert), serverName: "localhost")
+        pumpHandshake(client, server)
+        #expect(transfer(Array("ping".utf8), from: client, to: server) == Array("ping".utf8))
+        #expect(cossl_BIO_mem_capacity(server.wbio) > 1024, "the server's flight (certificate) passed through its write BIO")
+        // Pending ciphertext is never dropped: nothing is swapped while bytes wait.
+        let r = Array("pending".utf8).withUnsafeBytes { server.write($0) }
+        if case .failed = r { Issue.record("write failed") }
+        let before = server.wbio
+        server.releaseBuffers()
+        #expect(server.wbio == before && server.pendingCiphertext > 0)
+        var out: [UInt8] = []
+        server.drainCiphertext(into: &out)
+        client.feed(out)
+        var buf = [UInt8](repeating: 0, count: 64)
+        let got = buf.withUnsafeMutableBytes { client.read(into: $0) }
+        if case .progress(let n) = got { #expect(Array(buf[0..<n]) == Array("pending".utf8)) } else { Issue.record("\(got)") }
+        // Idle now: both sides' BIOs are swapped for empty ones.
+        server.releaseBuffers()
+        client.releaseBuffers()
+        #expect(cossl_BIO_mem_capacity(server.wbio) <= 1024 && cossl_BIO_mem_capacity(server.rbio) <= 1024)
+        #expect(cossl_BIO_mem_capacity(client.wbio) <= 1024 && cossl_BIO_mem_capacity(client.rbio) <= 1024)
+        #expect(transfer(Array("after".utf8), from: client, to: server) == Array("after".utf8))
+        #expect(transfer(Array("both ways".utf8), from: server, to: client) == Array("both ways".utf8))
+    }
+
     @Test func wrongHostNameFailsVerification() throws {
         let certs = try Certs.make()
         let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
