@@ -35,4 +35,36 @@ import Testing
         #expect(figure("lost (accepted − delivered)") == "0")
         #expect(text.contains("| s | accepted | sent | queue | sink |"))
     }
+
+    /// `Benchmarks/run --smoke`: the suite's own script runs its parts (here the keep-alive send
+    /// case against nginx for a second, then end to end for two) and assembles one report whose
+    /// headline rows carry numbers from both sides and say accepted = delivered.
+    @Test func theSuiteAssemblesItsReport() throws {
+        let dir = makeTempDir()
+        let report = dir + "/suite.md"
+        let ports = try (0..<7).map { _ in try freeTCPPort() }
+        let (rc, out) = try run(["env", "BIN=\(binaryPath())", "SUITE_REPORT=\(report)", "PORT_SELF=\(ports[0])", "PORT_NGINX=\(ports[1])",
+                                 "PORT_NGINX_RESUME=\(ports[2])", "PORT_SINK=\(ports[3])", "PORT=\(ports[4])", "PORT_METRICS=\(ports[5])",
+                                 "E2E_PORT_SINK=\(ports[6])", "DRAIN_SECONDS=60", repositoryRoot + "/Benchmarks/run", "--smoke"],
+                                timeoutSeconds: 400)
+        #expect(rc == 0, "\(out)")
+        let text = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(text.hasPrefix("# tickiti-mail benchmark report (smoke)"))
+        #expect(text.contains("Reproduce: `Benchmarks/run --smoke`"))
+        let rows = text.split(separator: "\n").filter { $0.hasPrefix("| ") }.map {
+            $0.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        // | case | figure | reference | tickiti-mail | ratio | target | verdict |
+        let cpu = try #require(rows.first { $0.count > 6 && $0[1].hasPrefix("keep-alive POST /api/send_email") }, "\(text)")
+        #expect(cpu[2] == "server CPU µs/req")
+        #expect((Double(cpu[3]) ?? 0) > 0 && (Double(cpu[4]) ?? 0) > 0, "nginx's and ours: \(cpu)")
+        #expect(cpu[5].hasSuffix("×") && Double(cpu[5].dropLast()) != nil)
+        // | accepted | delivered | lost | …
+        let e2e = try #require(rows.firstIndex { $0.count > 3 && $0[1] == "accepted" && $0[2] == "delivered" }, "\(text)")
+        let values = rows[e2e + 1]   // the separator line is not a "| " row
+        let accepted = try #require(Int(values[1]))
+        #expect(accepted >= 100 && values[2] == values[1] && values[3] == "0", "\(values)")
+        // The parts' own reports follow the headline.
+        #expect(text.contains("## HTTPS: tickiti-mail vs nginx") && text.contains("## End to end: accepted and delivered (smoke)"))
+    }
 }
