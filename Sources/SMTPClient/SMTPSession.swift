@@ -381,7 +381,12 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     }
 
     func flush() {
-        guard let reg = registration, !holdingOutput else { return }
+        guard let reg = registration else { return }
+        if holdingOutput {
+            // Not writing until the commit: do not ask to hear about writability meanwhile.
+            if phase != .connecting { reactor.setInterest(reg, .readable) }
+            return
+        }
         while outputOffset < output.count {
             let r: IOResult<Int>
             do {
