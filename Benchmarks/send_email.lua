@@ -1,4 +1,5 @@
--- wrk script: POST /api/send_email with the seed article's Example A body, a bearer token and
+-- wrk script: POST /api/send_email with the body in Benchmarks/send_email.json (BODY_FILE; paths
+-- are relative to the repository root, where the Benchmarks scripts run wrk), a bearer token and
 -- a UNIQUE Idempotency-Key per request (per-thread random prefix + counter), so every request
 -- is a new accepted-and-durable message. Env: BEARER_TOKEN, CONN_CLOSE=1 for a new connection
 -- per request, REPLAY_KEY=K to send every request with that one key (the replay path: after the
@@ -6,8 +7,9 @@
 local token = os.getenv("BEARER_TOKEN") or "missing"
 local close = os.getenv("CONN_CLOSE") == "1"
 local replay = os.getenv("REPLAY_KEY")
-local body = '{"to_address":"marcus@trailblazers-club.example","subject":"Your order SP-2412-0489 has shipped",'
-  .. '"content":"<p>Hi Marcus,</p><p>Your order SP-2412-0489 is on its way. Tracking: TRACK-XYZ.</p>"}'
+local file = assert(io.open(os.getenv("BODY_FILE") or "Benchmarks/send_email.json", "rb"))
+local body = file:read("*a")
+file:close()
 local counter = 0
 local prefix
 

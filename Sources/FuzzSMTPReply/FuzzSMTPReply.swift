@@ -47,6 +47,12 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
         var submitted = 0
         var outcomes = 0
         var events: [SessionMachine.Event] = whole.0.map { .reply($0) }
+        /// The next message: the second one needs SMTPUTF8; a pipelined one carries no dot line.
+        func nextEnvelope(pipelined: Bool) -> Envelope {
+            submitted += 1
+            return Envelope(from: "a@example.com", to: submitted == 2 ? "ü@example.com" : "b@example.com",
+                            message: Array((pipelined ? "Subject: y\r\n\r\nline\r\n" : "Subject: x\r\n\r\n.dot\r\n").utf8))
+        }
         var i = 0
         while i < events.count {
             let actions = m.receive(events[i])
@@ -62,9 +68,7 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
                     events.insert(.tlsEstablished, at: i)
                 case .ready:
                     if submitted < 3 {
-                        submitted += 1
-                        events.insert(.submit(Envelope(from: "a@example.com", to: submitted == 2 ? "ü@example.com" : "b@example.com",
-                                                       message: Array("Subject: x\r\n\r\n.dot\r\n".utf8))), at: i)
+                        events.insert(.submit(nextEnvelope(pipelined: false)), at: i)
                     } else {
                         events.insert(.quit, at: i)
                     }
@@ -72,9 +76,7 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
                     // Pipeline the next message behind the data (what the driver does), unless
                     // preflight refuses it (the driver reports that one itself).
                     if submitted < 3 {
-                        submitted += 1
-                        let e = Envelope(from: "a@example.com", to: submitted == 2 ? "ü@example.com" : "b@example.com",
-                                         message: Array("Subject: y\r\n\r\nline\r\n".utf8))
+                        let e = nextEnvelope(pipelined: true)
                         if m.preflight(e) == nil { events.insert(.submit(e), at: i) } else { outcomes += 1 }
                     }
                 case .outcome:

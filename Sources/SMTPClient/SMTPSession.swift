@@ -358,14 +358,13 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
 
     // MARK: Output
 
+    /// Queues bytes (encrypted when TLS is on); `perform` writes them when its actions are done.
     func send(_ bytes: [UInt8]) {
         if let tls {
             let r = bytes.withUnsafeBytes { tls.write($0) }
             if case .failed(let e) = r { return machineEvent(.lost("TLS write failed (\(e))")) }
-            if performing == 0 { flushTLS() }
         } else {
             output += bytes
-            if performing == 0 { flush() }
         }
     }
 

@@ -1,0 +1,17 @@
+# Helpers shared by the Benchmarks/run-* scripts (sourced, not run).
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID...: user+system clock ticks of these processes (from /proc/PID/stat).
+cpu_ticks() { local t=0 s p; for p in "$@"; do [[ -r /proc/$p/stat ]] || continue; s=$(</proc/$p/stat); s=${s##*) }; set -- $s; t=$((t + ${12} + ${13})); done; echo $t; }
+
+# sys_busy: busy clock ticks of the whole machine so far (steal excluded).
+sys_busy() { local _c u n s i w q sq st r; read -r _c u n s i w q sq st r < /proc/stat; echo $((u+n+s+q+sq)); }
+
+# wait_quiet: up to QUIET_WAIT (20) s for a 1-second sample with < 15 % of a core busy.
+wait_quiet() {
+  local a b; for _ in $(seq "${QUIET_WAIT:-20}"); do a=$(sys_busy); sleep 1; b=$(sys_busy); (( (b-a)*100/CLK_TCK < 15 )) && return 0; done
+  echo "   (machine still busy, measuring anyway)" >&2
+}
+
+# median: of the numbers on stdin, one per line ("n/a" for none).
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
