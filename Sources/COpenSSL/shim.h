@@ -25,9 +25,10 @@ static inline int cossl_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { r
 static inline long cossl_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long m) { return SSL_CTX_set_session_cache_mode(ctx, m); }
 static inline long cossl_SSL_CTX_sess_set_cache_size(SSL_CTX *ctx, long n) { return SSL_CTX_sess_set_cache_size(ctx, n); }
 static inline long cossl_BIO_set_mem_eof_return(BIO *b, long v) { return BIO_set_mem_eof_return(b, v); }
-/* The capacity a memory BIO keeps allocated (it grows to the largest content and never shrinks). */
-static inline size_t cossl_BIO_mem_capacity(BIO *b) { BUF_MEM *m = NULL; BIO_get_mem_ptr(b, &m); return m ? m->max : 0; }
 static inline size_t cossl_BIO_ctrl_pending(BIO *b) { return BIO_ctrl_pending(b); }
+/* For a BIO_METHOD of our own (TLSEngine's): the retry flags are macros over BIO_set_flags. */
+static inline void cossl_BIO_clear_retry_flags(BIO *b) { BIO_clear_retry_flags(b); }
+static inline void cossl_BIO_set_retry_read(BIO *b) { BIO_set_retry_read(b); }
 static inline int cossl_SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n) { return SSL_CTX_set_num_tickets(ctx, n); }
 
 /* SSL_OP_* are built from the function-like macro SSL_OP_BIT(n) in 3.0, so none of them import. */

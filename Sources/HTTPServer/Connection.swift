@@ -423,7 +423,7 @@ final class Connection: IOHandler, DeadlineHandler {
                 case .progress(let n):
                     outOffset += n
                 case .wantRead, .wantWrite:
-                    break   // memory BIO: cannot happen; retried on the next flush
+                    break   // the engine's output takes every byte: cannot happen; retried on the next flush
                 case .closed, .failed:
                     fatalTLSError = true
                     abort(reason: "TLS write failed")

@@ -3,12 +3,17 @@
 /// Ciphertext goes in through `feed` and comes out through `drainCiphertext`: the engine
 /// never touches a socket (two engines can be wired together in a test). Each call clears
 /// OpenSSL's error queue first and maps its result through `result(_:_:)` — the only place
-/// `SSL_get_error` is called — to `TLSResult`. With memory BIOs `wantWrite` cannot occur
-/// (the write BIO grows) and the read BIO reports "retry", never EOF, when empty
-/// (`BIO_set_mem_eof_return(-1)`), so an empty input is `wantRead`.
+/// `SSL_get_error` is called — to `TLSResult`.
+///
+/// OpenSSL reads and writes through one BIO of our own (`ArrayBIO`): its read pulls from
+/// `input`, its write appends to `output`, both Swift arrays the engine owns. An empty `input`
+/// reports "retry", never EOF, so it is `wantRead`; writes always succeed, so `wantWrite`
+/// cannot occur. Unlike a pair of memory BIOs (two `BIO`s and two `BUF_MEM`s per connection,
+/// each keeping the capacity of the largest flight it carried), an idle engine holds no
+/// buffer at all after `releaseBuffers()` — the same as nginx's socket BIO — and a drained
+/// `output` moves into the caller's buffer without a copy.
 /// After a fatal error no close_notify is sent (nginx: `SSL_set_quiet_shutdown` after errors;
-/// RFC 8446 §6.2: the connection is already dead). The memory BIOs cost one copy per record;
-/// kept unless the TLS benchmarks show it matters.
+/// RFC 8446 §6.2: the connection is already dead).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,8 +21,11 @@ import COpenSSL
 
 public final class TLSEngine {
     let ssl: OpaquePointer
-    var rbio: OpaquePointer
-    var wbio: OpaquePointer
+    /// Ciphertext received and not yet read by OpenSSL, from `inputOffset`.
+    var input: [UInt8] = []
+    var inputOffset = 0
+    /// Ciphertext OpenSSL produced, waiting for `drainCiphertext`.
+    var output: [UInt8] = []
     var failed = false
     /// Keeps the context object alive as long as the engine (OpenSSL also holds a reference).
     let owner: AnyObject
@@ -25,18 +33,18 @@ public final class TLSEngine {
     public init(server context: TLSServerContext) throws(TLSError) {
         ERR_clear_error()
         guard let ssl = SSL_new(context.ctx) else { throw TLSError.drain("creating a server connection") }
-        (self.rbio, self.wbio) = try TLSEngine.attachMemoryBIOs(ssl)
         self.ssl = ssl
         owner = context
+        try attachBIO()
         SSL_set_accept_state(ssl)
     }
 
     public init(client context: TLSClientContext, serverName: String?) throws(TLSError) {
         ERR_clear_error()
         guard let ssl = SSL_new(context.ctx) else { throw TLSError.drain("creating a client connection") }
-        (self.rbio, self.wbio) = try TLSEngine.attachMemoryBIOs(ssl)
         self.ssl = ssl
         owner = context
+        try attachBIO()
         SSL_set_connect_state(ssl)
         if let name = serverName, !name.isEmpty {
             if TLSEngine.isIPLiteral(name) {
@@ -53,17 +61,17 @@ public final class TLSEngine {
         }
     }
 
-    deinit { SSL_free(ssl) }   // frees both BIOs too
+    deinit { SSL_free(ssl) }   // frees the BIO too
 
-    static func attachMemoryBIOs(_ ssl: OpaquePointer) throws(TLSError) -> (OpaquePointer, OpaquePointer) {
-        guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
-            SSL_free(ssl)
-            throw TLSError.drain("allocating memory BIOs")
+    /// One BIO for both directions (`SSL_set_bio` takes one reference when they are the same).
+    /// It points at this engine unretained: the engine owns the `SSL`, which owns the BIO.
+    private func attachBIO() throws(TLSError) {
+        guard let method = ArrayBIO.method, let bio = BIO_new(method) else {
+            throw TLSError.drain("allocating the connection's BIO")
         }
-        _ = cossl_BIO_set_mem_eof_return(r, -1)
-        _ = cossl_BIO_set_mem_eof_return(w, -1)
-        SSL_set_bio(ssl, r, w)
-        return (r, w)
+        BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
+        BIO_set_init(bio, 1)
+        SSL_set_bio(ssl, bio, bio)
     }
 
     static func isIPLiteral(_ s: String) -> Bool {
@@ -72,31 +80,22 @@ public final class TLSEngine {
         return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1
     }
 
-    /// A memory BIO keeps the capacity of the largest flight it ever carried (the handshake's,
-    /// ~1–2 KiB a side). On an idle connection with nothing pending, one that holds more than
-    /// `threshold` is swapped for a fresh, empty one (`SSL_set0_*bio` frees the old): idle
-    /// connections keep no spare ciphertext capacity. After the first swap the BIOs only grow
-    /// to a request's size, so this happens about once per connection.
-    public func releaseBuffers(above threshold: Int = 1024) {
-        guard !failed, pendingCiphertext == 0, cossl_BIO_ctrl_pending(rbio) == 0 else { return }
-        if cossl_BIO_mem_capacity(rbio) > threshold, let r = BIO_new(BIO_s_mem()) {
-            _ = cossl_BIO_set_mem_eof_return(r, -1)
-            SSL_set0_rbio(ssl, r)
-            rbio = r
-        }
-        if cossl_BIO_mem_capacity(wbio) > threshold, let w = BIO_new(BIO_s_mem()) {
-            _ = cossl_BIO_set_mem_eof_return(w, -1)
-            SSL_set0_wbio(ssl, w)
-            wbio = w
-        }
+    /// Idle: give back the capacity of both buffers (a handshake flight, a request) when
+    /// nothing waits in them. Ciphertext waiting either way is never dropped.
+    public func releaseBuffers() {
+        if inputOffset == input.count, input.capacity > 0 { input = []; inputOffset = 0 }
+        if output.isEmpty, output.capacity > 0 { output = [] }
     }
+
+    /// Bytes of buffer capacity the engine holds (tests: what an idle connection costs us).
+    package var bufferCapacity: Int { input.capacity + output.capacity }
 
     // MARK: Ciphertext
 
     public func feed(_ ciphertext: UnsafeRawBufferPointer) {
         guard ciphertext.count > 0 else { return }
-        let n = BIO_write(rbio, ciphertext.baseAddress, Int32(ciphertext.count))
-        precondition(n == Int32(ciphertext.count), "memory BIO write cannot be short")
+        if inputOffset > 0, inputOffset == input.count { input.removeAll(keepingCapacity: true); inputOffset = 0 }
+        input.append(contentsOf: ciphertext)
     }
 
     public func feed(_ ciphertext: [UInt8]) {
@@ -104,18 +103,33 @@ public final class TLSEngine {
     }
 
     /// Ciphertext waiting to be sent.
-    public var pendingCiphertext: Int { Int(cossl_BIO_ctrl_pending(wbio)) }
+    public var pendingCiphertext: Int { output.count }
 
-    /// Appends every pending ciphertext byte to `out`.
+    /// Appends every pending ciphertext byte to `out` (an empty `out` takes the buffer whole).
     public func drainCiphertext(into out: inout [UInt8]) {
-        let pending = pendingCiphertext
-        guard pending > 0 else { return }
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: pending))
-        let n = out.withUnsafeMutableBytes { raw in
-            BIO_read(wbio, raw.baseAddress! + start, Int32(pending))
+        guard !output.isEmpty else { return }
+        if out.isEmpty {
+            swap(&out, &output)
+            output.removeAll(keepingCapacity: true)
+        } else {
+            out.append(contentsOf: output)
+            output.removeAll(keepingCapacity: true)
         }
-        precondition(n == Int32(pending), "memory BIO read returned \(n) of \(pending)")
+    }
+
+    // BIO callbacks (ArrayBIO)
+
+    fileprivate func bioRead(_ destination: UnsafeMutableRawPointer, _ capacity: Int) -> Int {
+        let available = input.count - inputOffset
+        guard available > 0 else { return 0 }
+        let n = min(capacity, available)
+        input.withUnsafeBytes { src in destination.copyMemory(from: src.baseAddress! + inputOffset, byteCount: n) }
+        inputOffset += n
+        return n
+    }
+
+    fileprivate func bioWrite(_ source: UnsafeRawBufferPointer) {
+        output.append(contentsOf: source)
     }
 
     // MARK: TLS operations
@@ -215,5 +229,51 @@ public final class TLSEngine {
     package func setProtocolRange(min: Int32, max: Int32) {
         _ = cossl_SSL_set_min_proto_version(ssl, min)
         _ = cossl_SSL_set_max_proto_version(ssl, max)
+    }
+}
+
+/// The BIO_METHOD behind every engine: OpenSSL's record layer reads `TLSEngine.input` and
+/// writes `TLSEngine.output` through it. Reads with nothing buffered ask for a retry (the
+/// engine answers `wantRead`); `BIO_flush` succeeds (the engine's caller sends); every other
+/// control is unsupported (0), as for a memory BIO.
+enum ArrayBIO {
+    nonisolated(unsafe) static let method: OpaquePointer? = {
+        guard let m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tickiti-mail engine") else { return nil }
+        _ = BIO_meth_set_read_ex(m) { bio, data, capacity, read in
+            guard let bio, let data, let engine = ArrayBIO.engine(bio) else { return 0 }
+            cossl_BIO_clear_retry_flags(bio)
+            let n = engine.bioRead(UnsafeMutableRawPointer(data), capacity)
+            read?.pointee = n
+            if n == 0 { cossl_BIO_set_retry_read(bio); return 0 }
+            return 1
+        }
+        _ = BIO_meth_set_write_ex(m) { bio, data, count, written in
+            guard let bio, let engine = ArrayBIO.engine(bio) else { return 0 }
+            cossl_BIO_clear_retry_flags(bio)
+            if count > 0, let data { engine.bioWrite(UnsafeRawBufferPointer(start: data, count: count)) }
+            written?.pointee = count
+            return 1
+        }
+        _ = BIO_meth_set_ctrl(m) { bio, command, _, _ in
+            switch command {
+            case BIO_CTRL_FLUSH:
+                return 1
+            case BIO_CTRL_PENDING:
+                guard let bio, let engine = ArrayBIO.engine(bio) else { return 0 }
+                return engine.input.count - engine.inputOffset
+            case BIO_CTRL_WPENDING:
+                guard let bio, let engine = ArrayBIO.engine(bio) else { return 0 }
+                return engine.output.count
+            default:
+                return 0
+            }
+        }
+        return m
+    }()
+
+    @inline(__always)
+    static func engine(_ bio: OpaquePointer) -> TLSEngine? {
+        guard let p = BIO_get_data(bio) else { return nil }
+        return Unmanaged<TLSEngine>.fromOpaque(p).takeUnretainedValue()
     }
 }

@@ -40,7 +40,7 @@ public enum TLSResult: Sendable, Equatable {
     case progress(Int)
     /// Feed more ciphertext, then call again.
     case wantRead
-    /// Send the pending ciphertext, then call again (cannot happen with memory BIOs).
+    /// Send the pending ciphertext, then call again (cannot happen: the engine's output always takes the bytes).
     case wantWrite
     /// The peer sent close_notify (or the stream ended).
     case closed
