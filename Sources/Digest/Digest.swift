@@ -3,25 +3,33 @@
 import COpenSSL
 
 public enum Digest {
+    /// SHA-256, fetched once: OpenSSL 3's one-shot `SHA256()` looks the algorithm up by name on
+    /// every call (a locked table search costing more than hashing a short token). Fetched
+    /// algorithms are immutable and may be shared between threads.
+    nonisolated(unsafe) static let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
+
     /// SHA-256 of `bytes` (32 bytes).
     public static func sha256<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        var out = [UInt8](repeating: 0, count: 32)
-        let done: Bool? = bytes.withContiguousStorageIfAvailable { buf in
-            out.withUnsafeMutableBufferPointer { o in
-                SHA256(buf.baseAddress, buf.count, o.baseAddress) != nil
+        if let done = bytes.withContiguousStorageIfAvailable({ sha256(UnsafeRawBufferPointer($0)) }) { return done }
+        return Array(bytes).withUnsafeBytes { sha256($0) }
+    }
+
+    public static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            guard let md = sha256Algorithm,
+                  EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, nil, md, nil) == 1 else {
+                // Only if OpenSSL cannot provide SHA-256 at all (never on a working install).
+                _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, out.baseAddress)
+                count = 32
+                return
             }
+            count = 32
         }
-        if done == nil {
-            let copy = Array(bytes)
-            copy.withUnsafeBufferPointer { buf in
-                _ = out.withUnsafeMutableBufferPointer { o in SHA256(buf.baseAddress, buf.count, o.baseAddress) }
-            }
-        }
-        return out
     }
 
     public static func sha256(_ text: String) -> [UInt8] {
-        sha256(Array(text.utf8))
+        var text = text
+        return text.withUTF8 { sha256(UnsafeRawBufferPointer($0)) }
     }
 
     /// Equal contents, in time that depends only on the length (CRYPTO_memcmp): a token check

@@ -5,16 +5,38 @@
 /// reads well. Works on UTF-8 bytes (it runs once per accepted message: Character-by-
 /// Character String walking cost more than the rest of the request together).
 public enum HTMLText {
-    static let blockTags: Set<[UInt8]> = Set(["p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table",
-                                              "blockquote", "hr", "section", "article", "header", "footer"].map { Array($0.utf8) })
-    static let skipTags: Set<[UInt8]> = Set(["script", "style", "head", "title"].map { Array($0.utf8) })
+    static let blockTags: [TagName] = ["p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table",
+                                       "blockquote", "hr", "section", "article", "header", "footer"].map(TagName.init)
+    static let skipTags: [TagName] = ["script", "style", "head", "title"].map(TagName.init)
+    static let listItem = TagName("li")
+    static let anchor = TagName("a")
+
+    /// A tag's lower-cased name packed in two words (no allocation per tag); names longer than
+    /// 16 bytes match no tag we treat specially.
+    struct TagName: Equatable {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        var count = 0
+
+        init() {}
+        init(_ name: String) { for b in name.utf8 { append(b) } }
+
+        mutating func append(_ b: UInt8) {
+            switch count {
+            case 0..<8: low |= UInt64(b) << (8 * count)
+            case 8..<16: high |= UInt64(b) << (8 * (count - 8))
+            default: count = 16   // stays "too long": 17 after the increment
+            }
+            count += 1
+        }
+    }
 
     public static func plainText(fromHTML html: String) -> String {
         let p = Array(html.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(p.count)
         var i = 0
-        var skipUntil: [UInt8]?
+        var skipUntil: TagName?
         var pendingHref: [UInt8]?
         while i < p.count {
             let c = p[i]
@@ -23,7 +45,7 @@ public enum HTMLText {
                 let tag = p[(i + 1)..<close]
                 i = close + 1
                 let isEnd = tag.first == UInt8(ascii: "/")
-                var name: [UInt8] = []
+                var name = TagName()
                 for b in tag.drop(while: { $0 == UInt8(ascii: "/") }) {
                     guard (b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A) else { break }
                     name.append(b | 0x20)
@@ -34,11 +56,11 @@ public enum HTMLText {
                 }
                 if tag.first == UInt8(ascii: "!") { continue }
                 if !isEnd && skipTags.contains(name) { skipUntil = name; continue }
-                if name == [0x6C, 0x69] && !isEnd {   // li
+                if name == listItem && !isEnd {
                     out.append(contentsOf: [0x0A, 0x2D, 0x20])
                     continue
                 }
-                if name == [0x61] {   // a
+                if name == anchor {
                     if isEnd {
                         if let h = pendingHref { out.append(contentsOf: [0x20, 0x28]); out.append(contentsOf: h); out.append(0x29) }
                         pendingHref = nil

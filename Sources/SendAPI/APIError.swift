@@ -115,6 +115,13 @@ public struct APIError: Error, Sendable, Equatable {
 public enum JSONText {
     public static func appendString(_ value: String, to out: inout String) {
         out.append("\"")
+        // Most values need no escape (no control character, quote, backslash, or the E2 80 A8/A9
+        // of U+2028/U+2029): appended whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0xE2 }) {
+            out.append(value)
+            out.append("\"")
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out.append("\\\"")

@@ -20,7 +20,7 @@ public final class Database {
 
     let db: OpaquePointer
     public let path: String
-    var statements: [String: Statement] = [:]
+    var statements: [SQLKey: Statement] = [:]
     public private(set) var inTransaction = false
     /// The connection's current `PRAGMA synchronous` (it may change between transactions).
     public private(set) var synchronous: Synchronous
@@ -88,7 +88,8 @@ public final class Database {
 
     /// A cached prepared statement for `sql`, reset and with bindings cleared.
     public func statement(_ sql: String) throws(SQLiteError) -> Statement {
-        if let s = statements[sql] {
+        let key = SQLKey(sql)
+        if let s = statements[key] {
             s.reset()
             return s
         }
@@ -96,7 +97,7 @@ public final class Database {
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
         guard rc == SQLITE_OK, let stmt else { throw SQLiteError(db: db, code: rc, sql: sql) }
         let s = Statement(db: db, stmt: stmt, sql: sql)
-        statements[sql] = s
+        statements[key] = s
         return s
     }
 
@@ -265,4 +266,24 @@ public final class Statement {
         guard n > 0, let p = sqlite3_column_blob(stmt, c) else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: n))
     }
+}
+
+/// The statement cache's key: the SQL text, hashed by its length and its last 32 bytes only
+/// (a statement is looked up several times per request; SipHash over a few hundred bytes of
+/// SQL each time showed in profiles). The texts differ near their end — WHERE, VALUES,
+/// ORDER BY — and equal hashes only cost a full comparison, which for the same literal is
+/// an identity check.
+struct SQLKey: Hashable {
+    let sql: String
+    init(_ sql: String) { self.sql = sql }
+
+    func hash(into hasher: inout Hasher) {
+        var text = sql
+        text.withUTF8 { bytes in
+            hasher.combine(bytes.count)
+            hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes.suffix(32))))
+        }
+    }
+
+    static func == (a: SQLKey, b: SQLKey) -> Bool { a.sql == b.sql }
 }

@@ -31,6 +31,20 @@ import Testing
         #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0x5C, 0x6E, 0xFF, 0x22]) }
     }
 
+    /// Escapes exactly what RFC 8259 §7 requires (quote, backslash, controls); everything else,
+    /// UTF-8 included, is copied as is — at the start, middle and end of a string.
+    @Test(arguments: [
+        ("", #""""#), ("plain", #""plain""#), ("a\"b", #""a\"b""#), ("\\", #""\\""#), ("\"start", #""\"start""#),
+        ("end\\", #""end\\""#), ("\n\r\t", #""\n\r\t""#), ("\u{01}x\u{1f}", #""\u0001x\u001f""#),
+        ("café 😀 直接", #""café 😀 直接""#), ("\u{7f}\u{2028}", "\"\u{7f}\u{2028}\""), ("a\u{0}b", #""a\u0000b""#),
+    ])
+    func writeStringEscapesWhatJSONRequires(input: String, expected: String) throws {
+        var out: [UInt8] = [0x5B]
+        JSONValue.writeString(input, into: &out)
+        #expect(String(decoding: out.dropFirst(), as: UTF8.self) == expected)
+        #expect(try JSONParser.parse(Array(out.dropFirst())) == .string(input))
+    }
+
     @Test func canonicalFormIgnoresKeyOrderAndWhitespace() throws {
         let a = try JSONParser.parse(Array("{\"b\": {\"y\":1,\"x\":[2, {\"q\":1,\"p\":0}]}, \"a\":\"s\"}".utf8))
         let b = try JSONParser.parse(Array("{\"a\":\"s\",\"b\":{\"x\":[2,{\"p\":0,\"q\":1}],\"y\":1}}".utf8))

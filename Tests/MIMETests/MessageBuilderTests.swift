@@ -84,6 +84,21 @@ struct FixedRandom: RandomNumberGenerator {
         #expect(t == "Invoice\n\nTotal: 5 & 6 <ok>\n\n- one\n- two\npay (https://x.example/p)")
     }
 
+    /// Tag names are matched case-insensitively by their whole name: a longer name that starts
+    /// like a known tag is not it, and names too long for any known tag are just dropped.
+    @Test(arguments: [
+        ("<P>a</P><BR/>b<BLOCKQUOTE>c</BLOCKQUOTE>", "a\n\nb\nc"),
+        ("<SCRIPT>x</script>y<Style>z</STYLE>w", "yw"),
+        ("<pre>a</pre><paragraph>b</paragraph><lix>c", "abc"),
+        ("a<averyveryverylongtagnamezzz>b</averyveryverylongtagnamezzz>c", "abc"),
+        ("<scriptsixteenchr>kept</scriptsixteenchr>", "kept"),
+        ("<LI>one<Li>two", "- one\n- two"),
+        ("<A HREF='https://x.example'>go</A>", "go (https://x.example)"),
+    ])
+    func htmlToTextTagNames(html: String, expected: String) {
+        #expect(HTMLText.plainText(fromHTML: html) == expected)
+    }
+
     @Test func pythonEmailParserDecodesWhatWeEncode() throws {
         let subject = "Rechnung Nr. 42 — Grüße aus Köln 🎉 " + String(repeating: "lang ", count: 20)
         let html = "<p>Hallo Jörg,</p><p>\(String(repeating: "Sehr lange Zeile ohne Umbruch äöü ", count: 60))</p>"

@@ -25,4 +25,18 @@ import Testing
         #expect(w.out == #"{"ok":true,"data":[{"n":0,"s":"a\"b\n\u0001","empty":[]},{"n":1,"s":null,"empty":[]},{"n":2,"s":"a\"b\n\u0001","empty":[]}],"next":null}"#)
         #expect(try JSONSerialization.jsonObject(with: Data(w.out.utf8)) is [String: Any])
     }
+
+    /// JSONText.appendString: values needing no escape are appended whole; the others escape
+    /// quote, backslash, controls and U+2028/U+2029 (valid JSON that breaks JavaScript).
+    @Test(arguments: [
+        ("", #""""#), ("billing@tickiti.localhost", #""billing@tickiti.localhost""#), ("é 直接", #""é 直接""#),
+        ("a\"b\\c", #""a\"b\\c""#), ("x\u{2028}y\u{2029}", #""x\u2028y\u2029""#), ("\u{1}\n", #""\u0001\n""#),
+        ("€ is E2 82 AC", #""€ is E2 82 AC""#),
+    ])
+    func appendStringEscapes(input: String, expected: String) throws {
+        var s = "["
+        JSONText.appendString(input, to: &s)
+        #expect(s == "[" + expected)
+        #expect(try JSONSerialization.jsonObject(with: Data(expected.utf8), options: .fragmentsAllowed) as? String == input)
+    }
 }
