@@ -86,9 +86,10 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
 
     /// Gives waiting messages to idle sessions, then opens sessions for what is left.
     func dispatch() {
-        guard !draining else { return }
-        for s in sessions.values where s.isIdle && !waiting.isEmpty && !s.quitWhenIdle {
+        guard !draining, !waiting.isEmpty else { return }
+        for s in sessions.values where !s.quitWhenIdle && s.isIdle {
             s.submit(waiting.removeFirst())
+            if waiting.isEmpty { return }   // the usual case: one message, one idle session
         }
         if let t = openAfter {
             if reactor.now < t { return }

@@ -15,10 +15,27 @@ public struct Envelope: Sendable {
         self.from = from
         self.to = to
         self.message = message
-        let eightBit = message.contains(where: { $0 >= 0x80 })
+        let eightBit = Envelope.hasHighBit(message)
         has8BitContent = eightBit
         needsSMTPUTF8 = from.utf8.contains(where: { $0 >= 0x80 }) || to.utf8.contains(where: { $0 >= 0x80 })
             || (eightBit && Envelope.headersHave8Bit(message))
+    }
+
+    /// Any octet ≥ 0x80, eight at a time (it runs over every message handed to a session).
+    static func hasHighBit(_ m: [UInt8]) -> Bool {
+        m.withUnsafeBytes { raw in
+            let n = raw.count
+            var i = 0
+            while i + 8 <= n {
+                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return true }
+                i += 8
+            }
+            while i < n {
+                if raw[i] >= 0x80 { return true }
+                i += 1
+            }
+            return false
+        }
     }
 
     static func headersHave8Bit(_ m: [UInt8]) -> Bool {

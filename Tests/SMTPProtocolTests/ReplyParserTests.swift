@@ -159,6 +159,22 @@ struct ReplyParserTests {
         #expect(!utf8Body.needsSMTPUTF8 && utf8Body.has8BitContent)
     }
 
+    /// The eight-at-a-time scan agrees with the byte-at-a-time definition for every length up
+    /// to 40 and every position of a single high octet (word boundaries and the tail).
+    @Test func highBitScanAgreesWithTheDefinition() {
+        for n in 0...40 {
+            let clean = [UInt8](repeating: 0x7F, count: n)
+            #expect(!Envelope.hasHighBit(clean))
+            for at in 0..<n {
+                for b: UInt8 in [0x80, 0xC3, 0xFF] {
+                    var m = clean
+                    m[at] = b
+                    #expect(Envelope.hasHighBit(m), "length \(n), octet \(b) at \(at)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [(1, 60), (2, 120), (3, 240), (6, 1920), (7, 3600), (60, 3600), (1000, 3600)])
     func backoff(attempt: Int, seconds: Int) {
         #expect(RetryPolicy(baseSeconds: 60, maxSeconds: 3600, maxQueueAgeSeconds: 86400).delaySeconds(afterAttempt: attempt) == seconds)
