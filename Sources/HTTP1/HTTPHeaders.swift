@@ -40,6 +40,9 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
 /// ASCII case-insensitive comparison (header names and tokens are ASCII).
 @inlinable
 public func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
+    // Header look-ups compare a name against every field: most differ in length (O(1) for
+    // native strings), so those never walk their bytes.
+    guard a.utf8.count == b.utf8.count else { return false }
     var ai = a.utf8.makeIterator()
     var bi = b.utf8.makeIterator()
     while true {
