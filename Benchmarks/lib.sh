@@ -15,3 +15,8 @@ wait_quiet() {
 
 # median: of the numbers on stdin, one per line ("n/a" for none).
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+
+# "${UNBLOCKED[@]}" CMD ARGS...: runs CMD with no signal blocked. A parent may hand its children a
+# blocked mask (a test runner's worker threads block almost every signal, and exec keeps the
+# mask): wrk would then never see the SIGINT that stops a counted run.
+UNBLOCKED=(python3 -c 'import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])')
