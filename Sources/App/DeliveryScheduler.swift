@@ -135,9 +135,10 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         }
     }
 
-    /// Rows one scan takes at most. Each also costs a `sending` UPDATE in the iteration's commit:
-    /// a backlog of 10 000 due messages taken at once held the loop for ~240 ms (every request
-    /// in flight waited); in batches it is taken over many iterations with requests in between.
+    /// Rows one scan takes at most. Each row is read with its bytes and costs a `sending` UPDATE
+    /// in the iteration's commit: taking a backlog of 10 000 at once (what memory freeing up
+    /// allowed) held one iteration — and every request in flight — for hundreds of milliseconds
+    /// of SQLite work; in batches it is taken over many iterations with requests in between.
     static let scanBatch = 512
 
     /// Reads due rows not already held, up to the memory cap and `scanBatch`; then arms the
