@@ -16,13 +16,9 @@ public enum Digest {
 
     public static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: 32) { out, count in
-            guard let md = sha256Algorithm,
-                  EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, nil, md, nil) == 1 else {
-                // Only if OpenSSL cannot provide SHA-256 at all (never on a working install).
-                _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, out.baseAddress)
-                count = 32
-                return
-            }
+            // A digest that silently failed would compare tokens against garbage: stop instead.
+            let ok = EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, nil, sha256Algorithm, nil) == 1
+            precondition(ok, "OpenSSL could not compute SHA-256")
             count = 32
         }
     }

@@ -201,8 +201,7 @@ public struct SessionMachine: Sendable {
                 return begin(envelope)
             case .data(let t, nil) where capabilities.pipelining && !t.abandoned:
                 precondition(preflight(envelope) == nil, "pipelined submit of a message preflight refuses")
-                let actions = begin(envelope)
-                guard case .transaction(let next) = state else { preconditionFailure("begin did not start a transaction") }
+                let (next, actions) = startTransaction(envelope)
                 state = .data(t, next: next)
                 return actions
             default:
@@ -414,17 +413,24 @@ public struct SessionMachine: Sendable {
 
     mutating func begin(_ e: Envelope) -> [Action] {
         if let refusal = preflight(e) { return becomeReady(after: [.outcome(refusal)]) }
+        let (t, actions) = startTransaction(e)
+        state = .transaction(t)
+        return actions
+    }
+
+    /// The transaction of a message `preflight` passed, and its first write: MAIL — with
+    /// PIPELINING, MAIL, RCPT and DATA together.
+    func startTransaction(_ e: Envelope) -> (Transaction, [Action]) {
         var mail = "MAIL FROM:<\(e.from)>"
         if capabilities.size != nil { mail += " SIZE=\(e.message.count)" }
         if e.has8BitContent && capabilities.eightBitMIME { mail += " BODY=8BITMIME" }
         if e.needsSMTPUTF8 { mail += " SMTPUTF8" }
         mail += "\r\n"
         if capabilities.pipelining {
-            state = .transaction(Transaction(envelope: e, pending: [.mail, .rcpt, .data], refusal: nil, pipelined: true))
-            return [.send(Array((mail + SessionMachine.rcpt(e.to) + "DATA\r\n").utf8))]
+            return (Transaction(envelope: e, pending: [.mail, .rcpt, .data], refusal: nil, pipelined: true),
+                    [.send(Array((mail + SessionMachine.rcpt(e.to) + "DATA\r\n").utf8))])
         }
-        state = .transaction(Transaction(envelope: e, pending: [.mail], refusal: nil, pipelined: false))
-        return [.send(Array(mail.utf8))]
+        return (Transaction(envelope: e, pending: [.mail], refusal: nil, pipelined: false), [.send(Array(mail.utf8))])
     }
 
     mutating func transactionReply(_ r: SMTPReply, _ t: inout Transaction) -> [Action] {

@@ -47,6 +47,16 @@ func pumpHandshake(_ client: TLSEngine, _ server: TLSEngine, rounds: Int = 10) -
     return (c, s)
 }
 
+/// A client and a server engine (ECDSA development certificate for localhost) with the
+/// handshake done.
+func handshakenPair() throws -> (client: TLSEngine, server: TLSEngine) {
+    let certs = try Certs.make()
+    let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
+    let client = try TLSEngine(client: TLSClientContext(caFile: certs.cert), serverName: "localhost")
+    pumpHandshake(client, server)
+    return (client, server)
+}
+
 func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
     var off = 0
     var received: [UInt8] = []
@@ -104,10 +114,7 @@ func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
     }
 
     @Test func applicationDataBothWaysIncludingOneMebibyte() throws {
-        let certs = try Certs.make()
-        let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
-        let client = try TLSEngine(client: TLSClientContext(caFile: certs.cert), serverName: "localhost")
-        pumpHandshake(client, server)
+        let (client, server) = try handshakenPair()
         #expect(transfer(Array("ping".utf8), from: client, to: server) == Array("ping".utf8))
         #expect(transfer(Array("pong".utf8), from: server, to: client) == Array("pong".utf8))
         let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
@@ -117,10 +124,7 @@ func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
     /// Idle connections give back every buffer (the handshake flight's, a request's), never
     /// ciphertext still waiting, and keep working.
     @Test func releaseBuffersDropsIdleCapacityAndKeepsTheSession() throws {
-        let certs = try Certs.make()
-        let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
-        let client = try TLSEngine(client: TLSClientContext(caFile: certs.cert), serverName: "localhost")
-        pumpHandshake(client, server)
+        let (client, server) = try handshakenPair()
         #expect(transfer(Array("ping".utf8), from: client, to: server) == Array("ping".utf8))
         #expect(server.bufferCapacity > 0, "the client's flights passed through the server's input")
         // Pending ciphertext is never dropped: nothing is released while bytes wait.
@@ -151,10 +155,7 @@ func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
 
     /// Draining into a buffer that already holds bytes appends; into an empty one, moves.
     @Test func drainCiphertextAppendsAfterWhatIsThere() throws {
-        let certs = try Certs.make()
-        let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
-        let client = try TLSEngine(client: TLSClientContext(caFile: certs.cert), serverName: "localhost")
-        pumpHandshake(client, server)
+        let (client, server) = try handshakenPair()
         _ = Array("one".utf8).withUnsafeBytes { server.write($0) }
         var out: [UInt8] = [1, 2, 3]
         let n1 = server.pendingCiphertext
@@ -257,10 +258,7 @@ func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
     }
 
     @Test func closeNotifyIsSeenAsClosed() throws {
-        let certs = try Certs.make()
-        let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
-        let client = try TLSEngine(client: TLSClientContext(caFile: certs.cert), serverName: "localhost")
-        pumpHandshake(client, server)
+        let (client, server) = try handshakenPair()
         #expect(server.shutdown() == .progress(0))
         var buf: [UInt8] = []
         server.drainCiphertext(into: &buf)
