@@ -120,17 +120,20 @@ public enum JSONParser {
         mutating func string() throws(JSONError) -> String {
             i += 1   // opening quote
             let start = i
+            var high: UInt8 = 0   // the OR of every byte: < 0x80 means all ASCII, valid UTF-8 as is
             // Fast path: no escapes.
             while i < buf.count {
                 let b = buf[i]
                 if b == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: buf[start..<i])
                     i += 1
+                    if high < 0x80 { return String.fromASCII(slice) }
                     guard let s = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
                     return s
                 }
                 if b == UInt8(ascii: "\\") { break }
                 if b < 0x20 { throw error("control character in string") }
+                high |= b
                 i += 1
             }
             var out = Array(UnsafeBufferPointer(rebasing: buf[start..<i]))
@@ -199,3 +202,15 @@ public enum JSONParser {
 }
 
 @inline(__always) func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+extension String {
+    /// A string of bytes the caller has checked are all ASCII (so valid UTF-8 as they are):
+    /// one copy, no validation pass and no generic `init(validating:)` dispatch.
+    @inline(__always)
+    static func fromASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { dst in
+            _ = dst.initialize(fromContentsOf: bytes)
+            return bytes.count
+        }
+    }
+}

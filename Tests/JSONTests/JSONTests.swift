@@ -31,6 +31,46 @@ import Testing
         #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0x5C, 0x6E, 0xFF, 0x22]) }
     }
 
+    /// A string without escapes is taken as is when every byte is ASCII and validated otherwise:
+    /// whatever the bytes, the parser agrees with `String(validating:)` (a value when they are
+    /// UTF-8, an error when not) — high bytes at the start, middle and end, and the classic
+    /// invalid forms (lone continuation, truncated, overlong, surrogate, beyond U+10FFFF).
+    @Test(arguments: [
+        [UInt8](), Array("plain ascii ~".utf8), [0xC3, 0xA9], Array("caf".utf8) + [0xC3, 0xA9],
+        [0xE7, 0x9B, 0xB4] + Array("x".utf8), Array("a".utf8) + [0xF0, 0x9F, 0x98, 0x80] + Array("b".utf8),
+        [0x80], Array("ab".utf8) + [0xC3], [0xE2, 0x82], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
+        Array("x".utf8) + [0xFF] + Array("y".utf8), [0x7F],
+    ])
+    func unescapedStringsAgreeWithValidation(bytes: [UInt8]) throws {
+        let document = [0x22] + bytes + [0x22]
+        let key = [0x7B, 0x22] + bytes + [0x22, 0x3A, 0x31, 0x7D]   // {"…":1}
+        if let expected = String(validating: bytes, as: UTF8.self) {
+            #expect(try JSONParser.parse(document) == .string(expected))
+            #expect(try JSONParser.parse(key) == .object([JSONMember(key: expected, value: .number("1"))]))
+        } else {
+            #expect(throws: JSONError.self) { try JSONParser.parse(document) }
+            #expect(throws: JSONError.self) { try JSONParser.parse(key) }
+        }
+    }
+
+    /// The same agreement over random byte strings (fixed seed; no quote, backslash or control).
+    @Test func randomUnescapedStringsAgreeWithValidation() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        for _ in 0..<2000 {
+            let bytes = (0..<Int(next() % 12)).map { _ -> UInt8 in
+                let b = next() % 3 == 0 ? UInt8(0x80 + next() % 0x80) : UInt8(0x20 + next() % 0x5F)
+                return b == 0x22 || b == 0x5C ? 0x41 : b
+            }
+            let document = [0x22] + bytes + [0x22]
+            if let expected = String(validating: bytes, as: UTF8.self) {
+                #expect(try JSONParser.parse(document) == .string(expected))
+            } else {
+                #expect(throws: JSONError.self) { try JSONParser.parse(document) }
+            }
+        }
+    }
+
     /// Escapes exactly what RFC 8259 §7 requires (quote, backslash, controls); everything else,
     /// UTF-8 included, is copied as is — at the start, middle and end of a string.
     @Test(arguments: [
