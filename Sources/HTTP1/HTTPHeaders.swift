@@ -41,21 +41,31 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
 @inlinable
 public func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
     // Header look-ups compare a name against every field: most differ in length (O(1) for
-    // native strings), so those never walk their bytes.
+    // native strings), so those never walk their bytes. The rest compare as contiguous bytes
+    // (native and small strings both have them; the UTF-8 view's iterator checks each step).
     guard a.utf8.count == b.utf8.count else { return false }
-    var ai = a.utf8.makeIterator()
-    var bi = b.utf8.makeIterator()
-    while true {
-        switch (ai.next(), bi.next()) {
-        case (nil, nil):
-            return true
-        case (let x?, let y?):
-            if x == y { continue }
-            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
-            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
-            if lx != ly { return false }
-        default:
-            return false
-        }
+    let contiguous = a.utf8.withContiguousStorageIfAvailable { pa in
+        b.utf8.withContiguousStorageIfAvailable { pb in asciiCaseInsensitiveEquals(pa, pb) }
     }
+    if let contiguous, let result = contiguous { return result }
+    return asciiCaseInsensitiveEquals(Array(a.utf8), Array(b.utf8))
+}
+
+/// The same over bytes: equal, or differing only in the case of ASCII letters.
+@inlinable
+public func asciiCaseInsensitiveEquals<A: RandomAccessCollection<UInt8>, B: RandomAccessCollection<UInt8>>(_ a: A, _ b: B) -> Bool
+where A.Index == Int, B.Index == Int {
+    guard a.count == b.count else { return false }
+    var i = a.startIndex, j = b.startIndex
+    while i < a.endIndex {
+        let x = a[i], y = b[j]
+        if x != y {
+            // Only a letter and its other case differ in exactly the 0x20 bit.
+            let lx = x | 0x20
+            guard x ^ y == 0x20, lx >= 97, lx <= 122 else { return false }
+        }
+        i += 1
+        j += 1
+    }
+    return true
 }
