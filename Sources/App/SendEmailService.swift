@@ -269,6 +269,20 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             commitFailures += 1
             logger.error("group commit of \(items.count) message(s) failed, answering 503: \(error)")
         }
+        // Accepted messages go to the scheduler before the participants hear of the commit:
+        // sessions still holding their output then take them into the write the commit
+        // releases (RelayPool.dispatch).
+        if ok && !items.isEmpty, let scheduler {
+            var queued: [QueuedMessage] = []
+            queued.reserveCapacity(items.count)
+            for (n, (item, id)) in zip(items, ids).enumerated() {
+                let m = item.message
+                queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
+                                            recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
+                                            markedSending: n < handOver))
+            }
+            scheduler.accepted(queued)
+        }
         for p in participants { p.committed(ok) }
         for item in items {
             inFlight[item.inFlightKey] = nil
@@ -282,17 +296,6 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         if ok && !items.isEmpty {
             accepted += items.count
             logger.trace("group commit: \(items.count) message(s)")
-            if let scheduler {
-                var queued: [QueuedMessage] = []
-                queued.reserveCapacity(items.count)
-                for (n, (item, id)) in zip(items, ids).enumerated() {
-                    let m = item.message
-                    queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
-                                                recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
-                                                markedSending: n < handOver))
-                }
-                scheduler.accepted(queued)
-            }
         }
         // Writes made after the commit (the hand-off above: a file:// outcome, a requeue) go in
         // the next iteration, which must come without sleeping.

@@ -84,9 +84,21 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
         dispatch()
     }
 
-    /// Gives waiting messages to idle sessions, then opens sessions for what is left.
+    /// Gives waiting messages to sessions holding their output first, then to idle sessions,
+    /// then opens sessions for what is left.
+    ///
+    /// A session holding output (its last `.sent` not committed yet) usually has the next
+    /// message's data waiting in its buffer and nothing behind it: a message given to it now
+    /// rides in that same write (MAIL, RCPT, DATA after the data), where an idle session would
+    /// need a write for the commands and another for the data. The server hands freshly
+    /// accepted messages over before it releases the held sessions, so under load most
+    /// messages cost one write instead of two.
     func dispatch() {
         guard !draining, !waiting.isEmpty else { return }
+        for s in holding where !s.quitWhenIdle && s.holdingOutput {
+            s.pipelineNext()
+            if waiting.isEmpty { return }
+        }
         for s in sessions.values where !s.quitWhenIdle && s.isIdle {
             s.submit(waiting.removeFirst())
             if waiting.isEmpty { return }   // the usual case: one message, one idle session

@@ -253,10 +253,11 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         if phase == .smtp, machine.state.timeoutSeconds != nil, !machine.isQuitting { armForState() }
     }
 
-    /// The data of the message in flight went out: begin the next waiting one behind it. One
-    /// the relay cannot take (SIZE, SMTPUTF8) is reported at once and the next one tried.
+    /// The data of the message in flight went out (or waits in `output` for a commit): begin
+    /// the next waiting one behind it. One the relay cannot take (SIZE, SMTPUTF8) is reported
+    /// at once and the next one tried.
     func pipelineNext() {
-        while phase != .closed, jobs.count == 1, let j = owner?.nextPipelinedJob(for: self) {
+        while phase != .closed, jobs.count == 1, machine.canPipelineNext, let j = owner?.nextPipelinedJob(for: self) {
             if let refusal = machine.preflight(j.envelope) {
                 owner?.session(self, finished: j, refusal)
                 continue

@@ -199,7 +199,7 @@ public struct SessionMachine: Sendable {
             switch state {
             case .ready:
                 return begin(envelope)
-            case .data(let t, nil) where capabilities.pipelining && !t.abandoned:
+            case .data(let t, nil) where canPipelineNext:
                 precondition(preflight(envelope) == nil, "pipelined submit of a message preflight refuses")
                 let (next, actions) = startTransaction(envelope)
                 state = .data(t, next: next)
@@ -348,6 +348,13 @@ public struct SessionMachine: Sendable {
         case .closed:
             return []
         }
+    }
+
+    /// Waiting for the reply to a message's end of data, with nothing pipelined behind it, on a
+    /// relay that pipelines: `.submit` now begins the next message in the same write group.
+    public var canPipelineNext: Bool {
+        if case .data(let t, nil) = state { return capabilities.pipelining && !t.abandoned }
+        return false
     }
 
     /// QUIT sent; waiting for 221.

@@ -133,6 +133,33 @@ struct SessionMachineTests {
         ])
     }
 
+    /// `canPipelineNext` (what RelayPool asks before handing a held session another message):
+    /// only while waiting for an end-of-data reply with nothing behind it, on a relay that
+    /// pipelines — the states in which `.submit` is valid without `.ready`.
+    @Test(arguments: [true, false])
+    func canPipelineNextOnlyBehindData(pipelining: Bool) {
+        var m = SessionMachine(policy: Self.plainNoAuth)
+        let e = Envelope(from: "f@x.org", to: "1@y.org", message: Array("a\r\n".utf8))
+        func reply(_ text: String) -> [SessionMachine.Action] {
+            var parser = ReplyParser()
+            var parsed: [SMTPReply] = []
+            try! parser.feed(Array((text.split(separator: "|").joined(separator: "\r\n") + "\r\n").utf8), into: &parsed)
+            return parsed.flatMap { m.receive(.reply($0)) }
+        }
+        _ = reply("220 hi")
+        #expect(!m.canPipelineNext, "before EHLO's reply")
+        _ = reply(pipelining ? "250-hi|250 PIPELINING" : "250 hi")
+        #expect(!m.canPipelineNext, "idle: a message is submitted, not pipelined")
+        _ = m.receive(.submit(e))
+        #expect(!m.canPipelineNext, "in the transaction, before 354")
+        _ = pipelining ? reply("250 ok|250 ok|354 go") : reply("250 ok") + reply("250 ok") + reply("354 go")
+        #expect(m.canPipelineNext == pipelining, "the data sent, waiting for its reply")
+        if pipelining {
+            _ = m.receive(.submit(e))
+            #expect(!m.canPipelineNext, "one message behind the data at most")
+        }
+    }
+
     @Test func lostWithAPipelinedMessageDefersBoth() {
         let e = Envelope(from: "f@x.org", to: "t@y.org", message: Array("a\r\n".utf8))
         let t = run(Self.plainNoAuth, ["220 hi", "250-hi|250 PIPELINING", "250 ok|250 ok|354 go"], messages: [e, e],

@@ -1,0 +1,74 @@
+/// RelayPool's hand-out policy against a real relay (Postfix's smtp-sink, which pipelines): a
+/// message accepted while a session holds its output for a commit — the next message's data
+/// already waiting in its buffer, nothing behind it — rides in that session's next write
+/// instead of waking (or opening) another session for a write of its own.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Reactor
+import Resolver
+import SMTPProtocol
+import Testing
+@testable import SMTPClient
+
+final class Outcomes: DeliveryHandler {
+    var sent: [Int64] = []
+    var other: [Int64] = []
+    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome) {
+        if case .sent = outcome { sent.append(job.id) } else { other.append(job.id) }
+    }
+}
+
+@Suite struct RelayPoolTests {
+    @Test func aMessageAcceptedWhileASessionHoldsRidesInItsNextWrite() throws {
+        let sink = try SMTPSink()
+        Reactor.ignoreSIGPIPE()
+        let reactor = try Reactor()
+        let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
+        let pool = RelayPool(name: "sink", endpoint: RelayEndpoint(host: "127.0.0.1", port: sink.port,
+                             policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutCapSeconds: 30),
+                             maxConnections: 1, reactor: reactor, resolver: resolver, tlsContext: nil, logger: Logger(label: "test"))
+        let outcomes = Outcomes()
+        pool.handler = outcomes
+        pool.holdOutputUntilCommitted = true
+        func job(_ id: Int64) -> DeliveryJob {
+            DeliveryJob(id: id, envelope: Envelope(from: "billing@x.test", to: "r\(id)@x.test",
+                                                   message: Array("Subject: \(id)\r\n\r\nbody \(id)\r\n".utf8)))
+        }
+        func run(until what: String, _ done: () -> Bool) throws {
+            let deadline = Instant.now() + .seconds(20)
+            while !done() {
+                guard Instant.now() < deadline else { throw WaitTimeout(what: what) }
+                try reactor.runOnce(maxWait: .milliseconds(50))
+            }
+        }
+
+        // Two messages on one session: the second is pipelined behind the first one's data.
+        // Nothing is committed, so once the first is `sent` the session holds: the second's
+        // data waits in its buffer, the relay waiting for it.
+        pool.enqueue(job(1))
+        pool.enqueue(job(2))
+        let held = { pool.holding.first { $0.holdingOutput && $0.jobs.count == 1 && $0.machine.canPipelineNext } }
+        try run(until: "a session holding the second message's data") { held() != nil }
+        #expect(outcomes.sent == [1])
+        let session = try #require(held())
+
+        // A message accepted now (room for a second session) joins the held session.
+        pool.maxConnections = 2
+        pool.enqueue(job(3))
+        #expect(pool.sessionsOpened == 1, "no session opened for it")
+        #expect(session.jobs.map(\.id) == [2, 3])
+        #expect(pool.waitingCount == 0)
+
+        // Committing releases the write: data 2 and the commands of 3 go together; all three arrive.
+        try run(until: "three messages sent") {
+            pool.outcomesCommitted()
+            return outcomes.sent.count == 3
+        }
+        #expect(outcomes.sent == [1, 2, 3])
+        #expect(outcomes.other.isEmpty)
+        #expect(pool.sessionsOpened == 1)
+        try waitUntil("the sink counted three messages", seconds: 10) { sink.counters().messages == 3 }
+    }
+}
