@@ -119,6 +119,92 @@ func tempDatabasePath() -> String {
         cols.finish()
     }
 
+    /// The opcodes SQLite compiles `sql` to (prepared afresh: a cached EXPLAIN is not
+    /// re-prepared after a schema change, as it never runs its Transaction opcode).
+    func opcodes(_ db: Database, _ sql: String) throws -> [String] {
+        let s = try db.statement("EXPLAIN " + sql + " -- \(UInt64.random(in: 0 ... .max))")
+        var ops: [String] = []
+        while try s.step() { ops.append(s.string(1)) }
+        return ops
+    }
+
+    static let hotWrites = [
+        "INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, message_id, status, next_attempt_at) VALUES (1, 't', 'k', 'm', 'm@x.test', 'r@x.test', 's', '<1@x.test>', ?1, 1)",
+        "UPDATE messages SET status = ?1, attempts = attempts + 1 WHERE id = 1",
+        "INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (1, 2, ?1, '250 ok')",
+    ]
+
+    /// Migration 5: the status CHECKs compile to comparisons (no ephemeral table of constants
+    /// per write) and still refuse what they refused.
+    @Test func statusChecksAreComparisonsAndStillRefuseUnknownValues() throws {
+        let db = try Database(path: tempDatabasePath())
+        for sql in Self.hotWrites {
+            let ops = try opcodes(db, sql)
+            #expect(!ops.isEmpty)
+            #expect(!ops.contains("OpenEphemeral"), "\(sql)")
+        }
+        try db.statement(Self.hotWrites[0]).bind(1, "queued").run()
+        for status in ["sending", "deferred", "sent", "failed", "queued"] {
+            try db.statement(Self.hotWrites[1]).bind(1, status).run()
+        }
+        for outcome in ["sent", "deferred", "failed"] {
+            try db.statement(Self.hotWrites[2]).bind(1, outcome).run()
+        }
+        #expect(throws: SQLiteError.self) { try db.statement(Self.hotWrites[0]).bind(1, "bogus").run() }
+        #expect(throws: SQLiteError.self) { try db.statement(Self.hotWrites[1]).bind(1, "Sent").run() }
+        #expect(throws: SQLiteError.self) { try db.statement(Self.hotWrites[2]).bind(1, "queued").run() }
+        #expect(throws: SQLiteError.self) { try db.statement(Self.hotWrites[2]).bind(1, nil as String?).run() }
+    }
+
+    /// A version-4 database with rows: the migration keeps them, the file passes
+    /// integrity_check, and a connection opened before it sees the new definitions.
+    @Test func migrationFiveRedefinesTheChecksInPlace() throws {
+        let path = tempDatabasePath()
+        let v4 = try Database(path: path, synchronous: .full, busyTimeoutMilliseconds: 1000, migratingThrough: 4)
+        try v4.statement(Self.hotWrites[0]).bind(1, "queued").run()
+        try v4.statement(Self.hotWrites[2]).bind(1, "sent").run()
+        #expect(try opcodes(v4, Self.hotWrites[1]).contains("OpenEphemeral"), "version 4 still has the IN lists")
+
+        let db = try Database(path: path)
+        let check = try db.statement("PRAGMA integrity_check")
+        #expect(try check.step() && check.string(0) == "ok")
+        check.finish()
+        #expect(try db.auditEntry(id: 1)?.status == "queued")
+        #expect(try db.deliveryAttempts(messageID: 1).map(\.outcome) == ["sent"])
+        for sql in Self.hotWrites { #expect(try !opcodes(db, sql).contains("OpenEphemeral")) }
+        // The older connection notices the bumped schema cookie at its next write and reloads.
+        try v4.statement(Self.hotWrites[1]).bind(1, "sent").run()
+        #expect(try !opcodes(v4, Self.hotWrites[1]).contains("OpenEphemeral"))
+        #expect(throws: SQLiteError.self) { try v4.statement(Self.hotWrites[1]).bind(1, "bogus").run() }
+    }
+
+    /// A definition that does not read as expected fails the migration as a whole: nothing is
+    /// changed and the schema stays at version 4.
+    @Test func migrationFiveRefusesAnUnexpectedDefinition() throws {
+        let path = tempDatabasePath()
+        do {
+            let v4 = try Database(path: path, synchronous: .full, busyTimeoutMilliseconds: 1000, migratingThrough: 4)
+            try v4.execute("""
+                PRAGMA writable_schema=ON;
+                UPDATE sqlite_master SET sql = replace(sql, "outcome IN ('sent','deferred','failed')", "outcome IN ('sent', 'deferred', 'failed')")
+                  WHERE name = 'delivery_attempts';
+                PRAGMA writable_schema=OFF;
+                """)
+        }
+        do {
+            _ = try Database(path: path)
+            Issue.record("migrated an unexpected definition")
+        } catch {
+            #expect(error.message.contains("delivery_attempts"))
+        }
+        let v4 = try Database(path: path, synchronous: .full, busyTimeoutMilliseconds: 1000, migratingThrough: 4)
+        let s = try v4.statement("SELECT (SELECT user_version FROM pragma_user_version), sql FROM sqlite_master WHERE name = 'messages'")
+        #expect(try s.step())
+        #expect(s.int(0) == 4)
+        #expect(s.string(1).contains("status IN ('queued','sending','deferred','sent','failed')"), "the first edit was rolled back")
+        s.finish()
+    }
+
     @Test func aNewerSchemaIsRefused() throws {
         let path = tempDatabasePath()
         let db = try Database(path: path)
