@@ -22,7 +22,9 @@ public enum EmailAddress {
             if v < 0xA0 { return "must not contain control characters" }
             if u.properties.isWhitespace { return "must not contain whitespace" }
         }
-        guard let at = s.lastIndex(of: "@"), at != s.startIndex, s.index(after: at) != s.endIndex else {
+        // The last "@" byte (what an SMTP server splits on), not the last "@" Character: the
+        // grapheme-aware search walks the string backwards at ~9 000 instructions a call.
+        guard let at = s.utf8.lastIndex(of: 0x40), at != s.utf8.startIndex, s.utf8.index(after: at) != s.utf8.endIndex else {
             return "must contain @ with text on both sides"
         }
         return nil
@@ -31,7 +33,7 @@ public enum EmailAddress {
     public static func syntaxProblem(_ s: String) -> String? {
         if let p = injectionProblem(s) { return p }
         if s.utf8.count > 254 { return "must be at most 254 octets" }
-        let at = s.lastIndex(of: "@")!
+        let at = s.utf8.lastIndex(of: 0x40)!
         let local = s[..<at]
         let domain = s[s.index(after: at)...]
         if local.utf8.count > 64 { return "local part must be at most 64 octets" }

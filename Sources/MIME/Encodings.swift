@@ -10,18 +10,28 @@ public enum Encodings {
     /// line ending (LF, CRLF, lone CR) normalised to CRLF. A leading "." is encoded too, so
     /// no line starts with a dot (one less thing for SMTP dot-stuffing to get wrong).
     public static func quotedPrintable(_ text: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var utf8 = text.utf8
-        let count = utf8.count
-        out.reserveCapacity(count + count / 8 + 16)
-        var lineLength = 0
-        let done: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+        var text = text
+        return text.withUTF8 { quotedPrintable($0) }
+    }
+
+    /// Bytes written per input byte at most: 3 (`=XX`, or CRLF for a lone CR/LF), plus a soft
+    /// break (`=` CRLF) per encoded line, and a line holds at least 73 output bytes, so at
+    /// least 24 input bytes.
+    static func quotedPrintableCapacity(_ count: Int) -> Int { 3 * count + 3 * (count / 24 + 1) }
+
+    public static func quotedPrintable(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        let capacity = quotedPrintableCapacity(bytes.count)
+        return [UInt8](unsafeUninitializedCapacity: capacity) { out, written in
+            // Written through the buffer's pointer: appending to the array byte by byte cost
+            // a capacity and uniqueness check per byte, ~50 instructions each.
+            var n = 0
+            var lineLength = 0
             var i = 0
+            @inline(__always) func put(_ b: UInt8) { precondition(n < capacity); out[n] = b; n += 1 }
             while i < bytes.count {
                 let b = bytes[i]
                 if b == 0x0D || b == 0x0A {
-                    out.append(0x0D)
-                    out.append(0x0A)
+                    put(0x0D); put(0x0A)
                     lineLength = 0
                     if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
                     i += 1
@@ -32,36 +42,25 @@ public enum Encodings {
                     && !(b == 0x2E && lineLength == 0)
                 let width = literal ? 1 : 3
                 if lineLength + width > 75 {   // soft line break
-                    out.append(0x3D)
-                    out.append(0x0D)
-                    out.append(0x0A)
+                    put(0x3D); put(0x0D); put(0x0A)
                     lineLength = 0
                     if b == 0x2E && literal {   // a dot that now starts a line is encoded after all
-                        out.append(0x3D); out.append(0x32); out.append(0x45)
+                        put(0x3D); put(0x32); put(0x45)
                         lineLength = 3
                         i += 1
                         continue
                     }
                 }
                 if literal {
-                    out.append(b)
+                    put(b)
                 } else {
-                    out.append(0x3D)
-                    out.append(hex[Int(b >> 4)])
-                    out.append(hex[Int(b & 15)])
+                    put(0x3D); put(hex[Int(b >> 4)]); put(hex[Int(b & 15)])
                 }
                 lineLength += width
                 i += 1
             }
-            return true
+            written = n
         }
-        if done == nil {
-            var copy = text
-            copy.makeContiguousUTF8()
-            utf8 = copy.utf8
-            return quotedPrintable(copy)
-        }
-        return out
     }
 
     public static func base64(_ bytes: [UInt8]) -> String {
@@ -113,5 +112,9 @@ public enum Encodings {
     /// RFC 5322 §3.3 date-time in UTC: "Wed, 25 Nov 2026 02:58:58 +0000".
     public static func rfc5322Date(epochSeconds: Int) -> String {
         IMFDate.format(epochSeconds: epochSeconds, zone: "+0000")
+    }
+
+    public static func appendRFC5322Date(epochSeconds: Int, to out: inout [UInt8]) {
+        IMFDate.append(epochSeconds: epochSeconds, zone: "+0000", to: &out)
     }
 }

@@ -51,11 +51,15 @@ public enum MessageBuilder {
         let text = m.text ?? HTMLText.plainText(fromHTML: m.html)
         var out: [UInt8] = []
         out.reserveCapacity(640 + m.html.utf8.count * 2 + text.utf8.count + m.subject.utf8.count * 2)
-        func put(_ s: String) { out.append(contentsOf: s.utf8) }
+        // Contiguous UTF-8 (literals and native strings both have it): appending the UTF-8
+        // view itself goes through its generic, byte-at-a-time path.
+        func put(_ s: String) {
+            if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s.utf8) }
+        }
         put("From: "); put(mailbox(name: m.fromName, address: m.fromAddress)); put("\r\n")
         put("To: "); put(m.to); put("\r\n")
         put("Subject: "); put(Encodings.headerText(m.subject)); put("\r\n")
-        put("Date: "); put(Encodings.rfc5322Date(epochSeconds: epochSeconds)); put("\r\n")
+        put("Date: "); Encodings.appendRFC5322Date(epochSeconds: epochSeconds, to: &out); put("\r\n")
         put("Message-ID: "); out.append(contentsOf: idBytes); put("\r\n")
         put("MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"")
         out.append(contentsOf: boundary)
@@ -73,12 +77,13 @@ public enum MessageBuilder {
 
     static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// 16 lower-case hex digits, most significant first.
     static func appendHex(_ v: UInt64, _ out: inout [UInt8]) {
-        var shift: UInt64 = 60
-        while true {
-            out.append(hexDigits[Int((v >> shift) & 15)])
-            if shift == 0 { break }
-            shift -= 4
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digits in
+            hexDigits.withUnsafeBufferPointer { table in
+                for i in 0..<16 { digits[i] = table[Int((v >> UInt64(60 - 4 * i)) & 15)] }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(digits))
         }
     }
 

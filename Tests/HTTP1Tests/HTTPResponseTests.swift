@@ -29,9 +29,15 @@ import Testing
         (1_709_251_199, "Thu, 29 Feb 2024 23:59:59 GMT"),
         (4_102_444_800, "Fri, 01 Jan 2100 00:00:00 GMT"),
         (-1, "Wed, 31 Dec 1969 23:59:59 GMT"),
+        (1_795_815_126, "Fri, 27 Nov 2026 21:32:06 GMT"),
+        (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
+        (-62_135_596_800, "Mon, 01 Jan 0001 00:00:00 GMT"),   // always four year digits (RFC 5322 §3.3)
     ])
     func imfDates(seconds: Int, expected: String) {
         #expect(IMFDate.format(epochSeconds: seconds) == expected)
+        var bytes = Array("Date: ".utf8)
+        IMFDate.append(epochSeconds: seconds, zone: "+0000", to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "Date: " + expected.dropLast(3) + "+0000")
     }
 
     @Test(arguments: [(200, "OK"), (404, "Not Found"), (405, "Method Not Allowed"), (431, "Request Header Fields Too Large"),

@@ -64,6 +64,64 @@ struct FixedRandom: RandomNumberGenerator {
         #expect(String(decoding: Encodings.quotedPrintable(input), as: UTF8.self) == expected)
     }
 
+    /// The quoted-printable definition, byte by byte (what the encoder wrote before it wrote
+    /// through a pointer): the encoder must agree with it on any input.
+    static func referenceQuotedPrintable(_ bytes: [UInt8]) -> [UInt8] {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        var lineLength = 0
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == 0x0D || b == 0x0A {
+                out += [0x0D, 0x0A]
+                lineLength = 0
+                if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
+                i += 1
+                continue
+            }
+            let atLineEnd = i + 1 == bytes.count || bytes[i + 1] == 0x0D || bytes[i + 1] == 0x0A
+            let literal = ((b >= 0x21 && b <= 0x7E && b != 0x3D) || ((b == 0x20 || b == 0x09) && !atLineEnd))
+                && !(b == 0x2E && lineLength == 0)
+            let width = literal ? 1 : 3
+            if lineLength + width > 75 {
+                out += [0x3D, 0x0D, 0x0A]
+                lineLength = 0
+                if b == 0x2E && literal {
+                    out += [0x3D, 0x32, 0x45]
+                    lineLength = 3
+                    i += 1
+                    continue
+                }
+            }
+            out += literal ? [b] : [0x3D, hex[Int(b >> 4)], hex[Int(b & 15)]]
+            lineLength += width
+            i += 1
+        }
+        return out
+    }
+
+    /// Random inputs weighted toward what stresses the encoder: bytes that need =XX (the most
+    /// output per input byte, the capacity bound), dots and spaces at line ends, CR/LF runs.
+    @Test func quotedPrintableAgreesWithTheDefinition() {
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 33) }
+        let alphabet: [UInt8] = [0x2E, 0x20, 0x09, 0x0D, 0x0A, 0x3D, 0x00, 0xFF, 0xC3, 0x41, 0x7A, 0x7F]
+        for round in 0..<3000 {
+            let length = next() % (round < 2000 ? 200 : 3000)
+            let bytes = (0..<length).map { _ in next() % 3 == 0 ? UInt8(next() % 256) : alphabet[next() % alphabet.count] }
+            let encoded = bytes.withUnsafeBufferPointer { Encodings.quotedPrintable($0) }
+            #expect(encoded == Self.referenceQuotedPrintable(bytes))
+            #expect(encoded.count <= Encodings.quotedPrintableCapacity(bytes.count))
+        }
+        // The worst case for the bound: every byte encoded.
+        for length in [0, 1, 24, 25, 26, 75, 76, 1000] {
+            let bytes = [UInt8](repeating: 0xFF, count: length)
+            let encoded = bytes.withUnsafeBufferPointer { Encodings.quotedPrintable($0) }
+            #expect(encoded == Self.referenceQuotedPrintable(bytes))
+        }
+    }
+
     @Test func base64AndEncodedWords() {
         #expect(Encodings.base64(Array("Man".utf8)) == "TWFu")
         #expect(Encodings.base64(Array("Ma".utf8)) == "TWE=")
