@@ -205,6 +205,27 @@ func tempDatabasePath() -> String {
         s.finish()
     }
 
+    /// Cached statements keep their values between uses (no sqlite3_clear_bindings), so each
+    /// use binds every parameter again; debug builds check it against this mask.
+    @Test(arguments: [
+        ("SELECT ?1, ?3", UInt64(0b101)), ("SELECT ?, ?", 0b11), ("SELECT 1", 0), ("SELECT ?2 + ?2", 0b10),
+        ("EXPLAIN SELECT ?1", 0), ("EXPLAIN QUERY PLAN SELECT ?1", 0),
+    ])
+    func parametersEachUseMustBind(sql: String, mask: UInt64) throws {
+        let db = try Database(path: tempDatabasePath())
+        #expect(try db.statement(sql).parameterMask == mask)
+    }
+
+    @Test func aReusedStatementSeesOnlyItsNewValues() throws {
+        let db = try Database(path: tempDatabasePath())
+        for (a, b) in [("x", [UInt8](repeating: 1, count: 3000)), ("y", [2]), ("", [])] {
+            let s = try db.statement("SELECT ?1, length(?2), ?2").bind(1, a).bind(2, blob: b)
+            #expect(try s.step())
+            #expect(s.string(0) == a && s.int(1) == b.count && s.blob(2) == b)
+            s.finish()
+        }
+    }
+
     @Test func aNewerSchemaIsRefused() throws {
         let path = tempDatabasePath()
         let db = try Database(path: path)
