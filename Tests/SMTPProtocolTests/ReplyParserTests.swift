@@ -63,6 +63,34 @@ struct ReplyParserTests {
         }
     }
 
+    /// Any input, cut anywhere: the bulk parser gives the replies (and the error, at the same
+    /// point) that feeding one byte at a time gives.
+    @Test func bulkFeedingAgreesWithByteByByte() {
+        var state: UInt64 = 0xD1B5_4A32_D192_ED03
+        func next() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 33) }
+        let pieces = ["250", "-", " ", "2.1.0", "ok", "\r\n", "\n", "354", "550 5.1.1", "\u{07}", "x", "251", "2",
+                      String(repeating: "z", count: 700)]
+        func describe(_ r: [SMTPReply]) -> [String] { r.map { "\($0.code)|\($0.enhancedCode ?? "-")|\($0.lines)" } }
+        for _ in 0..<3000 {
+            let input = Array((0..<(next() % 16)).map { _ in pieces[next() % pieces.count] }.joined().utf8)
+            var reference = ReplyParser(), bulk = ReplyParser()
+            var expected: [SMTPReply] = [], got: [SMTPReply] = []
+            var expectedError: String?, gotError: String?
+            do { try reference.feedByteByByte(input, into: &expected) } catch { expectedError = error.reason }
+            var at = 0
+            do {
+                while at < input.count {   // random chunks, as reads deliver them
+                    let end = min(input.count, at + 1 + next() % 40)
+                    try bulk.feed(Array(input[at..<end]), into: &got)
+                    at = end
+                }
+            } catch { gotError = error.reason }
+            #expect(describe(got) == describe(expected))
+            #expect(gotError == expectedError)
+            if expectedError == nil { #expect(bulk.isMidReply == reference.isMidReply) }
+        }
+    }
+
     @Test func aThousandLineReplyIsOneReply() throws {
         var text = ""
         for i in 0..<999 { text += "250-line \(i)\r\n" }
