@@ -51,28 +51,37 @@ public enum MessageBuilder {
         let text = m.text ?? HTMLText.plainText(fromHTML: m.html)
         var out: [UInt8] = []
         out.reserveCapacity(640 + m.html.utf8.count * 2 + text.utf8.count + m.subject.utf8.count * 2)
-        // Contiguous UTF-8 (literals and native strings both have it): appending the UTF-8
-        // view itself goes through its generic, byte-at-a-time path.
-        func put(_ s: String) {
-            if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s.utf8) }
-        }
-        put("From: "); put(mailbox(name: m.fromName, address: m.fromAddress)); put("\r\n")
-        put("To: "); put(m.to); put("\r\n")
-        put("Subject: "); put(Encodings.headerText(m.subject)); put("\r\n")
-        put("Date: "); Encodings.appendRFC5322Date(epochSeconds: epochSeconds, to: &out); put("\r\n")
-        put("Message-ID: "); out.append(contentsOf: idBytes); put("\r\n")
-        put("MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"")
+        // Literals as StaticString and values as contiguous UTF-8, through free functions on
+        // `out` (a nested function capturing `out` paid a dynamic exclusivity check and the
+        // UTF-8 view's generic append per call).
+        put("From: ", &out); put(mailbox(name: m.fromName, address: m.fromAddress), &out); put("\r\n", &out)
+        put("To: ", &out); put(m.to, &out); put("\r\n", &out)
+        put("Subject: ", &out); put(Encodings.headerText(m.subject), &out); put("\r\n", &out)
+        put("Date: ", &out); Encodings.appendRFC5322Date(epochSeconds: epochSeconds, to: &out); put("\r\n", &out)
+        put("Message-ID: ", &out); out.append(contentsOf: idBytes); put("\r\n", &out)
+        put("MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"", &out)
         out.append(contentsOf: boundary)
-        put("\"\r\n\r\n")
-        for (type, body) in [("text/plain", text), ("text/html", m.html)] {
-            put("--"); out.append(contentsOf: boundary)
-            put("\r\nContent-Type: "); put(type)
-            put("; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+        put("\"\r\n\r\n", &out)
+        for (type, body) in [("text/plain" as StaticString, text), ("text/html", m.html)] {
+            put("--", &out); out.append(contentsOf: boundary)
+            put("\r\nContent-Type: ", &out); put(type, &out)
+            put("; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", &out)
             out.append(contentsOf: Encodings.quotedPrintable(body))
-            put("\r\n")
+            put("\r\n", &out)
         }
-        put("--"); out.append(contentsOf: boundary); put("--\r\n")
+        put("--", &out); out.append(contentsOf: boundary); put("--\r\n", &out)
         return OutgoingMessage(messageID: messageID, bytes: out)
+    }
+
+    @inline(__always)
+    static func put(_ s: StaticString, _ out: inout [UInt8]) {
+        s.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    static func put(_ s: String, _ out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { out.append(contentsOf: $0) }
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)

@@ -2,7 +2,7 @@
 /// hashing, constant-time comparison, abilities.
 import Testing
 @testable import Auth
-import Digest
+@testable import Digest
 
 struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
@@ -83,6 +83,19 @@ struct SeededGenerator: RandomNumberGenerator {
         #expect(Digest.hex(Digest.sha256("abc".utf8.lazy.map { $0 })) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
         #expect(Digest.hex(Digest.sha256(million)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// The low-level SHA-256 agrees with EVP's on every length around the block boundaries
+    /// (55/56/64 bytes: where the padding spills into a second block) and on random contents.
+    @Test func sha256AgreesWithEVP() {
+        var state: UInt64 = 7
+        for length in Array(0...200) + [1000, 4096, 65537] {
+            let bytes = (0..<length).map { _ -> UInt8 in state = state &* 6364136223846793005 &+ 1; return UInt8(truncatingIfNeeded: state >> 56) }
+            let a = bytes.withUnsafeBytes { Digest.sha256($0) }
+            let b = bytes.withUnsafeBytes { Digest.sha256EVP($0) }
+            #expect(a == b, "length \(length)")
+            #expect(a.count == 32)
+        }
     }
 
     @Test func constantTimeEquals() {
