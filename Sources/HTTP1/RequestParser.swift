@@ -234,6 +234,7 @@ public struct RequestParser: Sendable {
 
         // Field lines.
         var headers = HTTPHeaders()
+        headers.fields.reserveCapacity(8)   // one allocation for a typical request, not four growths
         var hosts = 0
         var contentLengths: [String] = []
         var transferCodings: [String] = []
