@@ -123,7 +123,10 @@ enum Migrations {
         ]),
     ]
 
-    static func run(on db: Database, through target: Int = steps.count) throws(SQLiteError) {
+    /// Applies the steps after the database's version, through `target`. Returns true when a
+    /// `.redefine` step ran (the caller then opens a fresh connection).
+    @discardableResult
+    static func run(on db: Database, through target: Int = steps.count) throws(SQLiteError) -> Bool {
         let s = try db.statement("PRAGMA user_version")
         let current = try s.step() ? s.int(0) : 0
         s.finish()
@@ -131,18 +134,22 @@ enum Migrations {
             if current > steps.count {
                 throw SQLiteError(message: "database schema version \(current) is newer than this program (\(steps.count))")
             }
-            return
+            return false
         }
+        var redefined = false
         try db.begin()
         do {
             for i in current..<target {
                 switch steps[i] {
                 case .sql(let sql): try db.execute(sql)
-                case .redefine(let edits): try redefine(edits, on: db)
+                case .redefine(let edits):
+                    try redefine(edits, on: db)
+                    redefined = true
                 }
             }
             try db.execute("PRAGMA user_version=\(target)")
             try db.commit()
+            return redefined
         } catch {
             db.rollback()
             throw error

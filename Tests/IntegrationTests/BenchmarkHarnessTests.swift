@@ -37,6 +37,23 @@ import Testing
         #expect(text.contains("| s | accepted | sent | queue | sink |"))
     }
 
+    /// `Benchmarks/run-instructions`: the server under callgrind answers the replay load, and
+    /// the tool prints user-space instructions per answered request (no value asserted: a
+    /// count, and that every answer was a 2xx).
+    @Test func theInstructionCounterReportsAFigurePerRequest() throws {
+        let ports = try (0..<2).map { _ in try freeTCPPort() }
+        let (rc, out) = try run(["env", "BIN=\(binaryPath())", "DURATION=2", "PORT=\(ports[0])", "PORT_SINK=\(ports[1])",
+                                 repositoryRoot + "/Benchmarks/run-instructions", "replay"], timeoutSeconds: 180)
+        #expect(rc == 0, "\(out)")
+        let line = try #require(out.split(separator: "\n").last { $0.hasPrefix("replay: ") }, "\(out)")
+        let words = line.split(separator: " ")
+        let answered = try #require(Int(words[1]))
+        #expect(answered > 0)
+        #expect(line.contains("(0 not 2xx)"), "\(line)")
+        let perRequest = try #require(words.firstIndex(of: "user-space").flatMap { Int(words[$0 - 1]) }, "\(line)")
+        #expect(perRequest > 1000, "a request is more than a thousand instructions: \(line)")
+    }
+
     /// `Benchmarks/run --smoke`: the suite's own script runs its parts (here the keep-alive send
     /// case against nginx for a second, then end to end for 300 requests) and assembles one report whose
     /// headline rows carry numbers from both sides and say accepted = delivered.
