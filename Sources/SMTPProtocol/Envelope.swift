@@ -54,6 +54,58 @@ public enum DataEncoding {
     /// The DATA payload: the message dot-stuffed (RFC 5321 §4.5.2: a line that starts with
     /// "." gets one more), bare CR or LF normalised to CRLF, ended by CRLF "." CRLF.
     public static func dotStuffed(_ message: [UInt8]) -> [UInt8] {
+        // A message built here already has CRLF lines and no line starting with a dot
+        // (quoted-printable encodes one): then the payload is the message and ".": one copy.
+        if isCleanCRLF(message) {
+            var out: [UInt8] = []
+            out.reserveCapacity(message.count + 3)
+            out.append(contentsOf: message)
+            out.append(contentsOf: [0x2E, 0x0D, 0x0A])
+            return out
+        }
+        return stuffedLineByLine(message)
+    }
+
+    /// Every line ends in CRLF, the last one included; no bare CR or LF; no line starts with
+    /// ".". Eight bytes at a time: a word without CR or LF is skipped whole.
+    static func isCleanCRLF(_ m: [UInt8]) -> Bool {
+        let n = m.count
+        guard n >= 2, m[0] != 0x2E, m[n - 2] == 0x0D, m[n - 1] == 0x0A else { return false }
+        return m.withUnsafeBufferPointer { p in
+            var crs = 0, lfs = 0
+            // Every LF has a CR just before it and no dot just after; with as many CRs as LFs,
+            // no CR is bare either.
+            @inline(__always) func check(_ k: Int) -> Bool {
+                let b = p[k]
+                if b == 0x0D { crs += 1; return true }
+                if b != 0x0A { return true }
+                lfs += 1
+                return k > 0 && p[k - 1] == 0x0D && (k + 1 == n || p[k + 1] != 0x2E)
+            }
+            let raw = UnsafeRawBufferPointer(p)
+            var i = 0
+            while i + 8 <= n {
+                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                if hasByte(w, 0x0D) || hasByte(w, 0x0A) {
+                    for k in i..<(i + 8) where !check(k) { return false }
+                }
+                i += 8
+            }
+            while i < n {
+                if !check(i) { return false }
+                i += 1
+            }
+            return crs == lfs
+        }
+    }
+
+    /// Whether any byte of `w` equals `c` (the classic zero-byte test on `w ^ c…c`).
+    @inline(__always) static func hasByte(_ w: UInt64, _ c: UInt8) -> Bool {
+        let x = w ^ (0x0101_0101_0101_0101 &* UInt64(c))
+        return (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080 != 0
+    }
+
+    static func stuffedLineByLine(_ message: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + message.count / 64 + 5)
         message.withUnsafeBufferPointer { m in

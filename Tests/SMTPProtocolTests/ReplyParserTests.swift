@@ -176,6 +176,39 @@ struct ReplyParserTests {
             let m = (0..<Int.random(in: 0...40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
             #expect(DataEncoding.dotStuffed(m) == reference(m), "\(m)")
         }
+        // Messages as the builder makes them (CRLF lines of any length, dots inside lines) —
+        // the one-copy path — and the same with one flaw put anywhere: a bare CR or LF, a
+        // dot starting a line, a missing final CRLF.
+        let inLine: [UInt8] = [0x61, 0x2E, 0x20, 0x3D]
+        for round in 0..<3000 {
+            var m: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                var line = (0..<Int.random(in: 0...90, using: &rng)).map { _ in inLine.randomElement(using: &rng)! }
+                if line.first == 0x2E { line[0] = 0x61 }
+                m += line + [0x0D, 0x0A]
+            }
+            if round % 2 == 1 {
+                let at = Int.random(in: 0..<m.count, using: &rng)
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: m.insert(0x0D, at: at)
+                case 1: m.insert(0x0A, at: at)
+                case 2: m.insert(contentsOf: [0x0D, 0x0A, 0x2E], at: at)
+                default: m.removeLast(Int.random(in: 1...2, using: &rng))
+                }
+            }
+            #expect(DataEncoding.dotStuffed(m) == reference(m), "\(m)")
+        }
+    }
+
+    /// What MessageBuilder makes takes the one-copy path (CRLF lines, no leading dot).
+    @Test func builtMessagesAreAlreadyClean() {
+        var random = SystemRandomNumberGenerator()
+        let message = MessageBuilder.build(.init(fromAddress: "a@b.example", fromName: "A", to: "c@d.example", subject: "s",
+                                                 html: "<p>.dot first</p>\n.\n<p>" + String(repeating: "long line. ", count: 40) + "</p>", text: nil),
+                                           epochSeconds: 0, random: &random).bytes
+        #expect(DataEncoding.isCleanCRLF(message))
+        #expect(DataEncoding.dotStuffed(message) == message + Array(".\r\n".utf8))
+        #expect(!DataEncoding.isCleanCRLF(Array("a\r\n.b\r\n".utf8)) && !DataEncoding.isCleanCRLF(Array("a\nb\r\n".utf8)))
     }
 
     @Test func envelopeNeeds() {
