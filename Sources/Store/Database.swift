@@ -41,10 +41,11 @@ public final class Database {
             // A connection that rewrote table definitions (writable_schema) stays slower for
             // its whole life: ~400 more allocations per transaction, measured. A fresh one
             // reads the new definitions like any other.
+            let fresh = try Database.openHandle(path)   // first: a failure leaves `db` as it was
             for s in statements.values { s.finalize() }
             statements.removeAll()
             sqlite3_close_v2(db)
-            db = try Database.openHandle(path)
+            db = fresh
             try configure(busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         }
     }
