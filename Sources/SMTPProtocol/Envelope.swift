@@ -17,8 +17,12 @@ public struct Envelope: Sendable {
         self.message = message
         let eightBit = Envelope.hasHighBit(message)
         has8BitContent = eightBit
-        needsSMTPUTF8 = from.utf8.contains(where: { $0 >= 0x80 }) || to.utf8.contains(where: { $0 >= 0x80 })
-            || (eightBit && Envelope.headersHave8Bit(message))
+        needsSMTPUTF8 = !Envelope.isASCII(from) || !Envelope.isASCII(to) || (eightBit && Envelope.headersHave8Bit(message))
+    }
+
+    static func isASCII(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { !$0.contains(where: { $0 >= 0x80 }) }
     }
 
     /// Any octet ≥ 0x80, eight at a time (it runs over every message handed to a session).
