@@ -1,11 +1,11 @@
-/// Digest: SHA-256 and constant-time comparison over OpenSSL's EVP (computation only; no
+/// Digest: SHA-256 and constant-time comparison over OpenSSL (computation only; no
 /// keys kept, no I/O). Used to store token secrets hashed and to fingerprint request bodies.
 import COpenSSL
 
 public enum Digest {
-    /// SHA-256, fetched once: OpenSSL 3's one-shot `SHA256()` looks the algorithm up by name on
-    /// every call (a locked table search costing more than hashing a short token). Fetched
-    /// algorithms are immutable and may be shared between threads.
+    /// SHA-256 for EVP, fetched once (OpenSSL 3 looks an algorithm up by name otherwise): only
+    /// `sha256EVP`, the reference the tests hold `sha256` to, uses it. Fetched algorithms are
+    /// immutable and may be shared between threads.
     nonisolated(unsafe) static let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
 
     /// SHA-256 of `bytes` (32 bytes).

@@ -118,3 +118,18 @@ public enum Encodings {
         IMFDate.append(epochSeconds: epochSeconds, zone: "+0000", to: &out)
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Appends the string's UTF-8 at once (the UTF-8 view's own `append(contentsOf:)` goes
+    /// through a generic, byte-at-a-time path): message and command bytes are built with it.
+    @inline(__always)
+    public mutating func append(utf8 s: String) {
+        var s = s
+        s.withUTF8 { append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    public mutating func append(utf8 s: StaticString) {
+        s.withUTF8Buffer { append(contentsOf: $0) }
+    }
+}

@@ -51,37 +51,23 @@ public enum MessageBuilder {
         let text = m.text ?? HTMLText.plainText(fromHTML: m.html)
         var out: [UInt8] = []
         out.reserveCapacity(640 + m.html.utf8.count * 2 + text.utf8.count + m.subject.utf8.count * 2)
-        // Literals as StaticString and values as contiguous UTF-8, through free functions on
-        // `out` (a nested function capturing `out` paid a dynamic exclusivity check and the
-        // UTF-8 view's generic append per call).
-        put("From: ", &out); put(mailbox(name: m.fromName, address: m.fromAddress), &out); put("\r\n", &out)
-        put("To: ", &out); put(m.to, &out); put("\r\n", &out)
-        put("Subject: ", &out); put(Encodings.headerText(m.subject), &out); put("\r\n", &out)
-        put("Date: ", &out); Encodings.appendRFC5322Date(epochSeconds: epochSeconds, to: &out); put("\r\n", &out)
-        put("Message-ID: ", &out); out.append(contentsOf: idBytes); put("\r\n", &out)
-        put("MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"", &out)
+        out.append(utf8: "From: "); out.append(utf8: mailbox(name: m.fromName, address: m.fromAddress)); out.append(utf8: "\r\n")
+        out.append(utf8: "To: "); out.append(utf8: m.to); out.append(utf8: "\r\n")
+        out.append(utf8: "Subject: "); out.append(utf8: Encodings.headerText(m.subject)); out.append(utf8: "\r\n")
+        out.append(utf8: "Date: "); Encodings.appendRFC5322Date(epochSeconds: epochSeconds, to: &out); out.append(utf8: "\r\n")
+        out.append(utf8: "Message-ID: "); out.append(contentsOf: idBytes); out.append(utf8: "\r\n")
+        out.append(utf8: "MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"")
         out.append(contentsOf: boundary)
-        put("\"\r\n\r\n", &out)
+        out.append(utf8: "\"\r\n\r\n")
         for (type, body) in [("text/plain" as StaticString, text), ("text/html", m.html)] {
-            put("--", &out); out.append(contentsOf: boundary)
-            put("\r\nContent-Type: ", &out); put(type, &out)
-            put("; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", &out)
+            out.append(utf8: "--"); out.append(contentsOf: boundary)
+            out.append(utf8: "\r\nContent-Type: "); out.append(utf8: type)
+            out.append(utf8: "; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
             out.append(contentsOf: Encodings.quotedPrintable(body))
-            put("\r\n", &out)
+            out.append(utf8: "\r\n")
         }
-        put("--", &out); out.append(contentsOf: boundary); put("--\r\n", &out)
+        out.append(utf8: "--"); out.append(contentsOf: boundary); out.append(utf8: "--\r\n")
         return OutgoingMessage(messageID: messageID, bytes: out)
-    }
-
-    @inline(__always)
-    static func put(_ s: StaticString, _ out: inout [UInt8]) {
-        s.withUTF8Buffer { out.append(contentsOf: $0) }
-    }
-
-    @inline(__always)
-    static func put(_ s: String, _ out: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { out.append(contentsOf: $0) }
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)

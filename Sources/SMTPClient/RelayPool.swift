@@ -95,7 +95,7 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     /// messages cost one write instead of two.
     func dispatch() {
         guard !draining, !waiting.isEmpty else { return }
-        for s in holding where !s.quitWhenIdle && s.holdingOutput {
+        for s in holding where !s.quitWhenIdle {
             s.pipelineNext()
             if waiting.isEmpty { return }
         }

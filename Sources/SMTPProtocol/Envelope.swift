@@ -17,29 +17,29 @@ public struct Envelope: Sendable {
         self.message = message
         let eightBit = Envelope.hasHighBit(message)
         has8BitContent = eightBit
-        needsSMTPUTF8 = !Envelope.isASCII(from) || !Envelope.isASCII(to) || (eightBit && Envelope.headersHave8Bit(message))
+        needsSMTPUTF8 = Envelope.hasHighBit(from) || Envelope.hasHighBit(to) || (eightBit && Envelope.headersHave8Bit(message))
     }
 
-    static func isASCII(_ s: String) -> Bool {
+    static func hasHighBit(_ m: [UInt8]) -> Bool { m.withUnsafeBytes(hasHighBit) }
+
+    static func hasHighBit(_ s: String) -> Bool {
         var s = s
-        return s.withUTF8 { !$0.contains(where: { $0 >= 0x80 }) }
+        return s.withUTF8 { hasHighBit(UnsafeRawBufferPointer($0)) }
     }
 
     /// Any octet ≥ 0x80, eight at a time (it runs over every message handed to a session).
-    static func hasHighBit(_ m: [UInt8]) -> Bool {
-        m.withUnsafeBytes { raw in
-            let n = raw.count
-            var i = 0
-            while i + 8 <= n {
-                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return true }
-                i += 8
-            }
-            while i < n {
-                if raw[i] >= 0x80 { return true }
-                i += 1
-            }
-            return false
+    static func hasHighBit(_ raw: UnsafeRawBufferPointer) -> Bool {
+        let n = raw.count
+        var i = 0
+        while i + 8 <= n {
+            if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return true }
+            i += 8
         }
+        while i < n {
+            if raw[i] >= 0x80 { return true }
+            i += 1
+        }
+        return false
     }
 
     static func headersHave8Bit(_ m: [UInt8]) -> Bool {

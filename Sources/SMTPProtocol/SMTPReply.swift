@@ -90,23 +90,6 @@ public struct ReplyParser: Sendable {
         if let failure { throw failure }
     }
 
-    /// One byte at a time: the definition `feed` must agree with (tests).
-    mutating func feedByteByByte(_ bytes: [UInt8], into replies: inout [SMTPReply]) throws(SMTPProtocolError) {
-        for b in bytes { try consume(b, into: &replies) }
-    }
-
-    @inline(__always)
-    mutating func consume(_ b: UInt8, into replies: inout [SMTPReply]) throws(SMTPProtocolError) {
-        if b == 0x0A {
-            if let r = try finishLine() { replies.append(r) }
-            return
-        }
-        guard line.count < ReplyParser.maxLineLength else {
-            throw SMTPProtocolError("reply line longer than \(ReplyParser.maxLineLength) octets")
-        }
-        line.append(b)
-    }
-
     mutating func finishLine() throws(SMTPProtocolError) -> SMTPReply? {
         if line.last == 0x0D { line.removeLast() }
         defer { line.removeAll(keepingCapacity: true) }

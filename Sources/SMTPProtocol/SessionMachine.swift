@@ -431,14 +431,13 @@ public struct SessionMachine: Sendable {
         // Written as bytes (string concatenation cost ~5 000 instructions a message).
         var command: [UInt8] = []
         command.reserveCapacity(e.from.utf8.count + e.to.utf8.count + 80)
-        func put(_ s: String) { var s = s; s.withUTF8 { command.append(contentsOf: $0) } }
-        put("MAIL FROM:<"); put(e.from); put(">")
-        if capabilities.size != nil { put(" SIZE="); put(String(e.message.count)) }
-        if e.has8BitContent && capabilities.eightBitMIME { put(" BODY=8BITMIME") }
-        if e.needsSMTPUTF8 { put(" SMTPUTF8") }
-        put("\r\n")
+        command.append(utf8: "MAIL FROM:<"); command.append(utf8: e.from); command.append(utf8: ">")
+        if capabilities.size != nil { command.append(utf8: " SIZE="); command.append(utf8: String(e.message.count)) }
+        if e.has8BitContent && capabilities.eightBitMIME { command.append(utf8: " BODY=8BITMIME") }
+        if e.needsSMTPUTF8 { command.append(utf8: " SMTPUTF8") }
+        command.append(utf8: "\r\n")
         if capabilities.pipelining {
-            put("RCPT TO:<"); put(e.to); put(">\r\nDATA\r\n")
+            command.append(utf8: "RCPT TO:<"); command.append(utf8: e.to); command.append(utf8: ">\r\nDATA\r\n")
             return (Transaction(envelope: e, pending: [.mail, .rcpt, .data], refusal: nil, pipelined: true), [.send(command)])
         }
         return (Transaction(envelope: e, pending: [.mail], refusal: nil, pipelined: false), [.send(command)])

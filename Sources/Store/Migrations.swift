@@ -177,8 +177,8 @@ enum Migrations {
             try? db.execute("PRAGMA writable_schema=RESET")
             throw error
         }
-        // RESET: writing off, and this connection reloads the definitions (its own cookie
-        // already matches the bumped one, so it would not notice the change otherwise).
+        // RESET: writing off, and this connection reloads the definitions for the rest of the
+        // migration (its own cookie already matches the bumped one); Database then replaces it.
         try db.execute("PRAGMA writable_schema=RESET")
     }
 }

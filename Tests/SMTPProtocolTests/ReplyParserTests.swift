@@ -256,3 +256,20 @@ struct ReplyParserTests {
         #expect(Encodings.base64([0] + Array("user".utf8) + [0] + Array("pass".utf8)) == "AHVzZXIAcGFzcw==")
     }
 }
+
+extension ReplyParser {
+    /// One byte at a time: the definition `feed` must agree with (the parser before it copied
+    /// whole lines).
+    mutating func feedByteByByte(_ bytes: [UInt8], into replies: inout [SMTPReply]) throws(SMTPProtocolError) {
+        for b in bytes {
+            if b == 0x0A {
+                if let r = try finishLine() { replies.append(r) }
+                continue
+            }
+            guard line.count < ReplyParser.maxLineLength else {
+                throw SMTPProtocolError("reply line longer than \(ReplyParser.maxLineLength) octets")
+            }
+            line.append(b)
+        }
+    }
+}
