@@ -132,7 +132,9 @@ public final class Application: SignalHandler, DeadlineHandler {
         self.scheduler = scheduler
         service.participants.append(scheduler)
         service.scheduler = scheduler
-        router.add("POST", "/api/send_email") { request, responder in service.handle(request, responder: responder) }
+        router.add("POST", "/api/send_email", headCheck: { head in service.checkHead(head) }) { request, responder in
+            service.handle(request, responder: responder)
+        }
         let audit = AuditService(db: db, directory: directory, logger: logger)
         audit.install(on: router)
         auditService = audit
@@ -140,6 +142,7 @@ public final class Application: SignalHandler, DeadlineHandler {
                                          headTimeout: options.headTimeout, idleTimeout: options.idleTimeout,
                                          maxConnections: options.maxConnections)
         config.shutdownGrace = options.shutdownGrace
+        config.maxBodyBytesInFlight = options.maxBodyBytesInFlight
         if fdLimit > 0 && config.maxConnections + 64 > fdLimit {
             logger.warning("--max-connections \(config.maxConnections) is above what the descriptor limit (\(fdLimit)) allows; accepts will pause on EMFILE")
         }

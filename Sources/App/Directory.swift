@@ -46,6 +46,8 @@ public final class Directory {
     /// malformed, unknown or revoked token; 403 `forbidden` without `ability`.
     func authenticate(_ headers: HTTPHeaders, ability: String) throws -> StoredToken {
         try refreshIfChanged()
+        // Two Authorization headers: which one is meant is the client's secret, not ours to pick.
+        if headers.occurrences(of: "Authorization") > 1 { throw APIError.duplicateHeader("Authorization") }
         let token: StoredToken
         switch BearerToken.parse(authorization: headers["Authorization"]) {
         case .failure(.missing):

@@ -7,11 +7,15 @@ import SendAPI
 import HTTPServer
 
 public typealias RouteHandler = (HTTPRequest, Responder) -> HandlerResult
+/// A route's checks on the head alone (authentication, Content-Type): a response refuses
+/// the request before its body is read (`HTTPHandler.refuseBeforeBody`).
+public typealias HeadCheck = (RequestHead) -> HTTPResponse?
 
 public final class Router: HTTPHandler {
     struct Route {
         var index: Int
         var methods: [String: RouteHandler] = [:]
+        var headChecks: [String: HeadCheck] = [:]
         var allowed: [String] {
             var m = Array(methods.keys)
             if methods["GET"] != nil && methods["HEAD"] == nil { m.append("HEAD") }
@@ -27,12 +31,13 @@ public final class Router: HTTPHandler {
 
     public init() {}
 
-    public func add(_ method: String, _ path: String, _ handler: @escaping RouteHandler) {
+    public func add(_ method: String, _ path: String, headCheck: HeadCheck? = nil, _ handler: @escaping RouteHandler) {
         if routes[path] == nil {
             routes[path] = Route(index: labels.count)
             labels.append(path)
         }
         routes[path]!.methods[method] = handler
+        if let headCheck { routes[path]!.headChecks[method] = headCheck }
     }
 
     /// Every path that starts with `prefix` and has more after it.
@@ -55,6 +60,16 @@ public final class Router: HTTPHandler {
 
     public func routeIndex(for head: RequestHead) -> Int {
         route(for: head.path)?.index ?? -1
+    }
+
+    /// A request with a body to an unknown path or with a method the path does not take is
+    /// answered on its head; so is one its route's head check refuses.
+    public func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse? {
+        guard let route = route(for: head.path) else { return APIError.notFound(head.method, head.path).response }
+        guard route.methods[head.method] != nil else {
+            return APIError.methodNotAllowed(head.method, allowed: route.allowed).response
+        }
+        return route.headChecks[head.method]?(head)
     }
 
     public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {

@@ -106,14 +106,33 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
     }
 
-    func process(_ request: HTTPRequest, responder: Responder) throws -> HandlerResult {
-        let headers = request.head.headers
+    /// Steps 1 and 2 on the head alone, before the body is read (`HTTPHandler.refuseBeforeBody`):
+    /// an unauthenticated client or a wrong Content-Type never makes us hold a body.
+    public func checkHead(_ head: RequestHead) -> HTTPResponse? {
+        do {
+            _ = try checkAuthenticationAndContentType(head.headers)
+            return nil
+        } catch let e as APIError {
+            return e.response
+        } catch {
+            logger.error("send_email: \(error)")
+            return APIError.internalError.response
+        }
+    }
 
+    func checkAuthenticationAndContentType(_ headers: HTTPHeaders) throws -> StoredToken {
         // 1. Authentication and ability.
         let token = try directory.authenticate(headers, ability: Ability.sendEmail)
 
-        // 2. Content-Type.
+        // 2. Content-Type (given once: two would leave the media type to whichever we read).
+        if headers.occurrences(of: "Content-Type") > 1 { throw APIError.duplicateHeader("Content-Type") }
         guard SendAPI.contentTypeIsJSON(headers["Content-Type"]) else { throw APIError.unsupportedMediaType }
+        return token
+    }
+
+    func process(_ request: HTTPRequest, responder: Responder) throws -> HandlerResult {
+        let headers = request.head.headers
+        let token = try checkAuthenticationAndContentType(headers)
 
         // 3. Idempotency-Key.
         let keyHeader = headers.values(for: "Idempotency-Key")

@@ -22,6 +22,7 @@ public struct ServeOptions: Sendable {
     public var headTimeout: Duration = .seconds(10)
     public var idleTimeout: Duration = .seconds(60)
     public var maxConnections = 10_000
+    public var maxBodyBytesInFlight = 256 << 20
     public var shutdownGrace: Duration = .seconds(5)
     /// `--idempotency-retention-seconds`
     public var idempotencyRetentionSeconds = 86_400

@@ -47,6 +47,10 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-body-bytes"), help: "Request body limit; beyond: 413.")
     var maxBodyBytes = 10_485_760
 
+    @Option(name: .customLong("max-body-bytes-in-flight"),
+            help: "Memory all request bodies being received may hold together; a body that does not fit gets 503 with Retry-After before it is read.")
+    var maxBodyBytesInFlight = 268_435_456
+
     @Option(name: .customLong("head-timeout-seconds"), help: "Time for the TLS handshake + whole head; a body must keep this pace.")
     var headTimeoutSeconds = 10.0
 
@@ -104,6 +108,9 @@ struct Serve: ParsableCommand {
         }
         if maxHeadBytes < 256 || maxHeadBytes > 1 << 20 { throw usageError("--max-head-bytes must be 256…1048576") }
         if maxBodyBytes < 0 { throw usageError("--max-body-bytes must be ≥ 0") }
+        if maxBodyBytesInFlight < maxBodyBytes {
+            throw usageError("--max-body-bytes-in-flight must be at least --max-body-bytes (\(maxBodyBytes)), or no body of the largest size could ever be received")
+        }
         if !(headTimeoutSeconds > 0) || !(idleTimeoutSeconds > 0) || !(shutdownGraceSeconds >= 0) {
             throw usageError("timeouts must be positive numbers of seconds")
         }
@@ -149,6 +156,7 @@ struct Serve: ParsableCommand {
         options.idleTimeout = .milliseconds(Int64(idleTimeoutSeconds * 1000))
         options.shutdownGrace = .milliseconds(Int64(shutdownGraceSeconds * 1000))
         options.maxConnections = maxConnections
+        options.maxBodyBytesInFlight = maxBodyBytesInFlight
         options.idempotencyRetentionSeconds = idempotencyRetentionSeconds
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
         options.retryBaseSeconds = retryBaseSeconds

@@ -19,6 +19,13 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
         fields.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
     }
 
+    /// How many fields carry `name` (without allocating).
+    public func occurrences(of name: String) -> Int {
+        var n = 0
+        for f in fields where asciiCaseInsensitiveEquals(f.name, name) { n += 1 }
+        return n
+    }
+
     public func contains(_ name: String) -> Bool {
         fields.contains { asciiCaseInsensitiveEquals($0.name, name) }
     }

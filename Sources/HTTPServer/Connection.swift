@@ -62,6 +62,19 @@ final class Connection: IOHandler, DeadlineHandler {
     var currentHead: RequestHead?
     var currentBody: [UInt8] = []
     var headCompletedAt = Instant(nanoseconds: 0)
+    /// Bytes of the server-wide body budget this connection holds (`reserveBody`).
+    var bodyReservation = 0
+    /// Body bytes received since the head timer was last armed; the timer is re-armed only
+    /// when a window brought `minBodyBytesPerWindow` (a body must keep moving).
+    var bodyWindowBytes = 0
+    var bodyTimerDue = false
+    /// Request heads completed on this connection: until the first, the head timer armed at
+    /// accept runs on (a client that finished the handshake and sent nothing is not idle).
+    var requestsStarted = 0
+    /// For `HTTPServer.makeRoom`: when accepted, and when it last became idle.
+    var openedAt = Instant(nanoseconds: 0)
+    var idleSince = Instant(nanoseconds: 0)
+    var evicted = false
 
     var slots: [Slot] = []
     var nextSequence: UInt64 = 0
@@ -95,7 +108,44 @@ final class Connection: IOHandler, DeadlineHandler {
     var reactor: Reactor { server.reactor }
 
     func opened() {
+        openedAt = reactor.now
         arm(.head, after: server.configuration.headTimeout)
+    }
+
+    enum RoomClass { case neverRequested, idleKeepAlive, busy }
+
+    /// Whether `makeRoom` may close this connection to admit a new client.
+    var roomClass: RoomClass {
+        // A connection accepted a moment ago is about to send its request: not "silent" yet.
+        let silent = reactor.now - openedAt >= server.configuration.silentAfter
+        switch state {
+        case .handshaking:
+            return silent ? .neverRequested : .busy
+        case .open:
+            if requestsStarted == 0 { return silent ? .neverRequested : .busy }
+            if slots.isEmpty && currentHead == nil && input.isEmpty && !hasUnsentBytes && timerKind == .idle {
+                return .idleKeepAlive
+            }
+            return .busy
+        case .closing, .lingering, .closed:
+            return .busy
+        }
+    }
+
+    /// Closed to make room: close_notify if the handshake is done (one attempt to send it),
+    /// FIN, and the slot is free in this iteration's reap (no lingering: nothing is in flight).
+    func evict() {
+        if let tls, tls.isHandshakeComplete && !fatalTLSError {
+            _ = tls.shutdown()
+            if tls.pendingCiphertext > 0 {
+                var bytes: [UInt8] = []
+                tls.drainCiphertext(into: &bytes)
+                _ = bytes.withUnsafeBytes { try? Syscall.send(fd, $0) }
+            }
+        }
+        Syscall.shutdownWrite(fd)
+        fatalTLSError = true
+        requestClose(reason: "closed to admit a new client (max connections)")
     }
 
     // MARK: Reactor callbacks
@@ -209,6 +259,9 @@ final class Connection: IOHandler, DeadlineHandler {
         if state == .open || state == .closing {
             decrypt()
             parseAvailable()
+            if closeAfterResponses && currentHead == nil && !input.isEmpty {
+                input = []   // nothing after the last answered request is read (nor kept)
+            }
         }
         if peerClosed && state != .closed && state != .lingering {
             // The client half-closed. Finish what it asked for, then close.
@@ -269,6 +322,20 @@ final class Connection: IOHandler, DeadlineHandler {
                 currentHead = head
                 currentBody = []
                 headCompletedAt = reactor.now
+                requestsStarted += 1
+                if head.framing != .none && head.framing != .contentLength(0) {
+                    // Decide before 100 Continue and before keeping any of the body.
+                    if let refusal = server.handler.refuseBeforeBody(head) {
+                        refuseBody(refusal)
+                        return
+                    }
+                    if case .contentLength(let n) = head.framing, !reserveBody(n) {
+                        refuseBody(busyResponse())
+                        return
+                    }
+                    bodyWindowBytes = 0
+                    bodyTimerDue = true
+                }
                 if head.expectsContinue && head.framing != .none && head.framing != .contentLength(0) {
                     // RFC 9110 §10.1.1: tell the client to send the body. Ordered after any
                     // earlier pipelined responses, as an already-complete slot.
@@ -277,12 +344,22 @@ final class Connection: IOHandler, DeadlineHandler {
                     moveReadySlots()
                 }
             case .body(let range):
+                if currentHead?.framing == .chunked && !reserveBody(range.count) {
+                    refuseBody(busyResponse())
+                    return
+                }
                 currentBody.append(contentsOf: input[(base + range.lowerBound)..<(base + range.upperBound)])
+                bodyWindowBytes += range.count
+                if bodyWindowBytes >= server.configuration.minBodyBytesPerWindow {
+                    bodyWindowBytes = 0
+                    bodyTimerDue = true
+                }
             case .end:
                 guard let head = currentHead else { preconditionFailure("parser ended a request without a head") }
                 currentHead = nil
                 let body = currentBody
                 currentBody = []
+                releaseBody()
                 dispatch(HTTPRequest(head: head, body: body, receivedAt: headCompletedAt))
                 if slots.count >= server.configuration.maxPipelinedRequests
                     || out.count - outOffset >= server.configuration.maxPendingOutputBytes {
@@ -322,6 +399,39 @@ final class Connection: IOHandler, DeadlineHandler {
 
     var headSequences: Set<UInt64> = []
 
+    // MARK: Bodies: refused before reading, and the server-wide budget
+
+    /// Answers `response` to the request whose head just arrived and closes the connection
+    /// without reading its body (the lingering close discards whatever the client still sends).
+    func refuseBody(_ response: HTTPResponse) {
+        let head = currentHead
+        currentHead = nil
+        currentBody = []
+        releaseBody()
+        server.bodiesRefused += 1
+        enqueue(response: response, keepAlive: false, isHead: false, for: head)
+    }
+
+    /// Takes `n` bytes of the server-wide budget for the body being received.
+    func reserveBody(_ n: Int) -> Bool {
+        guard server.bodyBytesInFlight + n <= server.configuration.maxBodyBytesInFlight else { return false }
+        server.bodyBytesInFlight += n
+        bodyReservation += n
+        return true
+    }
+
+    func releaseBody() {
+        server.bodyBytesInFlight -= bodyReservation
+        bodyReservation = 0
+    }
+
+    func busyResponse() -> HTTPResponse {
+        var r = server.handler.errorResponse(for: ParseError(status: 503, reason: "The server is receiving too many request bodies at once; retry shortly."))
+        r.status = 503
+        r.headers.add(name: "Retry-After", value: "1")
+        return r
+    }
+
     /// A deferred response arrives.
     func complete(sequence: UInt64, response: HTTPResponse) {
         guard state != .closed && state != .lingering else { return }
@@ -332,10 +442,15 @@ final class Connection: IOHandler, DeadlineHandler {
     }
 
     /// Queues a response that is not tied to a dispatched request (parse errors).
-    func enqueue(response: HTTPResponse, keepAlive: Bool, isHead: Bool) {
+    func enqueue(response: HTTPResponse, keepAlive: Bool, isHead: Bool, for head: RequestHead? = nil) {
         let sequence = nextSequence
         nextSequence += 1
-        slots.append(Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive))
+        var slot = Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive)
+        if let head, server.observer != nil {   // answered on its head: counted on its route
+            slot.route = server.handler.routeIndex(for: head)
+            slot.receivedAt = headCompletedAt
+        }
+        slots.append(slot)
         if !keepAlive { closeAfterResponses = true }
         fill(sequence: sequence, response: response, isHead: isHead)
     }
@@ -373,6 +488,13 @@ final class Connection: IOHandler, DeadlineHandler {
         }
         if moved > 0 { slots.removeFirst(moved) }
         if out.count > outOffset { server.scheduleFlush(self) }
+        resumeReadingIfRoom()
+    }
+
+    /// Back-pressure released: fewer than half the pipelined slots in use and less than half
+    /// the output limit unsent. Checked when slots complete and when output is written (a
+    /// connection paused by one large response resumes once it is on the wire).
+    func resumeReadingIfRoom() {
         if readPaused && slots.count < server.configuration.maxPipelinedRequests / 2
             && out.count - outOffset < server.configuration.maxPendingOutputBytes / 2 {
             resumeReading()
@@ -414,42 +536,63 @@ final class Connection: IOHandler, DeadlineHandler {
     }
 
     /// Tail `flush` phase: encrypt and write everything we may write now.
+    ///
+    /// Under TLS the plaintext is encrypted a window at a time (with
+    /// `SSL_MODE_ENABLE_PARTIAL_WRITE` each `SSL_write_ex` takes about one record) and the
+    /// ciphertext sent; this repeats until everything is written or the socket would block —
+    /// then EPOLLOUT (`onWritable`) brings us back. Nothing is left for "some later flush":
+    /// a flush that stopped with bytes queued and no writable interest would sleep until an
+    /// unrelated event woke the loop.
     func flush() {
         guard state != .closed else { return }
         if let tls {
-            if out.count > outOffset && tls.isHandshakeComplete && !fatalTLSError {
-                let r = out.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[outOffset...])) }
-                switch r {
-                case .progress(let n):
-                    outOffset += n
-                case .wantRead, .wantWrite:
-                    break   // the engine's output takes every byte: cannot happen; retried on the next flush
-                case .closed, .failed:
-                    fatalTLSError = true
-                    abort(reason: "TLS write failed")
-                    return
+            while true {
+                // Encrypt more only once the previous ciphertext is on the wire: at most one
+                // window of ciphertext is held per connection.
+                if cipherOffset == cipherOut.count && out.count > outOffset && tls.isHandshakeComplete && !fatalTLSError {
+                    let end = min(out.count, outOffset + Connection.encryptWindow)
+                    while outOffset < end {
+                        let r = out.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[outOffset..<end])) }
+                        switch r {
+                        case .progress(let n) where n > 0:
+                            outOffset += n
+                        case .progress, .wantRead, .wantWrite:
+                            // The engine's output takes every byte, so this cannot happen; if
+                            // it did, a write that cannot progress must not spin the loop.
+                            fatalTLSError = true
+                            abort(reason: "TLS write made no progress")
+                            return
+                        case .closed, .failed:
+                            fatalTLSError = true
+                            abort(reason: "TLS write failed")
+                            return
+                        }
+                    }
+                    if outOffset == out.count { out.removeAll(keepingCapacity: out.count <= 16 * 1024); outOffset = 0 }
                 }
-                if outOffset == out.count { out.removeAll(keepingCapacity: out.count <= 16 * 1024); outOffset = 0 }
-            }
-            if tls.pendingCiphertext > 0 {
-                if cipherOffset == cipherOut.count { cipherOut.removeAll(keepingCapacity: true); cipherOffset = 0 }
-                tls.drainCiphertext(into: &cipherOut)
-            }
-            guard writeBuffered(&cipherOut, &cipherOffset) else { return }
-            if out.count > outOffset && tls.isHandshakeComplete {
-                server.scheduleFlush(self)   // partial TLS write: more next time
-                return
+                if tls.pendingCiphertext > 0 {
+                    if cipherOffset == cipherOut.count { cipherOut.removeAll(keepingCapacity: true); cipherOffset = 0 }
+                    tls.drainCiphertext(into: &cipherOut)
+                }
+                guard writeBuffered(&cipherOut, &cipherOffset) else { return }
+                if cipherOut.count > cipherOffset { resumeReadingIfRoom(); return }   // would block: EPOLLOUT resumes
+                if !(out.count > outOffset && tls.isHandshakeComplete && !fatalTLSError) { break }
             }
         } else {
             guard writeBuffered(&out, &outOffset) else { return }
+            if out.count > outOffset { resumeReadingIfRoom(); return }   // would block: EPOLLOUT resumes
         }
         // Everything written.
+        resumeReadingIfRoom()
         if state == .closing && slots.isEmpty {
             finishClosing()
         } else {
             updateTimer()
         }
     }
+
+    /// Plaintext encrypted ahead of the socket per connection (16 records).
+    static let encryptWindow = 256 * 1024
 
     /// Writes `buffer[offset...]`; returns false when the connection was aborted.
     func writeBuffered(_ buffer: inout [UInt8], _ offset: inout Int) -> Bool {
@@ -521,9 +664,16 @@ final class Connection: IOHandler, DeadlineHandler {
             return
         }
         if currentHead != nil {
-            // Body in progress: it must keep moving.
-            arm(.head, after: server.configuration.headTimeout)
+            // Body in progress: it must keep moving — the timer is re-armed only when the
+            // last window brought enough bytes (see `minBodyBytesPerWindow`).
+            if bodyTimerDue || timerKind != .head {
+                bodyTimerDue = false
+                arm(.head, after: server.configuration.headTimeout)
+            }
             return
+        }
+        if requestsStarted == 0 && timerKind == .head && reactor.isArmed(timer) {
+            return   // no request yet: the head timer armed at accept still runs
         }
         if !input.isEmpty {
             // A new head has started: it must be complete within the head timeout, counted
@@ -540,6 +690,7 @@ final class Connection: IOHandler, DeadlineHandler {
             tls?.releaseBuffers()
         }
         if timerKind != .idle || !reactor.isArmed(timer) {
+            idleSince = reactor.now
             arm(.idle, after: server.configuration.idleTimeout)
         } else {
             reactor.arm(timer, after: server.configuration.idleTimeout)   // extend (cheap: no heap push)
@@ -629,6 +780,7 @@ final class Connection: IOHandler, DeadlineHandler {
 
     /// Reap phase: the descriptor goes away.
     func finalClose() {
+        releaseBody()
         reactor.free(timer)
         reactor.close(registration)
         slots.removeAll()

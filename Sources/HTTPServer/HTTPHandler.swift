@@ -35,10 +35,17 @@ public protocol HTTPHandler: AnyObject {
     func errorResponse(for error: ParseError) -> HTTPResponse
     /// A small index naming the route a request goes to, for an observer's labels (-1: none).
     func routeIndex(for head: RequestHead) -> Int
+    /// Called when the head of a request that carries a body is complete, before
+    /// `100 Continue` is sent and before any of the body is kept: a response here (unknown
+    /// route, wrong method, no valid token, wrong Content-Type) is sent at once and the
+    /// connection closed without reading the body — an unauthenticated client cannot make
+    /// the server hold its body in memory. `nil`: read the body and `handle` the request.
+    func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse?
 }
 
 extension HTTPHandler {
     public func routeIndex(for head: RequestHead) -> Int { -1 }
+    public func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse? { nil }
 }
 
 /// Watches the server's responses (metrics). Called on the loop, once per response, when the

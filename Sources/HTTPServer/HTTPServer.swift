@@ -54,6 +54,16 @@ public final class HTTPServer {
     /// Counters for tests and logs.
     public private(set) var acceptedTotal = 0
     public internal(set) var handshakeFailures = 0
+    /// Request bodies all connections hold while they arrive (against `maxBodyBytesInFlight`).
+    public internal(set) var bodyBytesInFlight = 0
+    /// Requests answered on their head without reading the body (refused or over budget).
+    public internal(set) var bodiesRefused = 0
+    /// Connections closed to admit new clients at `maxConnections` (`makeRoom`).
+    public internal(set) var roomMadeTotal = 0
+    var roomLogged = false
+    /// Connections closed by `makeRoom` and not yet reaped (their slots are as good as free).
+    var evicting = 0
+    var limitLogged = false
     public internal(set) var handshakes = 0
     /// Sees every response as it is produced (metrics). Unset, the request path pays nothing.
     public weak var observer: HTTPServerObserver?
@@ -101,7 +111,30 @@ public final class HTTPServer {
 
     func acceptReady() {
         guard let listener, !isShuttingDown else { return }
-        while connections.count < configuration.maxConnections {
+        // The listener was readable: at least one client waits. Only then may a connection be
+        // closed to make room for it (after one accept, whether more wait is not known: the
+        // next readiness says, level-triggered).
+        var knownWaiting = true
+        while true {
+            if connections.count - evicting >= configuration.maxConnections {
+                guard knownWaiting else { return }
+                // At the limit with a client waiting: make room as nginx reuses idle
+                // connections — close one that never sent a request, else the longest-idle
+                // keep-alive one. Its slot is free once reaped in this iteration's tail.
+                if makeRoom(limit: 1) == 0 {
+                    // Nothing to close: stop listening for readiness; reap resumes when a
+                    // connection closes, and busy ones may turn idle: look again shortly
+                    // (4 times a second, only while at the limit with clients waiting).
+                    if !limitLogged {   // once per episode
+                        limitLogged = true
+                        logger.notice("max connections (\(configuration.maxConnections)) reached and every connection busy; new connections wait in the backlog")
+                    }
+                    pauseAccepting()
+                    if let t = acceptResumeTimer { reactor.arm(t, after: .milliseconds(250)) }
+                    return
+                }
+            }
+            knownWaiting = false
             let result: IOResult<Int32>
             do {
                 result = try Syscall.accept(listenerFD)
@@ -130,12 +163,41 @@ public final class HTTPServer {
                 open(fd)
             }
         }
-        // At the limit: stop listening for readiness; reap resumes when a connection closes.
-        if !acceptPaused {
-            logger.notice("max connections (\(configuration.maxConnections)) reached; new connections wait in the backlog")
-        }
-        pauseAccepting()
         _ = listener
+    }
+
+    /// Closes up to `limit` connections that hold a slot without using it, never one with a
+    /// request in flight: first those that sent no request yet (oldest first), then idle
+    /// keep-alive ones (idle longest first). Returns how many it closed.
+    func makeRoom(limit: Int = 16) -> Int {
+        var silent: [Connection] = []
+        var idle: [Connection] = []
+        for (_, c) in connections {
+            switch c.roomClass {
+            case .neverRequested: silent.append(c)
+            case .idleKeepAlive: idle.append(c)
+            case .busy: break
+            }
+        }
+        silent.sort { $0.openedAt < $1.openedAt }
+        var chosen = Array(silent.prefix(limit))
+        if chosen.count < limit {
+            idle.sort { $0.idleSince < $1.idleSince }
+            chosen += idle.prefix(limit - chosen.count)
+        }
+        for c in chosen {
+            c.evict()
+            c.evicted = true
+            evicting += 1
+        }
+        if !chosen.isEmpty {
+            roomMadeTotal += chosen.count
+            if !roomLogged {   // once per episode
+                roomLogged = true
+                logger.notice("max connections (\(configuration.maxConnections)) reached: closing connections without a request and idle keep-alive ones to admit new clients")
+            }
+        }
+        return chosen.count
     }
 
     func pauseAccepting() {
@@ -144,12 +206,18 @@ public final class HTTPServer {
         reactor.setInterest(listener, [])
     }
 
-    func resumeAcceptingIfPossible() {
+    /// `atLimit`: listen again even with every slot taken (the pause timer: a waiting client
+    /// makes the listener readable, and `acceptReady` makes room or pauses again).
+    func resumeAcceptingIfPossible(atLimit: Bool = false) {
         guard acceptPaused, let listener, !isShuttingDown,
-              connections.count < configuration.maxConnections,
+              atLimit || connections.count < configuration.maxConnections,
               let t = acceptResumeTimer, !reactor.isArmed(t) else { return }
         acceptPaused = false
         reactor.setInterest(listener, .readable)
+        if connections.count < configuration.maxConnections / 2 {   // the episode is over
+            limitLogged = false
+            roomLogged = false
+        }
     }
 
     func open(_ fd: Int32) {
@@ -212,42 +280,48 @@ public final class HTTPServer {
 
     // MARK: Tail
 
+    /// Every phase reports whether work is still queued for any phase, not only its own: a
+    /// flush may resume a paused reader (drain work for the next iteration) and a drain may
+    /// queue a flush. Reporting only the phase's own list let the loop sleep in `epoll_wait`
+    /// with work queued that no event would announce.
     func runTail(_ phase: TailPhase) -> Bool {
         switch phase {
         case .drain:
-            guard !drainList.isEmpty else { return false }
+            guard !drainList.isEmpty else { break }
             let list = drainList
             drainList.removeAll(keepingCapacity: true)
             for c in list {
                 c.inDrainList = false
                 c.drain()
             }
-            return !drainList.isEmpty
         case .commit:
-            return false
+            break
         case .flush:
-            guard !flushList.isEmpty else { return false }
+            guard !flushList.isEmpty else { break }
             let list = flushList
             flushList.removeAll(keepingCapacity: true)
             for c in list {
                 c.inFlushList = false
                 c.flush()
             }
-            return false
         case .reap:
-            guard !reapList.isEmpty else { return false }
+            guard !reapList.isEmpty else { break }
             let list = reapList
             reapList.removeAll(keepingCapacity: true)
             for c in list {
                 c.inReapList = false
+                if c.evicted { evicting -= 1 }
                 c.finalClose()
                 connections[c.fd] = nil
             }
             resumeAcceptingIfPossible()
             if isShuttingDown && connections.isEmpty { drained() }
-            return false
         }
+        return hasQueuedTailWork
     }
+
+    /// Work queued for a tail phase that no descriptor event will announce.
+    var hasQueuedTailWork: Bool { !drainList.isEmpty || !flushList.isEmpty || !reapList.isEmpty }
 
     // MARK: Shutdown
 
@@ -292,7 +366,7 @@ final class ListenerHandler: IOHandler, DeadlineHandler {
     func onReadable() { server.acceptReady() }
     func onWritable() {}
     func onDeadline() {
-        server.resumeAcceptingIfPossible()
+        server.resumeAcceptingIfPossible(atLimit: true)
     }
 }
 

@@ -27,6 +27,18 @@ public struct ServerConfiguration: Sendable {
     public var maxPipelinedRequests: Int = 64
     /// Unsent response bytes per connection before we stop reading it (back-pressure).
     public var maxPendingOutputBytes: Int = 1 << 20
+    /// `--max-body-bytes-in-flight`: request bodies all connections together may hold in
+    /// memory while they arrive (declared Content-Lengths are reserved at the head, chunked
+    /// bodies as they arrive). A body that does not fit is answered 503 with `Retry-After`
+    /// before it is read, and its connection closed.
+    public var maxBodyBytesInFlight: Int = 256 << 20
+    /// A body must keep moving: each head-timeout window must bring at least this many bytes
+    /// (or the rest of the body), else the connection is closed (a 1-byte-per-5-s trickle
+    /// would otherwise hold its slot forever).
+    public var minBodyBytesPerWindow: Int = 16 * 1024
+    /// At `maxConnections`, a connection that sent no request for this long since accept may
+    /// be closed to admit a new client (sooner, it is likely about to send one).
+    public var silentAfter: Duration = .seconds(1)
     /// On SIGTERM: how long requests in flight may take before connections are closed anyway.
     public var shutdownGrace: Duration = .seconds(5)
 

@@ -1,6 +1,14 @@
 /// JSONParser: single pass over UTF-8 bytes. See JSONValue.swift for the rules.
 public enum JSONParser {
     public static let maxDepth = 64
+    /// Members one object may have (template data with 10 000 keys is already absurd).
+    public static let maxMembersPerObject = 10_000
+    /// Values one document may hold in all (objects, arrays and scalars): bounds the work and
+    /// the memory of a body however it is shaped.
+    public static let maxValues = 200_000
+    /// Objects up to this size find duplicate keys by a scan (cheaper than hashing for the
+    /// few keys a request has); larger ones through a set, so an object costs O(n), not O(n²).
+    static let scanLimit = 16
 
     public static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSONValue {
         try bytes.withUnsafeBufferPointer { (buf) throws(JSONError) -> JSONValue in
@@ -16,6 +24,7 @@ public enum JSONParser {
     struct Cursor {
         let buf: UnsafeBufferPointer<UInt8>
         var i = 0
+        var values = 0
 
         func error(_ r: String) -> JSONError { JSONError(offset: i, reason: r) }
 
@@ -30,6 +39,8 @@ public enum JSONParser {
 
         mutating func value(depth: Int) throws(JSONError) -> JSONValue {
             guard i < buf.count else { throw error("unexpected end of input") }
+            values += 1
+            guard values <= JSONParser.maxValues else { throw error("more than \(JSONParser.maxValues) values in the document") }
             switch buf[i] {
             case UInt8(ascii: "{"): return try object(depth: depth + 1)
             case UInt8(ascii: "["): return try array(depth: depth + 1)
@@ -54,6 +65,7 @@ public enum JSONParser {
             guard depth <= JSONParser.maxDepth else { throw error("nested too deeply") }
             i += 1
             var members: [JSONMember] = []
+            var seen: Set<String> = []   // used once the object outgrows `scanLimit`
             skipWhitespace()
             if i < buf.count && buf[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             while true {
@@ -65,7 +77,15 @@ public enum JSONParser {
                 i += 1
                 skipWhitespace()
                 let v = try value(depth: depth)
-                if members.contains(where: { $0.key == key }) { throw error("duplicate key \"\(key)\"") }
+                if members.count < JSONParser.scanLimit {
+                    if members.contains(where: { $0.key == key }) { throw error("duplicate key \"\(key)\"") }
+                } else {
+                    if seen.isEmpty { for m in members { seen.insert(m.key) } }
+                    guard seen.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
+                    guard members.count < JSONParser.maxMembersPerObject else {
+                        throw error("more than \(JSONParser.maxMembersPerObject) members in one object")
+                    }
+                }
                 members.append(JSONMember(key: key, value: v))
                 skipWhitespace()
                 guard i < buf.count else { throw error("unexpected end of input") }

@@ -63,6 +63,11 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(status: 403, code: "forbidden", message: "This token lacks the \(ability) ability.")
     }
 
+    /// A header that must be given once was given more than once (400).
+    public static func duplicateHeader(_ name: String) -> APIError {
+        APIError(status: 400, code: "bad_request", message: "The \(name) header must be given once.")
+    }
+
     public static let unsupportedMediaType = APIError(status: 415, code: "unsupported_media_type",
                                                       message: "Content-Type must be application/json.")
 
@@ -105,6 +110,7 @@ public struct APIError: Error, Sendable, Equatable {
         case 431: code = "request_header_fields_too_large"
         case 501: code = "not_implemented"
         case 505: code = "http_version_not_supported"
+        case 503: code = "server_busy"
         default: code = "bad_request"
         }
         return APIError(status: error.status, code: code, message: error.reason)

@@ -114,6 +114,27 @@ extension SendFixture {
         #expect(Set(relay.messages.compactMap { ($0["peer"] as? [Any])?.last as? Int }).count == 1)
     }
 
+    /// A message larger than one TLS record (1 MiB here) was truncated to its first record by
+    /// the session's write and never completed (STARTTLS and smtps; plain SMTP was fine). On
+    /// an idle relay it must arrive whole, at once.
+    @Test(arguments: ["starttls", "smtps"])
+    func aOneMebibyteMessageOverTLSArrivesWhole(mode: String) throws {
+        let relay = try TestRelay(mode == "smtps" ? ["--implicit-tls", cert.cert, cert.key] : ["--starttls", cert.cert, cert.key])
+        let scheme = mode == "smtps" ? "smtps" : "smtp"
+        let f = try SendFixture(relayDSN: "\(scheme)://localhost:\(relay.port)?ca_file=\(cert.cert)", extraArgs: ["--max-body-bytes", "4194304"])
+        var html = "<p>Invoice lines</p>"
+        var line = 0
+        while html.utf8.count < 1 << 20 { html += "<p>line \(line): 1 x widget at 9.99 EUR</p>\n"; line += 1 }
+        let body = "{\"to_address\":\"marcus@trailblazers-club.example\",\"subject\":\"Big\",\"content\":\"\(html.replacingOccurrences(of: "\n", with: "\\n"))\"}"
+        #expect(try f.post(body).status == 200)
+        let e = try f.waitFor(1, status: "sent", seconds: 5)
+        #expect(e.raw.count > 1 << 20)
+        let m = try #require(relay.messages.first)
+        #expect(m["tls"] as? Bool == true)
+        let data = Array((m["data"] as! String).unicodeScalars.map { UInt8($0.value) })
+        #expect(data == e.raw, "the relay received exactly the stored bytes")
+    }
+
     @Test func plainOnlyWhenAskedFor() throws {
         let relay = try TestRelay()
         let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(relay.port)?starttls=off")

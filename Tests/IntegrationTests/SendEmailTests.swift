@@ -119,7 +119,27 @@ let templateBody = """
         try waitUntil("both messages sent") { try f.auditCount(status: "sent") == 2 }
         let eml = try String(contentsOfFile: f.dir + "/outbox/2.eml", encoding: .utf8)
         #expect(eml.contains("Subject: Invoice INV-2026-0488\r\n") && show.contains(eml.split(separator: "\r\n").first(where: { $0.hasPrefix("Message-ID:") }).map(String.init) ?? "?"))
-        #expect(!FileManager.default.fileExists(atPath: f.dir + "/outbox/.2.eml.tmp"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: f.dir + "/outbox").filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+    }
+
+    /// Two databases delivering into one folder both write message 1: neither file is
+    /// overwritten (the second becomes 1-1.eml), and each holds its own message.
+    @Test func theFileTransportNeverOverwrites() throws {
+        let shared = makeTempDir() + "/outbox"
+        let a = try SendFixture(relayDSN: "file://\(shared)")
+        #expect(try a.post(directBody).status == 200)
+        let first = try a.waitFor(1, status: "sent")
+        let b = try SendFixture(relayDSN: "file://\(shared)")
+        #expect(try b.post(directBody.replacingOccurrences(of: "has shipped", with: "is on its way")).status == 200)
+        let second = try b.waitFor(1, status: "sent")
+        #expect(first.messageID != second.messageID)
+        let one = try Array(Data(contentsOf: URL(fileURLWithPath: shared + "/1.eml")))
+        let oneOne = try Array(Data(contentsOf: URL(fileURLWithPath: shared + "/1-1.eml")))
+        #expect(one == first.raw, "the first database's message is intact")
+        #expect(oneOne == second.raw)
+        #expect(second.lastReply?.contains("1-1.eml") == true, "\(second.lastReply ?? "")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: shared).sorted() == ["1-1.eml", "1.eml"])
     }
 
     @Test func authenticationComesFirst() throws {

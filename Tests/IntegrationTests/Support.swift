@@ -67,6 +67,11 @@ final class EchoHandler: HTTPHandler {
             for b in request.body { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
             let json = "{\"method\":\"\(request.head.method)\",\"path\":\"\(request.head.path)\",\"bytes\":\(request.body.count),\"fnv\":\"\(String(h, radix: 16))\"}"
             return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: Array(json.utf8)))
+        case "/blob":
+            // N bytes of a repeating pattern, so a client can check every byte it receives.
+            let n = Int(request.head.query?.split(separator: "=").last ?? "0") ?? 0
+            return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/octet-stream")]),
+                                         body: blobPattern(n)))
         case "/defer":
             let ms = Int(request.head.query?.split(separator: "=").last ?? "10") ?? 10
             let reply = DeferredReply(responder: responder, body: Array("{\"deferred\":\(ms)}".utf8))
@@ -81,6 +86,9 @@ final class EchoHandler: HTTPHandler {
 
     func errorResponse(for error: ParseError) -> HTTPResponse { router.errorResponse(for: error) }
 }
+
+/// The body `/blob?bytes=N` answers: byte i is i mod 251 (a prime, so records never line up).
+func blobPattern(_ n: Int) -> [UInt8] { (0..<n).map { UInt8($0 % 251) } }
 
 final class InProcessServer: @unchecked Sendable {
     let port: UInt16
@@ -156,6 +164,7 @@ final class TestClient {
     /// certificate against it (host name 127.0.0.1 / localhost).
     init(port: UInt16, caFile: String?, serverName: String = "localhost", handshake: Bool = true,
          receiveTimeoutSeconds: Int = 20) throws {
+        signal(SIGPIPE, SIG_IGN)   // SSL_write to a connection the server closed: EPIPE, not death
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
         var tv = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)   // a bound, not a synchronisation

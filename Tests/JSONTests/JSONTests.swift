@@ -26,6 +26,34 @@ import Testing
         #expect(throws: JSONError.self) { try JSONParser.parse(Array(text.utf8)) }
     }
 
+    /// Duplicate keys are found wherever they are — within the first `scanLimit` keys (the
+    /// scan), across the boundary, and deep in a large object (the set) — and a large object
+    /// without duplicates parses with every member in order.
+    @Test(arguments: [(1, 0), (15, 3), (16, 2), (17, 16), (500, 499), (9_999, 17)])
+    func duplicateKeysAreFoundInObjectsOfAnySize(count: Int, duplicateOf: Int) throws {
+        var text = "{"
+        for k in 0..<count { text += "\"k\(k)\":\(k)," }
+        let unique = String(text.dropLast()) + "}"
+        guard case .object(let members) = try JSONParser.parse(Array(unique.utf8)) else { Issue.record("not an object"); return }
+        #expect(members.count == count && members.last?.key == "k\(count - 1)" && members.first?.key == "k0")
+        let dup = text + "\"k\(duplicateOf)\":0}"
+        #expect(throws: JSONError(offset: dup.utf8.count - 1, reason: "duplicate key \"k\(duplicateOf)\"")) {
+            try JSONParser.parse(Array(dup.utf8))
+        }
+    }
+
+    /// The caps: members per object and values per document, each with a clear reason.
+    @Test func membersAndValuesAreCapped() throws {
+        var big = "{"
+        for k in 0...JSONParser.maxMembersPerObject { big += "\"k\(k)\":1," }
+        big = String(big.dropLast()) + "}"
+        #expect { try JSONParser.parse(Array(big.utf8)) } throws: { ($0 as? JSONError)?.reason.contains("more than 10000 members") == true }
+        let many = "[" + Array(repeating: "1", count: JSONParser.maxValues).joined(separator: ",") + "]"
+        #expect { try JSONParser.parse(Array(many.utf8)) } throws: { ($0 as? JSONError)?.reason.contains("more than 200000 values") == true }
+        let enough = "[" + Array(repeating: "1", count: JSONParser.maxValues - 1).joined(separator: ",") + "]"
+        #expect(throws: Never.self) { try JSONParser.parse(Array(enough.utf8)) }
+    }
+
     @Test func invalidUTF8IsRejected() {
         #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
         #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0x5C, 0x6E, 0xFF, 0x22]) }
