@@ -105,9 +105,10 @@ public final class Application: SignalHandler, DeadlineHandler {
         let tls = try makeTLSContext()
         let db: Database
         do {
-            // A small busy timeout: an admin command holding the write lock may stall the loop
-            // at most this long before the commit fails (and the batch is answered 503).
-            db = try Database(path: options.databasePath, synchronous: options.synchronous, busyTimeoutMilliseconds: 250)
+            // A small busy timeout: another process holding the write lock stalls the loop at
+            // most this long, once per retry interval (SendEmailService.storeBusyUntil), before
+            // requests are answered 503.
+            db = try Database(path: options.databasePath, synchronous: options.synchronous, busyTimeoutMilliseconds: 10)
         } catch {
             throw StartupError("cannot open the database \(options.databasePath): \(error)")
         }

@@ -68,6 +68,15 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// Times each commit (`--metrics-listen`).
     var metrics: ServerMetrics?
 
+    /// The write lock was busy (another process holds it): until then no transaction is tried
+    /// — requests are answered 503 at once and the iteration's other writes wait — so the loop
+    /// waits on the lock at most once (the busy timeout, a few ms) per `storeRetryDelay`, never
+    /// once per request.
+    var storeBusyUntil = Instant(nanoseconds: 0)
+    var storeRetryTimer: TimerHandle?
+    var busyEpisode = 0
+    static let storeRetryDelay: Duration = .milliseconds(100)
+
     /// Counters (tests, logs, later metrics).
     public private(set) var accepted = 0
     public private(set) var commitFailures = 0
@@ -85,6 +94,30 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         sweepTimer = t
         reactor.arm(t, after: .seconds(5))
         walSyncTimer = reactor.makeTimer(WALSyncTimer(self))
+        storeRetryTimer = reactor.makeTimer(StoreRetryTimer())
+    }
+
+    var storeIsBusy: Bool { reactor.now < storeBusyUntil }
+
+    /// A begin or commit failed (the lock busy, the disk full, …): rest until
+    /// `storeRetryDelay` from now and wake the loop then (the writes kept for the next
+    /// transaction need no other event). One log line per episode, not one per failure.
+    func noteStoreFailure(_ error: Error, _ what: String) {
+        storeBusyUntil = reactor.now + SendEmailService.storeRetryDelay
+        if let t = storeRetryTimer { reactor.arm(t, after: SendEmailService.storeRetryDelay) }
+        busyEpisode += 1
+        if busyEpisode == 1 {
+            let cause = (error as? SQLiteError)?.isBusy == true ? "the database is locked by another process" : "\(error)"
+            logger.error("\(what) failed: \(cause); answering 503 and retrying every \(SendEmailService.storeRetryDelay) until it works")
+        }
+    }
+
+    /// A transaction went through: a failure episode, if any, is over (one line for it all).
+    func noteStoreRecovered() {
+        if busyEpisode > 0 {
+            logger.notice("the database accepts writes again (after \(busyEpisode) failed attempts)")
+            busyEpisode = 0
+        }
     }
 
     static func nowMilliseconds() -> Int64 {
@@ -240,11 +273,12 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// opens the iteration's write transaction (IMMEDIATE); the commit phase closes it.
     func beginIterationTransaction() throws {
         guard !db.inTransaction else { return }
+        if storeIsBusy { throw APIError.unavailable }
         do {
             try db.setSynchronous(durableSynchronous)
             try db.begin()
         } catch {
-            logger.error("cannot begin the batch transaction, answering 503: \(error)")
+            noteStoreFailure(error, "beginning the batch transaction")
             throw APIError.unavailable
         }
     }
@@ -261,6 +295,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         var handOver = 0
         do {
             if !db.inTransaction {
+                if storeIsBusy { throw StoreResting() }
                 try db.setSynchronous(items.isEmpty && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
                 try db.begin()
             }
@@ -282,11 +317,12 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 unsyncedCommits = true
                 reactor.arm(t, after: SendEmailService.statusSyncDelay)
             }
+            noteStoreRecovered()
         } catch {
             db.rollback()
             ok = false
             commitFailures += 1
-            logger.error("group commit of \(items.count) message(s) failed, answering 503: \(error)")
+            if !(error is StoreResting) { noteStoreFailure(error, "the group commit of \(items.count) message(s)") }
         }
         // Accepted messages go to the scheduler before the participants hear of the commit:
         // sessions still holding their output then take them into the write the commit
@@ -334,6 +370,14 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         // A full batch means more may be waiting: come back soon, but let requests run between.
         if let t = sweepTimer { reactor.arm(t, after: deleted == 500 ? .milliseconds(50) : .seconds(60)) }
     }
+}
+
+/// Wakes the loop when a busy store may be tried again (the commit phase then runs with the
+/// writes that were kept).
+struct StoreResting: Error {}
+
+final class StoreRetryTimer: DeadlineHandler {
+    func onDeadline() {}
 }
 
 /// A second after the first unsynced status commit: if no synced commit came since, sync the

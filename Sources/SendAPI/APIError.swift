@@ -84,7 +84,8 @@ public struct APIError: Error, Sendable, Equatable {
     public static let internalError = APIError(status: 500, code: "internal_error", message: "Internal server error.")
 
     public static let unavailable = APIError(status: 503, code: "unavailable",
-        message: "The request could not be stored; nothing was sent. Retry with the same Idempotency-Key.")
+        message: "The request could not be stored; nothing was sent. Retry with the same Idempotency-Key.",
+        extraHeaders: [("Retry-After", "1")])
 
     // The protocol-level errors (SPEC §4 codes where SPEC names one).
     public static func notFound(_ method: String, _ path: String) -> APIError {

@@ -123,6 +123,54 @@ let templateBody = """
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
 
+    /// Another process holds the database's write lock: the loop never waits on it per
+    /// request (it did, 250 ms each, one after another: /healthz took seconds). Sends get 503
+    /// with Retry-After at once, /healthz stays fast, and once the lock is released sends are
+    /// accepted again.
+    @Test func anotherProcessHoldingTheWriteLockNeverStallsTheLoop() throws {
+        let f = try SendFixture()
+        #expect(try f.post(directBody).status == 200)
+        let locker = try ServerProcess(arguments: ["python3", "-c", """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+            c.execute("BEGIN IMMEDIATE")
+            print("LOCKED", file=sys.stderr, flush=True)
+            time.sleep(60)
+            """, f.db], executable: "/usr/bin/env")
+        _ = try locker.waitForLine(containing: "LOCKED")
+        // Twenty sends pipelined on one connection, then /healthz on another, repeatedly.
+        let c = try f.connect()
+        let start = Date()
+        try c.send((0..<20).map { _ in f.request(directBody, token: f.sendToken, key: UUID().uuidString) }.joined())
+        var statuses: [Int] = []
+        for _ in 0..<20 {
+            let r = try c.readResponse()
+            statuses.append(r.status)
+            if r.status == 503 { #expect(r.header("Retry-After") == "1") }
+        }
+        let batchSeconds = Date().timeIntervalSince(start)
+        #expect(statuses.allSatisfy { $0 == 503 }, "\(statuses)")
+        #expect(batchSeconds < 1, "20 refused sends took \(batchSeconds) s (20 × 250 ms before)")
+        var slowest = 0.0
+        let probe = try f.connect()
+        for _ in 0..<10 {
+            #expect(try f.post(directBody).status == 503)
+            let t = Date()
+            try probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try probe.readResponse().status == 200)
+            slowest = max(slowest, Date().timeIntervalSince(t))
+        }
+        #expect(slowest < 0.1, "/healthz took \(slowest) s while the lock was held")
+        locker.signal(SIGKILL)   // releases the lock
+        _ = try locker.waitForExit()
+        var accepted = false
+        for _ in 0..<50 where !accepted {   // bounded: the store is retried every 100 ms
+            accepted = try f.post(directBody).status == 200
+        }
+        #expect(accepted)
+        #expect(try f.auditCount() == 2, "nothing answered 503 was stored")
+    }
+
     /// Two databases delivering into one folder both write message 1: neither file is
     /// overwritten (the second becomes 1-1.eml), and each holds its own message.
     @Test func theFileTransportNeverOverwrites() throws {
