@@ -74,6 +74,10 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// once per request.
     var storeBusyUntil = Instant(nanoseconds: 0)
     var storeRetryTimer: TimerHandle?
+    /// The database files as opened; `filesBroken` once they were deleted or replaced (then
+    /// nothing more is accepted until a restart: commits would go to files no one else sees).
+    var openedFiles: [FileIdentity?] = []
+    public private(set) var filesBroken: String?
     var busyEpisode = 0
     static let storeRetryDelay: Duration = .milliseconds(100)
 
@@ -85,6 +89,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         self.db = db
         self.directory = directory
         durableSynchronous = db.synchronous
+        openedFiles = db.fileIdentities
         self.reactor = reactor
         self.logger = logger
         self.mailFromAddress = mailFromAddress
@@ -110,6 +115,15 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             let cause = (error as? SQLiteError)?.isBusy == true ? "the database is locked by another process" : "\(error)"
             logger.error("\(what) failed: \(cause); answering 503 and retrying every \(SendEmailService.storeRetryDelay) until it works")
         }
+    }
+
+    /// Before each commit: are the files still the ones we opened? (3 stat calls a commit.)
+    func checkFiles() throws {
+        if filesBroken != nil { throw FilesBroken() }
+        guard let problem = db.filesChanged(since: openedFiles) else { return }
+        filesBroken = problem
+        logger.critical("\(problem): no longer accepting messages (503) — what is committed now would be lost. Stop the server, restore the files or remove the database, and start again.")
+        throw FilesBroken()
     }
 
     /// A transaction went through: a failure episode, if any, is over (one line for it all).
@@ -273,7 +287,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// opens the iteration's write transaction (IMMEDIATE); the commit phase closes it.
     func beginIterationTransaction() throws {
         guard !db.inTransaction else { return }
-        if storeIsBusy { throw APIError.unavailable }
+        if storeIsBusy || filesBroken != nil { throw APIError.unavailable }
         do {
             try db.setSynchronous(durableSynchronous)
             try db.begin()
@@ -294,6 +308,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         ids.reserveCapacity(items.count)
         var handOver = 0
         do {
+            try checkFiles()
             if !db.inTransaction {
                 if storeIsBusy { throw StoreResting() }
                 try db.setSynchronous(items.isEmpty && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
@@ -322,7 +337,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             db.rollback()
             ok = false
             commitFailures += 1
-            if !(error is StoreResting) { noteStoreFailure(error, "the group commit of \(items.count) message(s)") }
+            if !(error is StoreResting) && !(error is FilesBroken) { noteStoreFailure(error, "the group commit of \(items.count) message(s)") }
         }
         // Accepted messages go to the scheduler before the participants hear of the commit:
         // sessions still holding their output then take them into the write the commit
@@ -375,6 +390,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 /// Wakes the loop when a busy store may be tried again (the commit phase then runs with the
 /// writes that were kept).
 struct StoreResting: Error {}
+struct FilesBroken: Error {}
 
 final class StoreRetryTimer: DeadlineHandler {
     func onDeadline() {}

@@ -171,6 +171,23 @@ let templateBody = """
         #expect(try f.auditCount() == 2, "nothing answered 503 was stored")
     }
 
+    /// The WAL and shared-memory files deleted under the running server: it notices before
+    /// the next commit and answers 503 (it answered 200 for messages a later crash lost).
+    @Test func deletingTheWALWhileRunningStopsAccepting() throws {
+        let f = try SendFixture()
+        #expect(try f.post(directBody).status == 200)
+        unlink(f.db + "-wal")
+        unlink(f.db + "-shm")
+        let r = try f.post(directBody)
+        #expect(r.status == 503)
+        _ = try f.server.waitForLine(containing: "tickiti.db-wal was deleted while the server has it open")
+        for _ in 0..<3 { #expect(try f.post(directBody).status == 503) }
+        // Liveness is unaffected.
+        let c = try f.connect()
+        try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+    }
+
     /// Two databases delivering into one folder both write message 1: neither file is
     /// overwritten (the second becomes 1-1.eml), and each holds its own message.
     @Test func theFileTransportNeverOverwrites() throws {
