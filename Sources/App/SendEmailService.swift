@@ -232,10 +232,11 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 throw APIError.validation([("data", missing.map { "is missing the placeholder \"\($0)\"" })])
             }
             let rendered = template.render(data)
-            if rendered.subject.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
-                throw APIError.validation([("data", ["renders a subject with a line break"])])
+            // The same rules as a given subject (NUL, ESC, DEL from the data, a 5 000-octet
+            // section…), named after what the data did.
+            if let p = SendAPI.subjectProblem(rendered.subject) {
+                throw APIError.validation([("data", [rendered.subject.isEmpty ? "renders an empty subject" : "renders a subject that \(p)"])])
             }
-            if rendered.subject.isEmpty { throw APIError.validation([("data", ["renders an empty subject"])]) }
             subject = rendered.subject
             html = rendered.html
             text = rendered.text

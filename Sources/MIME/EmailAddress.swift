@@ -11,6 +11,9 @@
 public enum EmailAddress {
     public static func injectionProblem(_ s: String) -> String? {
         if s.isEmpty { return "must not be empty" }
+        // RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its <>; and the To: line
+        // must stay under RFC 5322's 998 whether or not the address is checked in full.
+        if s.utf8.count > 254 { return "must be at most 254 octets" }
         for u in s.unicodeScalars {
             let v = u.value
             if v < 0x80 {   // ASCII fast path (Unicode property look-ups are costly per scalar)

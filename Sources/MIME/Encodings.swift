@@ -92,7 +92,14 @@ public enum Encodings {
             if b < 0x20 || b >= 0x7F || (previous == 0x3D && b == 0x3F) { plain = false; break }   // "=?" would read as an encoded word
             previous = b
         }
-        if plain { return s }
+        if plain {
+            // "Subject: " and the value on one line when it fits in 78 columns (RFC 5322
+            // §2.1.1); longer, folded before spaces; a word too long for a 78-column line
+            // cannot be folded: encoded words instead (lines of ≤ 78 either way, never
+            // near the 998-octet limit).
+            if s.utf8.count <= 78 - 9 { return s }
+            if let folded = foldAtSpaces(s, firstLineTaken: 9) { return folded }
+        }
         var words: [String] = []
         var chunk: [UInt8] = []
         // 42 bytes → 56 base64 chars → 68-character words, so "Subject: " + a word fits in
@@ -107,6 +114,33 @@ public enum Encodings {
         }
         if !chunk.isEmpty { words.append("=?UTF-8?B?\(base64(chunk))?=") }
         return words.joined(separator: "\r\n ")
+    }
+
+    /// Folds `s` by inserting CRLF before spaces so that lines are at most 78 columns (the
+    /// first line already holds `firstLineTaken` columns of header name); nil when a word
+    /// does not fit on a line of its own.
+    static func foldAtSpaces(_ s: String, firstLineTaken: Int) -> String? {
+        let bytes = Array(s.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + bytes.count / 30)
+        var lineLength = firstLineTaken
+        var i = 0
+        while i < bytes.count {
+            // The next unit: the spaces before a word, then the word.
+            var j = i
+            while j < bytes.count && bytes[j] == 0x20 { j += 1 }
+            while j < bytes.count && bytes[j] != 0x20 { j += 1 }
+            let unit = bytes[i..<j]
+            if lineLength + unit.count > 78 && lineLength > 1 && unit.first == 0x20 {
+                out.append(contentsOf: [0x0D, 0x0A])   // the unit's leading space starts the next line
+                lineLength = 0
+            }
+            if lineLength + unit.count > 78 { return nil }
+            out.append(contentsOf: unit)
+            lineLength += unit.count
+            i = j
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// RFC 5322 §3.3 date-time in UTC: "Wed, 25 Nov 2026 02:58:58 +0000".

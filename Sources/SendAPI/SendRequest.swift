@@ -69,6 +69,19 @@ public enum SendAPI {
 
     public static let maxSubjectLength = 998
 
+    /// The rules for a subject, given or rendered from a template (nil when fine): not empty,
+    /// no line break, no control character but tab, at most `maxSubjectLength` bytes (the
+    /// header is folded or encoded to lines of ≤ 78 columns either way).
+    public static func subjectProblem(_ v: String) -> String? {
+        if v.isEmpty { return "must not be empty" }
+        if v.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) { return "must not contain line breaks" }
+        if v.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }) {
+            return "must not contain control characters"
+        }
+        if v.utf8.count > maxSubjectLength { return "must be at most \(maxSubjectLength) bytes" }
+        return nil
+    }
+
     /// Field rules; every problem is reported, each under its field.
     public static func validate(_ body: JSONValue) -> Result<SendRequest, APIError> {
         var fields: [(String, [String])] = []
@@ -122,10 +135,7 @@ public enum SendAPI {
             switch subject {
             case nil: add("subject", "is required with content")
             case .string(let v)?:
-                if v.isEmpty { add("subject", "must not be empty") }
-                else if v.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) { add("subject", "must not contain line breaks") }
-                else if v.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) { add("subject", "must not contain control characters") }
-                else if v.utf8.count > maxSubjectLength { add("subject", "must be at most \(maxSubjectLength) bytes") }
+                if let p = subjectProblem(v) { add("subject", p) }
                 s = v
             case let v?: add("subject", "must be a string, not \(v.typeName)")
             }

@@ -171,6 +171,26 @@ let templateBody = """
         #expect(try f.auditCount() == 2, "nothing answered 503 was stored")
     }
 
+    /// A rendered subject follows the rules of a given one: template data with NUL, ESC or
+    /// DEL, or one rendering past 998 bytes, is a 422 naming `data`; a long rendered subject
+    /// within the limit is folded to header lines of ≤ 78 columns.
+    @Test func renderedSubjectsFollowTheRulesOfGivenOnes() throws {
+        let f = try SendFixture()
+        for (value, problem) in [("\\u0000", "control characters"), ("\\u001b[31m", "control characters"), ("\\u007f", "control characters"),
+                                 (String(repeating: "x", count: 5_000), "at most 998 bytes")] {
+            let r = try f.post(templateBody.replacingOccurrences(of: "INV-2026-0488", with: value))
+            #expect(r.status == 422)
+            #expect(r.text.contains("\"data\":[\"renders a subject that must") && r.text.contains(problem), "\(r.text)")
+        }
+        #expect(try f.auditCount() == 0)
+        let long = Array(repeating: "INV-2026-0488", count: 60).joined(separator: " ")
+        #expect(try f.post(templateBody.replacingOccurrences(of: "INV-2026-0488", with: long)).status == 200)
+        try waitUntil("the message sent") { try f.auditCount(status: "sent") == 1 }
+        let raw = try #require(try f.entry(1)).raw
+        let head = raw[..<raw.firstRange(of: [0x0D, 0x0A, 0x0D, 0x0A])!.lowerBound]
+        for line in head.split(separator: 0x0A) { #expect(line.count <= 79, "\(line.count)") }   // 78 + CR
+    }
+
     /// The WAL and shared-memory files deleted under the running server: it notices before
     /// the next commit and answers 503 (it answered 200 for messages a later crash lost).
     @Test func deletingTheWALWhileRunningStopsAccepting() throws {

@@ -30,6 +30,34 @@ struct FixedRandom: RandomNumberGenerator {
         #expect(s.contains("Content-Type: text/html; charset=utf-8"))
     }
 
+    /// No header line over 78 columns for any subject up to the 998-byte limit: short ones on
+    /// one line, long ones folded before spaces (unfolding gives the subject back), and a
+    /// subject that is one long word as encoded words. (A 998-byte subject made a 1 007-octet
+    /// line before.)
+    @Test(arguments: [
+        "Short", String(repeating: "Order shipped ", count: 70), String(repeating: "x", count: 998),
+        String(repeating: "word ", count: 150) + String(repeating: "y", count: 200), "  leading and  double  spaces " + String(repeating: "z ", count: 60),
+        String(repeating: "Grüße ", count: 100),
+    ])
+    func subjectHeadersAreFoldedOrEncoded(subject: String) throws {
+        let m = build(subject: subject)
+        let headEnd = m.bytes.firstRange(of: [0x0D, 0x0A, 0x0D, 0x0A])!.lowerBound
+        let head = String(decoding: m.bytes[..<headEnd], as: UTF8.self)
+        for line in head.components(separatedBy: "\r\n") {
+            #expect(line.utf8.count <= 78, "a \(line.utf8.count)-octet header line")
+        }
+        // Unfold the Subject field (RFC 5322 §2.2.3: remove each CRLF before WSP).
+        let start = try #require(head.range(of: "\r\nSubject: "))
+        var field = String(head[start.upperBound...])
+        if let next = field.range(of: "\r\nDate: ") { field = String(field[..<next.lowerBound]) }
+        let unfolded = field.replacingOccurrences(of: "\r\n", with: "")
+        if subject.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) && !unfolded.hasPrefix("=?") {
+            #expect(unfolded == subject)
+        } else {
+            #expect(unfolded.hasPrefix("=?UTF-8?B?"))   // decoded back by Python in the round-trip test
+        }
+    }
+
     @Test func everyLineEndsInCRLFAndIsShortAndASCII() {
         let long = String(repeating: "Ünïcödé and a very long line without breaks ", count: 200)
         let m = build(subject: String(repeating: "Grüße ", count: 30), html: "<p>\(long)</p>\n.leading dot\nx \n", text: nil)

@@ -63,11 +63,28 @@ func body(_ s: String) -> JSONValue { try! JSONParser.parse(Array(s.utf8)) }
         (#"{"to_address":"a@b.c","subject":"s","content":"c","validate_address":"yes"}"#, ["validate_address"]),
         (#"{"to_address":"a@b.c","subject":"s","content":"c","mailbox":""}"#, ["mailbox"]),
         (#"{"to_address":"","subject":"s","content":"c"}"#, ["to_address"]),
+        // 255 octets: refused even without validate_address (it made a 100 014-octet To: line).
+        ("{\"to_address\":\"\(String(repeating: "a", count: 243))@example.org\",\"subject\":\"s\",\"content\":\"c\"}", ["to_address"]),
+        (#"{"to_address":"a@b.c","subject":"nul\u0000","content":"c"}"#, ["subject"]),
+        (#"{"to_address":"a@b.c","subject":"esc\u001b[31m","content":"c"}"#, ["subject"]),
+        (#"{"to_address":"a@b.c","subject":"del\u007f","content":"c"}"#, ["subject"]),
+        (#"{"to_address":"a@b.c","subject":"c1\u0085","content":"c"}"#, ["subject"]),
+        ("{\"to_address\":\"a@b.c\",\"subject\":\"\(String(repeating: "s", count: 999))\",\"content\":\"c\"}", ["subject"]),
     ])
     func invalidBodiesNameEachBadField(json: String, fields: [String]) {
         guard case .failure(let e) = SendAPI.validate(body(json)) else { Issue.record("accepted \(json)"); return }
         #expect(e.status == 422 && e.code == "validation_failed")
         #expect(e.fields.map(\.0) == fields, "\(e.fields)")
+    }
+
+    /// One rule for given and rendered subjects (SendEmailService applies it to the rendered).
+    @Test(arguments: [
+        ("Invoice 42", nil), ("tab\tis fine", nil), (String(repeating: "s", count: 998), nil), (String(repeating: "é", count: 499), nil),
+        ("", "must not be empty"), ("a\nb", "must not contain line breaks"), ("a\u{0}b", "must not contain control characters"),
+        ("\u{1B}[1m", "must not contain control characters"), (String(repeating: "é", count: 500), "must be at most 998 bytes"),
+    ] as [(String, String?)])
+    func subjectRules(subject: String, problem: String?) {
+        #expect(SendAPI.subjectProblem(subject) == problem)
     }
 
     @Test func addressCheckedLooselyUnlessAsked() {
