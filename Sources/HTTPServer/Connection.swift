@@ -177,13 +177,13 @@ final class Connection: IOHandler, DeadlineHandler {
         case .none:
             return
         case .head:
-            server.logger.info("closing connection fd \(fd): head timeout (\(server.configuration.headTimeout)) \(state == .handshaking ? "during TLS handshake" : "reading request")")
+            server.logPeerFault("head timeout", "closing connection fd \(fd): head timeout (\(server.configuration.headTimeout)) \(state == .handshaking ? "during TLS handshake" : currentHead != nil ? "reading the body" : "reading request")")
             abort(reason: "head timeout")
         case .idle:
             server.logger.debug("closing idle connection fd \(fd)")
             beginClose(reason: "idle timeout")
         case .write:
-            server.logger.info("closing connection fd \(fd): peer stopped reading for \(server.configuration.idleTimeout)")
+            server.logPeerFault("write timeout", "closing connection fd \(fd): peer stopped reading for \(server.configuration.idleTimeout)")
             abort(reason: "write timeout")
         case .linger:
             requestClose(reason: closeReason.isEmpty ? "linger timeout" : closeReason)
@@ -206,7 +206,7 @@ final class Connection: IOHandler, DeadlineHandler {
                 if error.isPeerFault {
                     server.logger.debug("fd \(fd): \(error)")
                 } else {
-                    server.logger.info("fd \(fd): \(error)")
+                    server.logPeerFault("read error", "fd \(fd): \(error)")
                 }
                 abort(reason: "\(error)")
                 return false
@@ -249,7 +249,7 @@ final class Connection: IOHandler, DeadlineHandler {
             case .failed(let error):
                 // Peer's fault (wrong version, bad certificate alert, garbage): info, not error.
                 server.handshakeFailures += 1
-                server.logger.info("TLS handshake failed on fd \(fd): \(error)")
+                server.logPeerFault("handshake", "TLS handshake failed on fd \(fd): \(error)")
                 fatalTLSError = true
                 queueCiphertext()   // the alert, if OpenSSL produced one
                 beginClose(reason: "handshake failed")
@@ -296,7 +296,7 @@ final class Connection: IOHandler, DeadlineHandler {
                 peerClosed = true
                 return
             case .failed(let error):
-                server.logger.info("TLS read failed on fd \(fd): \(error)")
+                server.logPeerFault("tls read", "TLS read failed on fd \(fd): \(error)")
                 fatalTLSError = true
                 abort(reason: "TLS error")
                 return

@@ -248,6 +248,25 @@ public final class HTTPServer {
 
     // MARK: Shared helpers for connections
 
+    /// Peer faults (failed handshakes, timeouts, TLS errors) of one kind are logged at most
+    /// once per `peerFaultLogWindow`; the next line logged says how many were left out. 8 000
+    /// garbage handshakes wrote 8 000 lines (1.4 MB) before.
+    var peerFaultLog: [String: (nextAllowed: Instant, suppressed: Int)] = [:]
+    static let peerFaultLogWindow: Duration = .seconds(10)
+
+    func logPeerFault(_ kind: String, _ message: @autoclosure () -> String) {
+        let now = reactor.now
+        var entry = peerFaultLog[kind] ?? (nextAllowed: Instant(nanoseconds: 0), suppressed: 0)
+        if now < entry.nextAllowed {
+            entry.suppressed += 1
+            peerFaultLog[kind] = entry
+            return
+        }
+        let more = entry.suppressed > 0 ? " (and \(entry.suppressed) more like it in the last \(HTTPServer.peerFaultLogWindow), not logged)" : ""
+        logger.info("\(message())\(more)")
+        peerFaultLog[kind] = (nextAllowed: now + HTTPServer.peerFaultLogWindow, suppressed: 0)
+    }
+
     var httpDate: String {
         let s = wallClockSeconds()
         if s != dateSecond {
