@@ -171,6 +171,22 @@ let templateBody = """
         #expect(try f.auditCount() == 2, "nothing answered 503 was stored")
     }
 
+    /// Two Authorization or two Content-Type headers: 400 (the first silently won before),
+    /// answered on the head.
+    @Test func headersThatMustBeGivenOnce() throws {
+        let f = try SendFixture()
+        let base = f.request(directBody, token: f.sendToken, key: UUID().uuidString)
+        for (name, value) in [("Authorization", "Bearer \(f.auditToken)"), ("Content-Type", "text/plain"), ("Content-Type", "application/json")] {
+            let c = try f.connect()
+            try c.send(base.replacingOccurrences(of: "Host: localhost\r\n", with: "Host: localhost\r\n\(name): \(value)\r\n"))
+            let r = try c.readResponse()
+            #expect(r.status == 400, "\(name)")
+            #expect(r.text.contains("The \(name) header must be given once."))
+            #expect(try c.readsEOF())
+        }
+        #expect(try f.auditCount() == 0)
+    }
+
     /// A rendered subject follows the rules of a given one: template data with NUL, ESC or
     /// DEL, or one rendering past 998 bytes, is a 422 naming `data`; a long rendered subject
     /// within the limit is folded to header lines of ≤ 78 columns.
