@@ -8,8 +8,8 @@ import HTTPServer
 
 public typealias RouteHandler = (HTTPRequest, Responder) -> HandlerResult
 /// A route's checks on the head alone (authentication, Content-Type): a response refuses
-/// the request before its body is read (`HTTPHandler.refuseBeforeBody`).
-public typealias HeadCheck = (RequestHead) -> HTTPResponse?
+/// the request before its body is read (`HTTPHandler.checkBeforeBody`).
+public typealias HeadCheck = (RequestHead) -> HeadDecision
 
 public final class Router: HTTPHandler {
     struct Route {
@@ -64,12 +64,12 @@ public final class Router: HTTPHandler {
 
     /// A request with a body to an unknown path or with a method the path does not take is
     /// answered on its head; so is one its route's head check refuses.
-    public func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse? {
-        guard let route = route(for: head.path) else { return APIError.notFound(head.method, head.path).response }
+    public func checkBeforeBody(_ head: RequestHead) -> HeadDecision {
+        guard let route = route(for: head.path) else { return .refuse(APIError.notFound(head.method, head.path).response) }
         guard route.methods[head.method] != nil else {
-            return APIError.methodNotAllowed(head.method, allowed: route.allowed).response
+            return .refuse(APIError.methodNotAllowed(head.method, allowed: route.allowed).response)
         }
-        return route.headChecks[head.method]?(head)
+        return route.headChecks[head.method]?(head) ?? .proceed(approval: nil)
     }
 
     public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {

@@ -153,17 +153,17 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
     }
 
-    /// Steps 1 and 2 on the head alone, before the body is read (`HTTPHandler.refuseBeforeBody`):
-    /// an unauthenticated client or a wrong Content-Type never makes us hold a body.
-    public func checkHead(_ head: RequestHead) -> HTTPResponse? {
+    /// Steps 1 and 2 on the head alone, before the body is read (`HTTPHandler.checkBeforeBody`):
+    /// an unauthenticated client or a wrong Content-Type never makes us hold a body. The
+    /// token travels with the request (`TokenApproval`), so it is not verified twice.
+    public func checkHead(_ head: RequestHead) -> HeadDecision {
         do {
-            _ = try checkAuthenticationAndContentType(head.headers)
-            return nil
+            return .proceed(approval: TokenApproval(try checkAuthenticationAndContentType(head.headers)))
         } catch let e as APIError {
-            return e.response
+            return .refuse(e.response)
         } catch {
             logger.error("send_email: \(error)")
-            return APIError.internalError.response
+            return .refuse(APIError.internalError.response)
         }
     }
 
@@ -179,7 +179,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     func process(_ request: HTTPRequest, responder: Responder) throws -> HandlerResult {
         let headers = request.head.headers
-        let token = try checkAuthenticationAndContentType(headers)
+        // Steps 1 and 2: done on the head for every request with a body.
+        let token = try (request.approval as? TokenApproval)?.token ?? checkAuthenticationAndContentType(headers)
 
         // 3. Idempotency-Key.
         let keyHeader = headers.values(for: "Idempotency-Key")
@@ -390,6 +391,12 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
 /// Wakes the loop when a busy store may be tried again (the commit phase then runs with the
 /// writes that were kept).
+/// The token a request's head was authenticated with (steps 1–2 passed).
+final class TokenApproval: Sendable {
+    let token: StoredToken
+    init(_ token: StoredToken) { self.token = token }
+}
+
 struct StoreResting: Error {}
 struct FilesBroken: Error {}
 

@@ -64,6 +64,8 @@ final class Connection: IOHandler, DeadlineHandler {
     var headCompletedAt = Instant(nanoseconds: 0)
     /// Bytes of the server-wide body budget this connection holds (`reserveBody`).
     var bodyReservation = 0
+    /// The handler's approval of the current head (`HTTPHandler.checkBeforeBody`).
+    var currentApproval: (any Sendable)?
     /// Body bytes received since the head timer was last armed; the timer is re-armed only
     /// when a window brought `minBodyBytesPerWindow` (a body must keep moving).
     var bodyWindowBytes = 0
@@ -325,9 +327,12 @@ final class Connection: IOHandler, DeadlineHandler {
                 requestsStarted += 1
                 if head.framing != .none && head.framing != .contentLength(0) {
                     // Decide before 100 Continue and before keeping any of the body.
-                    if let refusal = server.handler.refuseBeforeBody(head) {
+                    switch server.handler.checkBeforeBody(head) {
+                    case .refuse(let refusal):
                         refuseBody(refusal)
                         return
+                    case .proceed(let approval):
+                        currentApproval = approval
                     }
                     if case .contentLength(let n) = head.framing, !reserveBody(n) {
                         refuseBody(busyResponse())
@@ -360,7 +365,9 @@ final class Connection: IOHandler, DeadlineHandler {
                 let body = currentBody
                 currentBody = []
                 releaseBody()
-                dispatch(HTTPRequest(head: head, body: body, receivedAt: headCompletedAt))
+                let approval = currentApproval
+                currentApproval = nil
+                dispatch(HTTPRequest(head: head, body: body, receivedAt: headCompletedAt, approval: approval))
                 if slots.count >= server.configuration.maxPipelinedRequests
                     || out.count - outOffset >= server.configuration.maxPendingOutputBytes {
                     pauseReading()
@@ -406,6 +413,7 @@ final class Connection: IOHandler, DeadlineHandler {
     func refuseBody(_ response: HTTPResponse) {
         let head = currentHead
         currentHead = nil
+        currentApproval = nil
         currentBody = []
         releaseBody()
         server.bodiesRefused += 1

@@ -14,12 +14,24 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// When the head was complete (monotonic).
     public var receivedAt: Instant
+    /// What the handler's `checkBeforeBody` approved the head with (e.g. the authenticated
+    /// token), so the request is not checked twice; nil for requests without a body.
+    public var approval: (any Sendable)?
 
-    public init(head: RequestHead, body: [UInt8], receivedAt: Instant) {
+    public init(head: RequestHead, body: [UInt8], receivedAt: Instant, approval: (any Sendable)? = nil) {
         self.head = head
         self.body = body
         self.receivedAt = receivedAt
+        self.approval = approval
     }
+}
+
+/// The handler's decision on the head of a request that carries a body.
+public enum HeadDecision {
+    /// Read the body; `approval` travels with the request to `handle`.
+    case proceed(approval: (any Sendable)?)
+    /// Answer this at once and close without reading the body.
+    case refuse(HTTPResponse)
 }
 
 public enum HandlerResult {
@@ -36,16 +48,16 @@ public protocol HTTPHandler: AnyObject {
     /// A small index naming the route a request goes to, for an observer's labels (-1: none).
     func routeIndex(for head: RequestHead) -> Int
     /// Called when the head of a request that carries a body is complete, before
-    /// `100 Continue` is sent and before any of the body is kept: a response here (unknown
+    /// `100 Continue` is sent and before any of the body is kept: a refusal here (unknown
     /// route, wrong method, no valid token, wrong Content-Type) is sent at once and the
     /// connection closed without reading the body — an unauthenticated client cannot make
-    /// the server hold its body in memory. `nil`: read the body and `handle` the request.
-    func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse?
+    /// the server hold its body in memory.
+    func checkBeforeBody(_ head: RequestHead) -> HeadDecision
 }
 
 extension HTTPHandler {
     public func routeIndex(for head: RequestHead) -> Int { -1 }
-    public func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse? { nil }
+    public func checkBeforeBody(_ head: RequestHead) -> HeadDecision { .proceed(approval: nil) }
 }
 
 /// Watches the server's responses (metrics). Called on the loop, once per response, when the

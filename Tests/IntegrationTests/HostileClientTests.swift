@@ -13,16 +13,16 @@ import Testing
 extension EchoHandler {
     /// `/echo` with `X-Refuse: yes` is refused on its head (as an unauthenticated send is);
     /// everything else as the router decides.
-    func refuseBeforeBody(_ head: RequestHead) -> HTTPResponse? {
+    func checkBeforeBody(_ head: RequestHead) -> HeadDecision {
         switch head.path {
         case "/echo":
-            guard head.headers["X-Refuse"] == "yes" else { return nil }
-            return HTTPResponse(status: 401, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]),
-                                body: Array("{\"refused\":true}".utf8))
+            guard head.headers["X-Refuse"] == "yes" else { return .proceed(approval: nil) }
+            return .refuse(HTTPResponse(status: 401, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]),
+                                        body: Array("{\"refused\":true}".utf8)))
         case "/blob", "/defer", "/__stop":
-            return nil
+            return .proceed(approval: nil)
         default:
-            return router.refuseBeforeBody(head)
+            return router.checkBeforeBody(head)
         }
     }
 }
