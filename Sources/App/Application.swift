@@ -106,7 +106,7 @@ public final class Application: SignalHandler, DeadlineHandler {
         let db: Database
         do {
             // A small busy timeout: another process holding the write lock stalls the loop at
-            // most this long, once per retry interval (SendEmailService.storeBusyUntil), before
+            // most this long, once per retry interval (SendEmailService.storeRetryTimer), before
             // requests are answered 503.
             db = try Database(path: options.databasePath, synchronous: options.synchronous, busyTimeoutMilliseconds: 10)
         } catch {

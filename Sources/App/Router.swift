@@ -65,22 +65,27 @@ public final class Router: HTTPHandler {
     /// A request with a body to an unknown path or with a method the path does not take is
     /// answered on its head; so is one its route's head check refuses.
     public func checkBeforeBody(_ head: RequestHead) -> HeadDecision {
-        guard let route = route(for: head.path) else { return .refuse(APIError.notFound(head.method, head.path).response) }
-        guard route.methods[head.method] != nil else {
-            return .refuse(APIError.methodNotAllowed(head.method, allowed: route.allowed).response)
+        switch resolve(head) {
+        case .failure(let e): return .refuse(e.response)
+        case .success(let (route, _)): return route.headChecks[head.method]?(head) ?? .proceed(approval: nil)
         }
-        return route.headChecks[head.method]?(head) ?? .proceed(approval: nil)
     }
 
     public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {
-        guard let route = route(for: request.head.path) else {
-            return .respond(APIError.notFound(request.head.method, request.head.path).response)
+        switch resolve(request.head) {
+        case .failure(let e): return .respond(e.response)
+        case .success(let (_, handler)): return handler(request, responder)
         }
-        let method = request.head.method
-        if let h = route.methods[method] ?? (method == "HEAD" ? route.methods["GET"] : nil) {
-            return h(request, responder)
+    }
+
+    /// The route and handler for a head, or its 404 / 405 (HEAD falls back to GET).
+    func resolve(_ head: RequestHead) -> Result<(Route, RouteHandler), APIError> {
+        guard let route = route(for: head.path) else { return .failure(APIError.notFound(head.method, head.path)) }
+        let method = head.method
+        guard let h = route.methods[method] ?? (method == "HEAD" ? route.methods["GET"] : nil) else {
+            return .failure(APIError.methodNotAllowed(method, allowed: route.allowed))
         }
-        return .respond(APIError.methodNotAllowed(method, allowed: route.allowed).response)
+        return .success((route, h))
     }
 
     public func errorResponse(for error: ParseError) -> HTTPResponse {

@@ -68,15 +68,14 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// Times each commit (`--metrics-listen`).
     var metrics: ServerMetrics?
 
-    /// The write lock was busy (another process holds it): until then no transaction is tried
-    /// — requests are answered 503 at once and the iteration's other writes wait — so the loop
-    /// waits on the lock at most once (the busy timeout, a few ms) per `storeRetryDelay`, never
-    /// once per request.
-    var storeBusyUntil = Instant(nanoseconds: 0)
+    /// Armed by a failed begin or commit (the lock busy, the disk full): while it runs no
+    /// transaction is tried — requests are answered 503 at once and the iteration's other
+    /// writes wait — so the loop waits on the lock at most once (the busy timeout, a few ms)
+    /// per `storeRetryDelay`, never once per request. Its firing wakes the loop to retry.
     var storeRetryTimer: TimerHandle?
     /// The database files as opened; `filesBroken` once they were deleted or replaced (then
     /// nothing more is accepted until a restart: commits would go to files no one else sees).
-    var openedFiles: [FileIdentity?] = []
+    let openedFiles: OpenedFiles
     public private(set) var filesBroken: String?
     var busyEpisode = 0
     static let storeRetryDelay: Duration = .milliseconds(100)
@@ -89,7 +88,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         self.db = db
         self.directory = directory
         durableSynchronous = db.synchronous
-        openedFiles = db.fileIdentities
+        openedFiles = db.openedFiles()
         self.reactor = reactor
         self.logger = logger
         self.mailFromAddress = mailFromAddress
@@ -102,13 +101,12 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         storeRetryTimer = reactor.makeTimer(StoreRetryTimer())
     }
 
-    var storeIsBusy: Bool { reactor.now < storeBusyUntil }
+    var storeIsBusy: Bool { storeRetryTimer.map { reactor.isArmed($0) } ?? false }
 
     /// A begin or commit failed (the lock busy, the disk full, …): rest until
     /// `storeRetryDelay` from now and wake the loop then (the writes kept for the next
     /// transaction need no other event). One log line per episode, not one per failure.
     func noteStoreFailure(_ error: Error, _ what: String) {
-        storeBusyUntil = reactor.now + SendEmailService.storeRetryDelay
         if let t = storeRetryTimer { reactor.arm(t, after: SendEmailService.storeRetryDelay) }
         busyEpisode += 1
         if busyEpisode == 1 {
@@ -120,7 +118,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// Before each commit: are the files still the ones we opened? (3 stat calls a commit.)
     func checkFiles() throws {
         if filesBroken != nil { throw FilesBroken() }
-        guard let problem = db.filesChanged(since: openedFiles) else { return }
+        guard let problem = openedFiles.change() else { return }
         filesBroken = problem
         logger.critical("\(problem): no longer accepting messages (503) — what is committed now would be lost. Stop the server, restore the files or remove the database, and start again.")
         throw FilesBroken()
@@ -389,8 +387,6 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     }
 }
 
-/// Wakes the loop when a busy store may be tried again (the commit phase then runs with the
-/// writes that were kept).
 /// The token a request's head was authenticated with (steps 1–2 passed).
 final class TokenApproval: Sendable {
     let token: StoredToken
@@ -400,6 +396,8 @@ final class TokenApproval: Sendable {
 struct StoreResting: Error {}
 struct FilesBroken: Error {}
 
+/// Wakes the loop when a resting store may be tried again (the commit phase then runs with the
+/// writes that were kept).
 final class StoreRetryTimer: DeadlineHandler {
     func onDeadline() {}
 }

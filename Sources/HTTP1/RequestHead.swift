@@ -41,6 +41,8 @@ public struct RequestHead: Sendable, Equatable {
     /// `Expect: 100-continue`.
     public var expectsContinue: Bool
     public var framing: BodyFraming
+    /// Whether a body follows the head (chunked, or a Content-Length above 0).
+    public var hasBody: Bool { framing != .none && framing != .contentLength(0) }
 
     public init(method: String, target: String, path: String, query: String?, version: HTTPVersion,
                 headers: HTTPHeaders, keepAlive: Bool, expectsContinue: Bool, framing: BodyFraming) {

@@ -147,6 +147,7 @@ final class Connection: IOHandler, DeadlineHandler {
         }
         Syscall.shutdownWrite(fd)
         fatalTLSError = true
+        evicted = true   // counted in HTTPServer.evicting until reaped
         requestClose(reason: "closed to admit a new client (max connections)")
     }
 
@@ -325,7 +326,7 @@ final class Connection: IOHandler, DeadlineHandler {
                 currentBody = []
                 headCompletedAt = reactor.now
                 requestsStarted += 1
-                if head.framing != .none && head.framing != .contentLength(0) {
+                if head.hasBody {
                     // Decide before 100 Continue and before keeping any of the body.
                     switch server.handler.checkBeforeBody(head) {
                     case .refuse(let refusal):
@@ -341,7 +342,7 @@ final class Connection: IOHandler, DeadlineHandler {
                     bodyWindowBytes = 0
                     bodyTimerDue = true
                 }
-                if head.expectsContinue && head.framing != .none && head.framing != .contentLength(0) {
+                if head.expectsContinue && head.hasBody {
                     // RFC 9110 §10.1.1: tell the client to send the body. Ordered after any
                     // earlier pipelined responses, as an already-complete slot.
                     slots.append(Slot(sequence: nextSequence, bytes: continueResponse, keepAlive: true))
@@ -416,7 +417,6 @@ final class Connection: IOHandler, DeadlineHandler {
         currentApproval = nil
         currentBody = []
         releaseBody()
-        server.bodiesRefused += 1
         enqueue(response: response, keepAlive: false, isHead: false, for: head)
     }
 
@@ -435,7 +435,7 @@ final class Connection: IOHandler, DeadlineHandler {
 
     func busyResponse() -> HTTPResponse {
         var r = server.handler.errorResponse(for: ParseError(status: 503, reason: "The server is receiving too many request bodies at once; retry shortly."))
-        r.status = 503
+        r.status = 503   // as for parse errors: the status is the driver's, whatever the handler's body
         r.headers.add(name: "Retry-After", value: "1")
         return r
     }
@@ -559,23 +559,12 @@ final class Connection: IOHandler, DeadlineHandler {
                 // window of ciphertext is held per connection.
                 if cipherOffset == cipherOut.count && out.count > outOffset && tls.isHandshakeComplete && !fatalTLSError {
                     let end = min(out.count, outOffset + Connection.encryptWindow)
-                    while outOffset < end {
-                        let r = out.withUnsafeBytes { raw in tls.write(UnsafeRawBufferPointer(rebasing: raw[outOffset..<end])) }
-                        switch r {
-                        case .progress(let n) where n > 0:
-                            outOffset += n
-                        case .progress, .wantRead, .wantWrite:
-                            // The engine's output takes every byte, so this cannot happen; if
-                            // it did, a write that cannot progress must not spin the loop.
-                            fatalTLSError = true
-                            abort(reason: "TLS write made no progress")
-                            return
-                        case .closed, .failed:
-                            fatalTLSError = true
-                            abort(reason: "TLS write failed")
-                            return
-                        }
+                    guard case .progress = out.withUnsafeBytes({ tls.write(UnsafeRawBufferPointer(rebasing: $0[outOffset..<end])) }) else {
+                        fatalTLSError = true
+                        abort(reason: "TLS write failed")
+                        return
                     }
+                    outOffset = end
                     if outOffset == out.count { out.removeAll(keepingCapacity: out.count <= 16 * 1024); outOffset = 0 }
                 }
                 if tls.pendingCiphertext > 0 {

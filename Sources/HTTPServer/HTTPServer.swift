@@ -56,10 +56,6 @@ public final class HTTPServer {
     public internal(set) var handshakeFailures = 0
     /// Request bodies all connections hold while they arrive (against `maxBodyBytesInFlight`).
     public internal(set) var bodyBytesInFlight = 0
-    /// Requests answered on their head without reading the body (refused or over budget).
-    public internal(set) var bodiesRefused = 0
-    /// Connections closed to admit new clients at `maxConnections` (`makeRoom`).
-    public internal(set) var roomMadeTotal = 0
     var roomLogged = false
     /// Connections closed by `makeRoom` and not yet reaped (their slots are as good as free).
     var evicting = 0
@@ -121,7 +117,7 @@ public final class HTTPServer {
                 // At the limit with a client waiting: make room as nginx reuses idle
                 // connections — close one that never sent a request, else the longest-idle
                 // keep-alive one. Its slot is free once reaped in this iteration's tail.
-                if makeRoom(limit: 1) == 0 {
+                if !makeRoom() {
                     // Nothing to close: stop listening for readiness; reap resumes when a
                     // connection closes, and busy ones may turn idle: look again shortly
                     // (4 times a second, only while at the limit with clients waiting).
@@ -166,38 +162,27 @@ public final class HTTPServer {
         _ = listener
     }
 
-    /// Closes up to `limit` connections that hold a slot without using it, never one with a
-    /// request in flight: first those that sent no request yet (oldest first), then idle
-    /// keep-alive ones (idle longest first). Returns how many it closed.
-    func makeRoom(limit: Int = 16) -> Int {
-        var silent: [Connection] = []
-        var idle: [Connection] = []
+    /// Closes one connection that holds a slot without using it, never one with a request in
+    /// flight: the oldest of those that sent no request yet, else the longest-idle keep-alive
+    /// one (one pass, no allocation). Returns whether it closed one.
+    func makeRoom() -> Bool {
+        var silent: Connection?
+        var idle: Connection?
         for (_, c) in connections {
             switch c.roomClass {
-            case .neverRequested: silent.append(c)
-            case .idleKeepAlive: idle.append(c)
+            case .neverRequested: if silent.map({ c.openedAt < $0.openedAt }) ?? true { silent = c }
+            case .idleKeepAlive: if idle.map({ c.idleSince < $0.idleSince }) ?? true { idle = c }
             case .busy: break
             }
         }
-        silent.sort { $0.openedAt < $1.openedAt }
-        var chosen = Array(silent.prefix(limit))
-        if chosen.count < limit {
-            idle.sort { $0.idleSince < $1.idleSince }
-            chosen += idle.prefix(limit - chosen.count)
+        guard let chosen = silent ?? idle else { return false }
+        chosen.evict()
+        evicting += 1
+        if !roomLogged {   // once per episode
+            roomLogged = true
+            logger.notice("max connections (\(configuration.maxConnections)) reached: closing connections without a request and idle keep-alive ones to admit new clients")
         }
-        for c in chosen {
-            c.evict()
-            c.evicted = true
-            evicting += 1
-        }
-        if !chosen.isEmpty {
-            roomMadeTotal += chosen.count
-            if !roomLogged {   // once per episode
-                roomLogged = true
-                logger.notice("max connections (\(configuration.maxConnections)) reached: closing connections without a request and idle keep-alive ones to admit new clients")
-            }
-        }
-        return chosen.count
+        return true
     }
 
     func pauseAccepting() {

@@ -362,19 +362,10 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     /// Queues bytes (encrypted when TLS is on); `perform` writes them when its actions are done.
     func send(_ bytes: [UInt8]) {
         if let tls {
-            // With SSL_MODE_ENABLE_PARTIAL_WRITE one SSL_write_ex takes about one record
-            // (16 KiB): write until every byte is taken (the engine's output never refuses).
-            var offset = 0
-            while offset < bytes.count {
-                let r = bytes.withUnsafeBytes { tls.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
-                switch r {
-                case .progress(let n) where n > 0:
-                    offset += n
-                case .failed(let e):
-                    return machineEvent(.lost("TLS write failed (\(e))"))
-                case .progress, .wantRead, .wantWrite, .closed:
-                    return machineEvent(.lost("TLS write made no progress"))
-                }
+            switch bytes.withUnsafeBytes({ tls.write($0) }) {   // every byte, or a failure
+            case .progress: break
+            case .failed(let e): return machineEvent(.lost("TLS write failed (\(e))"))
+            case .wantRead, .wantWrite, .closed: return machineEvent(.lost("TLS write failed"))
             }
         } else {
             output += bytes

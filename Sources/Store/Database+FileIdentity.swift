@@ -10,7 +10,7 @@
 import Glibc
 #endif
 
-public struct FileIdentity: Equatable, Sendable {
+struct FileIdentity: Equatable {
     var device: UInt64
     var inode: UInt64
 
@@ -21,20 +21,29 @@ public struct FileIdentity: Equatable, Sendable {
     }
 }
 
-extension Database {
-    /// The files as they are now: the database, its WAL and its shared-memory index.
-    public var fileIdentities: [FileIdentity?] {
-        [FileIdentity.of(path), FileIdentity.of(path + "-wal"), FileIdentity.of(path + "-shm")]
-    }
+/// The database's files as they were when taken (paths built once: a check is three `stat`
+/// calls and nothing else).
+public struct OpenedFiles {
+    let files: [(path: String, identity: FileIdentity?)]
 
-    /// What is wrong, if the files differ from `expected` (nil: they are the ones we opened).
-    public func filesChanged(since expected: [FileIdentity?]) -> String? {
-        let now = fileIdentities
-        let names = [path, path + "-wal", path + "-shm"]
-        for (i, name) in names.enumerated() where now[i] != expected[i] {
-            if expected[i] == nil { continue }   // not there at start (created since): fine
-            return now[i] == nil ? "\(name) was deleted while the server has it open" : "\(name) was replaced while the server has it open"
+    /// What is wrong, if a file differs from when it was taken (nil: they are the same). A
+    /// file that was not there then (created since) is fine.
+    public func change() -> String? {
+        for f in files {
+            guard let expected = f.identity else { continue }
+            switch FileIdentity.of(f.path) {
+            case expected?: continue
+            case nil: return "\(f.path) was deleted while the server has it open"
+            case _?: return "\(f.path) was replaced while the server has it open"
+            }
         }
         return nil
+    }
+}
+
+extension Database {
+    /// The database, its WAL and its shared-memory index, as they are now.
+    public func openedFiles() -> OpenedFiles {
+        OpenedFiles(files: [path, path + "-wal", path + "-shm"].map { ($0, FileIdentity.of($0)) })
     }
 }

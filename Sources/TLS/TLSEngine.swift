@@ -151,14 +151,21 @@ public final class TLSEngine {
         return result(rc, "read")
     }
 
+    /// Encrypts all of `plaintext` (`.progress(plaintext.count)`) or fails. With
+    /// `SSL_MODE_ENABLE_PARTIAL_WRITE` one `SSL_write_ex` takes about one record (16 KiB); the
+    /// engine's output takes every byte, so it is called until the whole buffer is taken —
+    /// a caller that wrote once and dropped the rest truncated every message over 16 KiB.
     public func write(_ plaintext: UnsafeRawBufferPointer) -> TLSResult {
         if failed { return .failed(TLSError(operation: "write", message: "connection already failed")) }
-        guard plaintext.count > 0 else { return .progress(0) }
-        ERR_clear_error()
-        var n = 0
-        let rc = SSL_write_ex(ssl, plaintext.baseAddress, plaintext.count, &n)
-        if rc == 1 { return .progress(n) }
-        return result(rc, "write")
+        var offset = 0
+        while offset < plaintext.count {
+            ERR_clear_error()
+            var n = 0
+            let rc = SSL_write_ex(ssl, plaintext.baseAddress! + offset, plaintext.count - offset, &n)
+            guard rc == 1 else { return result(rc, "write") }
+            offset += n
+        }
+        return .progress(offset)
     }
 
     /// Sends close_notify (once). We never wait for the peer's: `.progress(0)` once ours is queued.

@@ -91,6 +91,17 @@ func transfer(_ bytes: [UInt8], from a: TLSEngine, to b: TLSEngine) -> [UInt8] {
         #expect(client.peerCertificateSubject?.contains("CN=localhost") == true)
     }
 
+    /// One `write` takes every byte, however many records it needs (partial writes are on:
+    /// a caller that wrote once truncated messages at 16 KiB), and the peer reads them all.
+    @Test(arguments: [16_383, 16_384, 16_385, 65_536, 1 << 20])
+    func oneWriteTakesEveryByte(size: Int) throws {
+        let (client, server) = try handshakenPair()
+        let bytes = (0..<size).map { UInt8($0 % 251) }
+        guard case .progress(let n) = bytes.withUnsafeBytes({ client.write($0) }) else { Issue.record("write failed"); return }
+        #expect(n == size)
+        #expect(transfer([], from: client, to: server) == bytes)
+    }
+
     @Test func tls12Works() throws {
         let certs = try Certs.make()
         let server = try TLSEngine(server: TLSServerContext(certificateChainPath: certs.cert, privateKeyPath: certs.key))
