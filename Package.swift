@@ -30,6 +30,8 @@ let package = Package(
                        pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL",
                        pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ",
+                       pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // Pure modules (Digest is computation only, over OpenSSL's EVP)
         .target(name: "HTTP1"),
@@ -55,6 +57,11 @@ let package = Package(
         .target(name: "TLS", dependencies: ["COpenSSL"]),
         .target(name: "Store", dependencies: ["CSQLite", "Auth", "Idempotency", "AuditAPI"]),
         .target(name: "Resolver", dependencies: ["Reactor"]),
+        // libpq in the reactor: the PostgreSQL store's connection (SPEC §7)
+        .target(name: "PostgresClient", dependencies: [
+            "CLibPQ", "Reactor", "Resolver",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Drivers
         .target(name: "HTTPServer", dependencies: [
@@ -107,6 +114,10 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Auth", "AuditAPI"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "COpenSSL"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CShims"]),
+        .testTarget(name: "PostgresClientTests", dependencies: [
+            "PostgresClient", "Reactor", "Resolver", "CLibPQ",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "App", "HTTPServer", "Reactor", "TLS", "HTTP1", "COpenSSL", "CShims", "SMTPClient", "SMTPProtocol", "Resolver", "Store",
             .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,5 @@
+/// CLibPQ: the system libpq (Debian libpq-dev), PostgreSQL's client library.
+#ifndef CLIBPQ_SHIM_H
+#define CLIBPQ_SHIM_H
+#include <libpq-fe.h>
+#endif
