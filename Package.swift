@@ -55,7 +55,11 @@ let package = Package(
             .product(name: "HeapModule", package: "swift-collections"),
         ]),
         .target(name: "TLS", dependencies: ["COpenSSL"]),
-        .target(name: "Store", dependencies: ["CSQLite", "Auth", "Idempotency", "AuditAPI"]),
+        // The store: its protocols and records, and the SQLite store (Store/SQLite)
+        .target(name: "Store", dependencies: [
+            "CSQLite", "Auth", "Idempotency", "AuditAPI", "Reactor",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Resolver", dependencies: ["Reactor"]),
         // libpq in the reactor: the PostgreSQL store's connection (SPEC §7)
         .target(name: "PostgresClient", dependencies: [

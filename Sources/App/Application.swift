@@ -8,6 +8,7 @@ import Glibc
 import Auth
 import HTTP1
 import HTTPServer
+import JSON
 import Logging
 import Reactor
 import Resolver
@@ -39,7 +40,7 @@ public final class Application: SignalHandler, DeadlineHandler {
     public var onMetricsListening: ((String) -> Void)?
     /// Called once, after `onListening`, when the embedded demo was created: lines to show.
     public var onDemo: (([String]) -> Void)?
-    var database: Database?
+    public private(set) var store: ServerStore?
     public private(set) var sendService: SendEmailService?
     public private(set) var scheduler: DeliveryScheduler?
     var auditService: AuditService?
@@ -103,40 +104,39 @@ public final class Application: SignalHandler, DeadlineHandler {
             throw StartupError("cannot watch signals: \(error)")
         }
         let tls = try makeTLSContext()
-        let db: Database
-        do {
-            // A small busy timeout: another process holding the write lock stalls the loop at
-            // most this long, once per retry interval (SendEmailService.storeRetryTimer), before
-            // requests are answered 503.
-            db = try Database(path: options.databasePath, synchronous: options.synchronous, busyTimeoutMilliseconds: 10)
-        } catch {
-            throw StartupError("cannot open the database \(options.databasePath): \(error)")
-        }
-        database = db
-        do {
-            demoToken = try EmbeddedDefault.createIfEmpty(db, logger: logger)
-        } catch {
-            throw StartupError("cannot create the embedded demo: \(error)")
-        }
-        let directory = Directory(db: db, reactor: reactor, logger: logger)
-        let service = SendEmailService(db: db, reactor: reactor, directory: directory, logger: logger, mailFromAddress: options.mailFromAddress,
-                                       retentionSeconds: options.idempotencyRetentionSeconds)
-        sendService = service
         let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration.load(
             resolvConfPath: options.resolvConfPath, hostsPath: options.hostsPath, port: options.dnsPort))
+        let store = try openStore(resolver: resolver)
+        self.store = store
+        let directory = Directory(store: store, reactor: reactor, logger: logger)
+        let service = SendEmailService(store: store, reactor: reactor, directory: directory, logger: logger, mailFromAddress: options.mailFromAddress,
+                                       retentionSeconds: options.idempotencyRetentionSeconds)
+        sendService = service
         var deliveryOptions = DeliveryScheduler.Options(
             retry: RetryPolicy(baseSeconds: options.retryBaseSeconds, maxSeconds: options.retryMaxSeconds,
                                maxQueueAgeSeconds: options.maxQueueAgeSeconds),
             smtpTimeoutSeconds: options.smtpTimeoutSeconds, clientName: options.smtpHeloName ?? Application.hostName())
         deliveryOptions.maxMessagesPerSession = options.smtpMessagesPerSession
-        let scheduler = DeliveryScheduler(db: db, reactor: reactor, resolver: resolver, logger: logger, options: deliveryOptions)
+        let scheduler = DeliveryScheduler(store: store, reactor: reactor, resolver: resolver, logger: logger, options: deliveryOptions)
         self.scheduler = scheduler
         service.participants.append(scheduler)
         service.scheduler = scheduler
+        // Readiness (liveness is /healthz): 503 while the store cannot take a commit.
+        router.add("GET", "/readyz") { _, _ in
+            if let reason = store.unavailableReason {
+                var body = "{\"ok\":false,\"error\":{\"code\":\"store_unavailable\",\"message\":"
+                JSONText.appendString(reason, to: &body)
+                body += "}}"
+                return .respond(HTTPResponse(status: 503, headers: HTTPHeaders([(name: "Content-Type", value: "application/json"),
+                                                                                (name: "Retry-After", value: "1")]), body: Array(body.utf8)))
+            }
+            return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]),
+                                         body: Array("{\"ok\":true}".utf8)))
+        }
         router.add("POST", "/api/send_email", headCheck: { head in service.checkHead(head) }) { request, responder in
             service.handle(request, responder: responder)
         }
-        let audit = AuditService(db: db, directory: directory, logger: logger)
+        let audit = AuditService(store: store, directory: directory, logger: logger)
         audit.install(on: router)
         auditService = audit
         var config = ServerConfiguration(listen: options.listen, limits: options.limits,
@@ -155,7 +155,7 @@ public final class Application: SignalHandler, DeadlineHandler {
             throw StartupError("cannot listen on \(options.listen): \(error)")
         }
         if let address = options.metricsListen {
-            try startMetrics(address, service: service, scheduler: scheduler, db: db)
+            try startMetrics(address, service: service, scheduler: scheduler, store: store)
         }
         scheduler.start()
         let url = "\(server.scheme)://\(bound)"
@@ -168,24 +168,22 @@ public final class Application: SignalHandler, DeadlineHandler {
         } catch {
             throw StartupError("event loop failed: \(error)")
         }
-        // Status writes made by the last iteration's outcomes, synced.
-        service.relaxStatusCommits = false
-        for _ in 0..<3 where scheduler.hasPendingWrites { _ = service.runTail(.commit) }
-        if service.unsyncedCommits {
-            do { try db.syncWAL() } catch { logger.error("syncing the WAL at shutdown: \(error)") }
-        }
+        // Status writes made by the last iteration's outcomes, made durable.
+        store.finish()
+        service.commitRemaining()
+        store.finish()
         logger.info("stopped")
     }
 
     /// `--metrics-listen`: a second, plain-HTTP server in the same loop with one route.
-    func startMetrics(_ address: SocketAddress, service: SendEmailService, scheduler: DeliveryScheduler, db: Database) throws {
+    func startMetrics(_ address: SocketAddress, service: SendEmailService, scheduler: DeliveryScheduler, store: ServerStore) throws {
         let m = ServerMetrics(routes: router.labels)
         metrics = m
         server.observer = m
         service.metrics = m
         let metricsRouter = Router()
         metricsRouter.add("GET", "/metrics") { [unowned self] _, _ in
-            let body = m.render(server: self.server, scheduler: scheduler, db: db)
+            let body = m.render(server: self.server, scheduler: scheduler, store: store)
             return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([
                 (name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store"),
             ]), body: body))
@@ -206,6 +204,30 @@ public final class Application: SignalHandler, DeadlineHandler {
     }
 
     var shutdownTimer: TimerHandle?
+
+    /// The store `--db` names, migrated; the embedded demo on an empty one.
+    func openStore(resolver: Resolver) throws -> ServerStore {
+        switch StoreLocation(options.databasePath) {
+        case .sqlite(let path):
+            let db: Database
+            do {
+                // A small busy timeout: another process holding the write lock stalls the loop
+                // at most this long, once per retry interval (SQLiteServerStore), before
+                // requests are answered 503.
+                db = try Database(path: path, synchronous: options.synchronous, busyTimeoutMilliseconds: 10)
+            } catch {
+                throw StartupError("cannot open the database \(path): \(error)")
+            }
+            do {
+                demoToken = try EmbeddedDefault.createIfEmpty(db, logger: logger)
+            } catch {
+                throw StartupError("cannot create the embedded demo: \(error)")
+            }
+            return SQLiteServerStore(db: db, reactor: reactor, logger: logger)
+        case .postgres:
+            throw StartupError("PostgreSQL is not available in this build")
+        }
+    }
 
     /// The shutdown grace passed with SMTP sessions still busy.
     public func onDeadline() {

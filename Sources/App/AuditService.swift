@@ -4,8 +4,9 @@
 ///
 /// `GET /audit` (and its script and style sheet) serves the page of `AuditPage`.
 ///
-/// Each request is one bounded indexed statement on the loop (see `Database+Audit`): a page
-/// reads at most 201 rows without their message bytes; a detail reads one row and its attempts.
+/// Each request is one bounded indexed statement (see `Database+Audit`): a page reads at most
+/// 201 rows without their message bytes; a detail reads one row and its attempts. The store
+/// answers at once (SQLite) or in a later iteration (PostgreSQL): the response follows then.
 import AuditAPI
 import AuditPage
 import Auth
@@ -18,22 +19,26 @@ import SendAPI
 import Store
 
 public final class AuditService {
-    let db: Database
+    let store: ServerStore
     let directory: Directory
     var logger: Logger
 
     static let detailPrefix = "/api/audit/"
     static let jsonHeaders = HTTPHeaders([(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")])
 
-    init(db: Database, directory: Directory, logger: Logger) {
-        self.db = db
+    init(store: ServerStore, directory: Directory, logger: Logger) {
+        self.store = store
         self.directory = directory
         self.logger = logger
     }
 
     func install(on router: Router) {
-        router.add("GET", "/api/audit") { [unowned self] request, _ in self.answer { try self.list(request) } }
-        router.addPrefix("GET", AuditService.detailPrefix) { [unowned self] request, _ in self.answer { try self.detail(request) } }
+        router.add("GET", "/api/audit") { [unowned self] request, responder in
+            self.answer(responder) { done in try self.list(request, done) }
+        }
+        router.addPrefix("GET", AuditService.detailPrefix) { [unowned self] request, responder in
+            self.answer(responder) { done in try self.detail(request, done) }
+        }
         // The page for people: static files compiled into the binary.
         for (path, file) in AuditPage.files {
             var headers = HTTPHeaders([(name: "Content-Type", value: file.contentType)])
@@ -43,20 +48,37 @@ public final class AuditService {
         }
     }
 
-    func answer(_ body: () throws -> HTTPResponse) -> HandlerResult {
+    /// Runs `body`, which finishes by calling `done` with the response or the error — before
+    /// returning (SQLite) or later (PostgreSQL): the response goes out either way.
+    func answer(_ responder: Responder, _ body: (@escaping (Result<HTTPResponse, Error>) -> Void) throws -> Void) -> HandlerResult {
+        var immediate: HTTPResponse?
+        var returned = false
         do {
-            return .respond(try body())
-        } catch let e as APIError {
-            return .respond(e.response)
+            try body { [self] result in
+                let response: HTTPResponse
+                switch result {
+                case .success(let r): response = r
+                case .failure(let e): response = errorResponse(e)
+                }
+                if returned { responder.respond(response) } else { immediate = response }
+            }
         } catch {
-            logger.error("audit: \(error)")
-            return .respond(APIError.internalError.response)
+            return .respond(errorResponse(error))
         }
+        returned = true
+        if let r = immediate { return .respond(r) }
+        return .deferred
+    }
+
+    func errorResponse(_ error: Error) -> HTTPResponse {
+        if let e = error as? APIError { return e.response }
+        logger.error("audit: \(error)")
+        return APIError.internalError.response
     }
 
     // MARK: GET /api/audit
 
-    func list(_ request: HTTPRequest) throws -> HTTPResponse {
+    func list(_ request: HTTPRequest, _ done: @escaping (Result<HTTPResponse, Error>) -> Void) throws {
         _ = try directory.authenticate(request.head.headers, ability: Ability.auditRead)
         let query: AuditQuery
         switch AuditQuery.parse(request.head.query) {
@@ -65,9 +87,15 @@ public final class AuditService {
         }
         let filter = AuditFilter(recipient: query.recipient, status: query.status, since: query.since, until: query.until)
         // One row more than asked tells whether another page follows (no empty last page).
-        var rows = try db.auditPage(filter, limit: query.limit + 1, after: query.cursor)
+        store.auditPage(filter, limit: query.limit + 1, after: query.cursor) { result in
+            done(result.map { AuditService.listResponse($0, limit: query.limit) })
+        }
+    }
+
+    static func listResponse(_ page: [AuditEntry], limit: Int) -> HTTPResponse {
+        var rows = page
         var next: String?
-        if rows.count > query.limit {
+        if rows.count > limit {
             rows.removeLast()
             if let last = rows.last { next = AuditCursor(acceptedAt: last.acceptedAt, id: last.id).encoded }
         }
@@ -89,15 +117,22 @@ public final class AuditService {
 
     // MARK: GET /api/audit/{id}
 
-    func detail(_ request: HTTPRequest) throws -> HTTPResponse {
+    func detail(_ request: HTTPRequest, _ done: @escaping (Result<HTTPResponse, Error>) -> Void) throws {
         _ = try directory.authenticate(request.head.headers, ability: Ability.auditRead)
         let idText = request.head.path.dropFirst(AuditService.detailPrefix.count)
-        guard idText.utf8.count <= 18, idText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(idText), id > 0,
-              let entry = try db.auditEntry(id: id)
-        else {
-            throw APIError.noSuchResource("No audit entry \(String(idText.prefix(40)).debugDescription).")
+        let missing = APIError.noSuchResource("No audit entry \(String(idText.prefix(40)).debugDescription).")
+        guard idText.utf8.count <= 18, idText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(idText), id > 0 else {
+            throw missing
         }
-        let attempts = try db.deliveryAttempts(messageID: id)
+        store.auditDetail(id: id) { result in
+            done(result.flatMap { found in
+                guard let (entry, attempts) = found else { return .failure(missing) }
+                return .success(AuditService.detailResponse(entry, attempts))
+            })
+        }
+    }
+
+    static func detailResponse(_ entry: AuditEntry, _ attempts: [DeliveryAttempt]) -> HTTPResponse {
         let message = MessageReader.read(entry.raw)
         var json = JSONWriter(capacity: 256 + entry.raw.count * 3)
         json.open("{")

@@ -30,10 +30,11 @@ import SMTPProtocol
 import Store
 import TLS
 
-/// Writes that must join the iteration's transaction.
+/// Writes that must join the next group commit.
 protocol CommitParticipant: AnyObject {
     var hasPendingWrites: Bool { get }
-    func writePending(_ db: Database) throws
+    /// The writes for the commit being made; `committed` follows once with its outcome.
+    func takePendingWrites() -> [StatusWrite]
     func committed(_ ok: Bool)
 }
 
@@ -55,13 +56,9 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         }
     }
 
-    enum Write {
-        case sending(Int64)
-        case requeue(Int64)
-        case attempt(id: Int64, status: String, reply: String, at: Int64, next: Int64)
-    }
+    typealias Write = StatusWrite
 
-    let db: Database
+    let store: ServerStore
     let reactor: Reactor
     let resolver: Resolver
     var logger: Logger
@@ -80,6 +77,10 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     var writing: [Write] = []
     /// A relay session reported `sent` and writes nothing more until the next commit.
     var outputHeld = false
+    /// The commit on its way carries a `sent` some session waits for.
+    var releaseOnCommit = false
+    /// A scan is on its way (PostgreSQL answers later): no second one meanwhile.
+    var scanning = false
     var scanTimer: TimerHandle?
     var scanAt: Instant?
     var overflowed = false
@@ -94,8 +95,8 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     public private(set) var deferredCount = 0
     public private(set) var failedCount = 0
 
-    public init(db: Database, reactor: Reactor, resolver: Resolver, logger: Logger, options: Options) {
-        self.db = db
+    public init(store: ServerStore, reactor: Reactor, resolver: Resolver, logger: Logger, options: Options) {
+        self.store = store
         self.reactor = reactor
         self.resolver = resolver
         self.logger = logger
@@ -107,13 +108,15 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     /// Start-up: what a crash left `sending` is due again; then the first scan.
     public func start() {
-        do {
-            let n = try db.requeueInterrupted(nowMilliseconds: DeliveryScheduler.nowMilliseconds())
-            if n > 0 { logger.notice("\(n) message(s) were being sent when the last run stopped; retrying them") }
-        } catch {
-            logger.error("cannot requeue interrupted messages: \(error)")
+        store.requeueInterrupted(nowMilliseconds: DeliveryScheduler.nowMilliseconds()) { [self] result in
+            switch result {
+            case .success(let n):
+                if n > 0 { logger.notice("\(n) message(s) were being sent when the last run stopped; retrying them") }
+            case .failure(let error):
+                logger.error("cannot requeue interrupted messages: \(error)")
+            }
+            scan()
         }
-        scan()
     }
 
     // MARK: Intake
@@ -145,28 +148,36 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// timer for the next batch (the next loop iteration, after this one's commit) or the next
     /// future retry.
     func scan() {
-        guard !stopping else { return }
+        guard !stopping, !scanning else { return }
         let now = DeliveryScheduler.nowMilliseconds()
-        do {
-            let room = options.maxInMemory - active.count
-            if room > 0 {
-                let take = min(room, DeliveryScheduler.scanBatch)
-                let limit = take + min(active.count, 1000)
-                let rows = try db.dueMessages(nowMilliseconds: now, limit: limit)
-                let fresh = rows.filter { active[$0.id] == nil }
+        let room = options.maxInMemory - active.count
+        guard room > 0 else {
+            overflowed = true
+            return
+        }
+        let take = min(room, DeliveryScheduler.scanBatch)
+        let limit = take + min(active.count, 1000)
+        scanning = true
+        store.dueMessages(nowMilliseconds: now, limit: limit) { [self] result in
+            scanning = false
+            guard !stopping else { return }
+            switch result {
+            case .success(let scan):
+                // Room may have changed while a PostgreSQL scan was on its way.
+                let room = options.maxInMemory - active.count
+                let take = min(max(room, 0), take)
+                let fresh = scan.rows.filter { active[$0.id] == nil }
                 for m in fresh.prefix(take) { deliver(m) }
                 // A full result may hide more due rows: the next batch if they fit, else when
                 // memory frees up.
-                let more = rows.count == limit || fresh.count > take
+                let more = scan.rows.count == limit || fresh.count > take
                 overflowed = more && take == room
                 if more && take < room { armScanNextIteration() }
-            } else {
-                overflowed = true
+                if let next = scan.nextDue { armScan(atMilliseconds: next) }
+            case .failure(let error):
+                logger.error("queue scan failed (retrying in 1 s): \(error)")
+                armScan(atMilliseconds: now + 1000)
             }
-            if let next = try db.nextDueTime(after: now) { armScan(atMilliseconds: next) }
-        } catch {
-            logger.error("queue scan failed (retrying in 1 s): \(error)")
-            armScan(atMilliseconds: now + 1000)
         }
     }
 
@@ -218,7 +229,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         if let r = routes[name] { return r }
         let mailbox: MailboxRecord?
         do {
-            mailbox = try db.mailboxes().first { $0.name == name }
+            mailbox = try store.mailboxes().first { $0.name == name }
         } catch {
             logger.error("reading mailboxes: \(error)")
             return .unusable(.local(451, "4.3.0", "cannot read mailbox \(name): \(error)"))
@@ -327,30 +338,27 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     var hasPendingWrites: Bool { !writes.isEmpty || outputHeld }
 
-    func writePending(_ db: Database) throws {
+    func takePendingWrites() -> [StatusWrite] {
         writing = writes
         writes.removeAll(keepingCapacity: true)
-        for w in writing {
-            switch w {
-            case .sending(let id): try db.markSending(id: id)
-            case .requeue(let id): try db.requeue(id: id)
-            case .attempt(let id, let status, let reply, let at, let next):
-                try db.recordAttempt(id: id, status: status, reply: reply, atMilliseconds: at, nextAttemptAt: next)
-            }
-        }
+        // The sessions holding their output wait for this commit, not one already on its way.
+        releaseOnCommit = outputHeld
+        outputHeld = false
+        return writing
     }
 
     func committed(_ ok: Bool) {
         if !ok {
-            // Keep them, in order, for the next iteration's transaction.
+            // Keep them, in order, for the next commit.
             writes = writing + writes
+            outputHeld = outputHeld || releaseOnCommit
         }
         writing.removeAll(keepingCapacity: true)
         // Sessions that reported a `sent` wait for it to be durable before writing on.
-        if ok && outputHeld {
-            outputHeld = false
+        if ok && releaseOnCommit {
             for p in pools { p.outcomesCommitted() }
         }
+        releaseOnCommit = false
     }
 
     // MARK: Shutdown

@@ -1,9 +1,11 @@
 /// Directory: the server's cached reads of what the admin CLI writes — tokens, mailboxes,
 /// templates — and bearer authentication over them, shared by every route.
 ///
-/// The caches live while `PRAGMA data_version` is unchanged; it is checked once per loop
-/// iteration, so an admin's commit (a revoked token, a disabled mailbox, a new template) is seen
-/// by the very next iteration's requests without a restart.
+/// The caches live while the store's directory version is unchanged (SQLite: `PRAGMA
+/// data_version`; PostgreSQL: bumped when a NOTIFY from an admin command was followed by a
+/// fresh copy); it is checked once per loop iteration, so an admin's commit (a revoked token,
+/// a disabled mailbox, a new template) is seen by the next iteration's requests without a
+/// restart.
 import Auth
 import HTTP1
 import Logging
@@ -13,7 +15,7 @@ import Store
 import Templates
 
 public final class Directory {
-    let db: Database
+    let store: ServerStore
     let reactor: Reactor
     var logger: Logger
 
@@ -23,8 +25,8 @@ public final class Directory {
     var mailboxCache: [MailboxRecord]?
     var templateCache: [String: EmailTemplate] = [:]
 
-    init(db: Database, reactor: Reactor, logger: Logger) {
-        self.db = db
+    init(store: ServerStore, reactor: Reactor, logger: Logger) {
+        self.store = store
         self.reactor = reactor
         self.logger = logger
     }
@@ -33,7 +35,7 @@ public final class Directory {
     func refreshIfChanged() throws {
         guard reactor.iterations != checkedIteration else { return }
         checkedIteration = reactor.iterations
-        let v = try db.dataVersion()
+        let v = try store.directoryVersion()
         if v != cachedVersion {
             cachedVersion = v
             tokenCache.removeAll(keepingCapacity: true)
@@ -68,21 +70,21 @@ public final class Directory {
 
     func lookupToken(id: Int64) throws -> StoredToken? {
         if let t = tokenCache[id] { return t }
-        guard let t = try db.token(id: id) else { return nil }
+        guard let t = try store.token(id: id) else { return nil }
         tokenCache[id] = t
         return t
     }
 
     func mailboxes() throws -> [MailboxRecord] {
         if let m = mailboxCache { return m }
-        let m = try db.mailboxes()
+        let m = try store.mailboxes()
         mailboxCache = m
         return m
     }
 
     func template(_ identifier: String) throws -> EmailTemplate? {
         if let t = templateCache[identifier] { return t }
-        guard let record = try db.template(identifier: identifier) else { return nil }
+        guard let record = try store.template(identifier: identifier) else { return nil }
         do {
             let t = try EmailTemplate(identifier: record.identifier, subject: record.subject, html: record.html, text: record.text)
             templateCache[identifier] = t

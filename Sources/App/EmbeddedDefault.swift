@@ -32,7 +32,7 @@ enum EmbeddedDefault {
         """
 
     /// Creates the demo when the database is empty; returns the token (shown once) or nil.
-    static func createIfEmpty(_ db: Database, logger: Logger) throws -> String? {
+    static func createIfEmpty(_ db: AdminStore, logger: Logger) throws -> String? {
         guard try db.mailboxes().isEmpty, try db.tokens().isEmpty else { return nil }
         let now = SendEmailService.nowMilliseconds()
         var rng = SystemRandomNumberGenerator()

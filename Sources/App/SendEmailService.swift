@@ -6,9 +6,16 @@
 /// Accepting a request does not write: the queue/audit row and the idempotency record join
 /// this loop iteration's batch, the response is deferred, and the key is marked in flight
 /// (a second request with it meanwhile gets `409 idempotency_key_in_use`). The reactor's
-/// `commit` tail phase writes the whole batch in one transaction, then answers every request
-/// in it — `200` on success, `503` (nothing stored, retry with the same key) if the commit
-/// failed — and only then does the `flush` phase write responses to sockets.
+/// `commit` tail phase hands the whole batch to the store as one transaction (`ServerStore`);
+/// when it completes — SQLite in the same phase, PostgreSQL in a later iteration — every
+/// request in it is answered: `200` when stored, a replay or `409` when the store found the
+/// key taken, `503` (nothing stored, retry with the same key) if the commit failed. Only then
+/// does the `flush` phase write responses to sockets.
+///
+/// The stored idempotency record is read inside that transaction, not before validation: a
+/// request that fails validation joins the batch as a look-up, so a stored record still
+/// answers it with its replay or conflict (SPEC §4's check order) and otherwise its `422`
+/// goes out.
 ///
 /// Reads (tokens, mailboxes, templates) come from the `Directory`, whose caches follow the
 /// admin CLI's commits, so a revoked token stops working on the very next request.
@@ -29,12 +36,16 @@ import Templates
 
 public final class SendEmailService: TailHandler, DeadlineHandler {
     struct Pending {
-        var message: NewMessage
+        var item: CommitItem
         var responder: Responder
-        var inFlightKey: String
+        /// Set for an accepted message (its key is in flight until the commit completes).
+        var inFlightKey: String?
+        var fingerprint: [UInt8]
+        /// A look-up's answer when no record holds the key (the validation error).
+        var refusal: HTTPResponse?
     }
 
-    let db: Database
+    let store: ServerStore
     let reactor: Reactor
     var logger: Logger
     let mailFromAddress: String?
@@ -48,47 +59,20 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     var sweepTimer: TimerHandle?
 
-    /// Other writers whose writes join this iteration's transaction (the delivery scheduler).
+    /// Other writers whose writes join each group commit (the delivery scheduler).
     var participants: [CommitParticipant] = []
     /// Receives the rows each successful commit made durable.
     weak var scheduler: DeliveryScheduler?
-    /// What a commit that answers requests uses (`--sqlite-synchronous`).
-    let durableSynchronous: Database.Synchronous
-    /// Under FULL, commits that carry only delivery status writes (`sending`, an attempt's
-    /// outcome) are not synced: like every commit they survive a process crash (the duplicate
-    /// window stays one loop iteration), and the next commit that answers requests — or, at the
-    /// latest a second later, an fdatasync of the WAL — makes them durable, so a power loss can
-    /// lose at most a second of `sent` statuses (those messages are sent again with their
-    /// Message-ID; nothing accepted is ever lost). Off at shutdown.
-    var relaxStatusCommits = true
-    /// Armed by the first unsynced status commit; cleared by any synced commit.
-    var walSyncTimer: TimerHandle?
-    var unsyncedCommits = false
-    static let statusSyncDelay: Duration = .seconds(1)
     /// Times each commit (`--metrics-listen`).
     var metrics: ServerMetrics?
-
-    /// Armed by a failed begin or commit (the lock busy, the disk full): while it runs no
-    /// transaction is tried — requests are answered 503 at once and the iteration's other
-    /// writes wait — so the loop waits on the lock at most once (the busy timeout, a few ms)
-    /// per `storeRetryDelay`, never once per request. Its firing wakes the loop to retry.
-    var storeRetryTimer: TimerHandle?
-    /// The database files as opened; `filesBroken` once they were deleted or replaced (then
-    /// nothing more is accepted until a restart: commits would go to files no one else sees).
-    let openedFiles: OpenedFiles
-    public private(set) var filesBroken: String?
-    var busyEpisode = 0
-    static let storeRetryDelay: Duration = .milliseconds(100)
 
     /// Counters (tests, logs, later metrics).
     public private(set) var accepted = 0
     public private(set) var commitFailures = 0
 
-    public init(db: Database, reactor: Reactor, directory: Directory, logger: Logger, mailFromAddress: String?, retentionSeconds: Int) {
-        self.db = db
+    public init(store: ServerStore, reactor: Reactor, directory: Directory, logger: Logger, mailFromAddress: String?, retentionSeconds: Int) {
+        self.store = store
         self.directory = directory
-        durableSynchronous = db.synchronous
-        openedFiles = db.openedFiles()
         self.reactor = reactor
         self.logger = logger
         self.mailFromAddress = mailFromAddress
@@ -97,39 +81,6 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         let t = reactor.makeTimer(self)
         sweepTimer = t
         reactor.arm(t, after: .seconds(5))
-        walSyncTimer = reactor.makeTimer(WALSyncTimer(self))
-        storeRetryTimer = reactor.makeTimer(StoreRetryTimer())
-    }
-
-    var storeIsBusy: Bool { storeRetryTimer.map { reactor.isArmed($0) } ?? false }
-
-    /// A begin or commit failed (the lock busy, the disk full, …): rest until
-    /// `storeRetryDelay` from now and wake the loop then (the writes kept for the next
-    /// transaction need no other event). One log line per episode, not one per failure.
-    func noteStoreFailure(_ error: Error, _ what: String) {
-        if let t = storeRetryTimer { reactor.arm(t, after: SendEmailService.storeRetryDelay) }
-        busyEpisode += 1
-        if busyEpisode == 1 {
-            let cause = (error as? SQLiteError)?.isBusy == true ? "the database is locked by another process" : "\(error)"
-            logger.error("\(what) failed: \(cause); answering 503 and retrying every \(SendEmailService.storeRetryDelay) until it works")
-        }
-    }
-
-    /// Before each commit: are the files still the ones we opened? (3 stat calls a commit.)
-    func checkFiles() throws {
-        if filesBroken != nil { throw FilesBroken() }
-        guard let problem = openedFiles.change() else { return }
-        filesBroken = problem
-        logger.critical("\(problem): no longer accepting messages (503) — what is committed now would be lost. Stop the server, restore the files or remove the database, and start again.")
-        throw FilesBroken()
-    }
-
-    /// A transaction went through: a failure episode, if any, is over (one line for it all).
-    func noteStoreRecovered() {
-        if busyEpisode > 0 {
-            logger.notice("the database accepts writes again (after \(busyEpisode) failed attempts)")
-            busyEpisode = 0
-        }
     }
 
     static func nowMilliseconds() -> Int64 {
@@ -189,26 +140,33 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         // 4. JSON.
         let body = try SendAPI.parseBody(request.body).get()
 
-        // 5. Idempotency look-up — inside this iteration's transaction (one lock round per
-        // iteration instead of one read transaction, and its shm fcntl locks, per request).
-        try beginIterationTransaction()
+        // 5. Idempotency: the stored record is read in the group commit's transaction (see
+        // the type's comment). A key in flight here is a look-up answered `in use` unless a
+        // record stored before holds it (a replay of an earlier call); look-ups come first in
+        // the transaction, before this batch's own inserts.
         let fingerprint = Idempotency.fingerprint(body)
         let scopedKey = "\(token.id)\u{0}\(key)"
-        let now = SendEmailService.nowMilliseconds()
-        switch Idempotency.decide(stored: try db.idempotencyRecord(tokenID: token.id, key: key), inFlight: inFlight[scopedKey],
-                                  fingerprint: fingerprint, nowMilliseconds: now, retentionMilliseconds: retentionMilliseconds) {
-        case .inUse:
-            throw APIError.idempotencyInUse
-        case .conflict:
-            throw APIError.idempotencyConflict
-        case .replay(let status, let stored):
-            var h = HTTPHeaders([(name: "Content-Type", value: "application/json")])
-            h.add(name: "Idempotent-Replayed", value: "true")
-            return .respond(HTTPResponse(status: status, headers: h, body: stored))
-        case .proceed:
-            break
+        if store.unavailableReason != nil { throw APIError.unavailable }
+        if inFlight[scopedKey] != nil {
+            batch.append(Pending(item: .lookUp(tokenID: token.id, key: key), responder: responder, inFlightKey: nil,
+                                 fingerprint: fingerprint, refusal: APIError.idempotencyInUse.response))
+            return .deferred
         }
+        let now = SendEmailService.nowMilliseconds()
+        do {
+            let message = try build(body, token: token, key: key, fingerprint: fingerprint, now: now)
+            inFlight[scopedKey] = fingerprint
+            batch.append(Pending(item: .accept(message, sending: false), responder: responder, inFlightKey: scopedKey,
+                                 fingerprint: fingerprint, refusal: nil))
+        } catch let e as APIError {
+            batch.append(Pending(item: .lookUp(tokenID: token.id, key: key), responder: responder, inFlightKey: nil,
+                                 fingerprint: fingerprint, refusal: e.response))
+        }
+        return .deferred
+    }
 
+    /// Steps 6 and 7: validation, then the mailbox, the content and the message's bytes.
+    func build(_ body: JSONValue, token: StoredToken, key: String, fingerprint: [UInt8], now: Int64) throws -> NewMessage {
         // 6. Validation.
         let send = try SendAPI.validate(body).get()
 
@@ -250,13 +208,10 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         responseBody += ",\"used_template\":\(send.usesTemplate)}}"
         let bodyBytes = Array(responseBody.utf8)
 
-        inFlight[scopedKey] = fingerprint
-        batch.append(Pending(message: NewMessage(
+        return NewMessage(
             acceptedAt: now, tokenID: token.id, tokenName: token.name, idempotencyKey: key, fingerprint: fingerprint,
             responseStatus: 200, responseBody: bodyBytes, mailboxName: mailbox.name, mailboxAddress: mailbox.address,
-            recipient: send.toAddress, subject: subject, template: templateID, messageID: message.messageID, raw: message.bytes),
-            responder: responder, inFlightKey: scopedKey))
-        return .deferred
+            recipient: send.toAddress, subject: subject, template: templateID, messageID: message.messageID, raw: message.bytes)
     }
 
     // MARK: Reads
@@ -283,107 +238,141 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     // MARK: Group commit (tail phase .commit)
 
-    /// The first request of a loop iteration that gets as far as the idempotency look-up
-    /// opens the iteration's write transaction (IMMEDIATE); the commit phase closes it.
-    func beginIterationTransaction() throws {
-        guard !db.inTransaction else { return }
-        if storeIsBusy || filesBroken != nil { throw APIError.unavailable }
-        do {
-            try db.setSynchronous(durableSynchronous)
-            try db.begin()
-        } catch {
-            noteStoreFailure(error, "beginning the batch transaction")
-            throw APIError.unavailable
+    public func runTail(_ phase: TailPhase) -> Bool {
+        guard phase == .commit else { return false }
+        // One commit at a time: what arrives meanwhile is the next batch (PostgreSQL's commit
+        // completes in a later iteration, whose tail sends the next).
+        guard !store.isCommitting else { return false }
+        let othersWrite = participants.contains { $0.hasPendingWrites }
+        guard !batch.isEmpty || othersWrite else { return false }
+        // Look-ups first: they see what was stored before this batch (see `process`).
+        var items = batch.filter { if case .lookUp = $0.item { return true } else { return false } }
+        if items.isEmpty {
+            items = batch
+        } else {
+            items += batch.filter { if case .accept = $0.item { return true } else { return false } }
+        }
+        batch.removeAll(keepingCapacity: true)
+        // The scheduler takes up to `intakeRoom` of them right after the commit: those rows
+        // start as `sending`.
+        var handOver = scheduler?.intakeRoom ?? 0
+        for i in items.indices where handOver > 0 {
+            if case .accept(let m, _) = items[i].item {
+                items[i].item = .accept(m, sending: true)
+                handOver -= 1
+            }
+        }
+        var writes: [StatusWrite] = []
+        for p in participants where p.hasPendingWrites { writes += p.takePendingWrites() }
+        let b = CommitBatch(items: items.map(\.item), statusWrites: writes,
+                            idempotencyCutoff: SendEmailService.nowMilliseconds() - retentionMilliseconds)
+        let start = Instant.now()
+        var completedNow = false
+        var succeeded = false
+        store.commit(b) { [self] outcome in
+            completedNow = true
+            metrics?.committed(after: start)
+            succeeded = finishCommit(items, outcome)
+        }
+        // Writes made after the commit (the hand-off: a file:// outcome, a requeue) go in the
+        // next iteration, which must come without sleeping.
+        return completedNow && succeeded && participants.contains { $0.hasPendingWrites }
+    }
+
+    /// The commit's completion: the scheduler first (sessions still holding their output then
+    /// take the new messages into the write the commit releases, RelayPool.dispatch), then the
+    /// participants, then every request's answer. Returns whether the batch was stored.
+    @discardableResult
+    func finishCommit(_ items: [Pending], _ outcome: CommitOutcome) -> Bool {
+        let results: [CommitItemResult]
+        switch outcome {
+        case .committed(let r):
+            results = r
+        case .failed:
+            commitFailures += 1
+            results = Array(repeating: .failed, count: items.count)
+        }
+        var stored = 0
+        if let scheduler {
+            var queued: [QueuedMessage] = []
+            for (item, result) in zip(items, results) {
+                guard case .accept(let m, let sending) = item.item, case .inserted(let id) = result else { continue }
+                queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
+                                            recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
+                                            markedSending: sending))
+            }
+            if !queued.isEmpty { scheduler.accepted(queued) }
+        }
+        let ok: Bool
+        if case .committed = outcome { ok = true } else { ok = false }
+        for p in participants { p.committed(ok) }
+        let now = SendEmailService.nowMilliseconds()
+        for (item, result) in zip(items, results) {
+            if let k = item.inFlightKey { inFlight[k] = nil }
+            item.responder.respond(answer(item, result, now: now))
+            if case .inserted = result { stored += 1 }
+        }
+        if stored > 0 {
+            accepted += stored
+            logger.trace("group commit: \(stored) message(s)")
+        }
+        return ok
+    }
+
+    func answer(_ item: Pending, _ result: CommitItemResult, now: Int64) -> HTTPResponse {
+        switch result {
+        case .inserted:
+            guard case .accept(let m, _) = item.item else { return APIError.internalError.response }
+            return HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: m.responseBody)
+        case .absent:
+            return item.refusal ?? APIError.internalError.response
+        case .failed:
+            return APIError.unavailable.response
+        case .taken(let record):
+            switch Idempotency.decide(stored: record, inFlight: nil, fingerprint: item.fingerprint, nowMilliseconds: now,
+                                      retentionMilliseconds: retentionMilliseconds) {
+            case .replay(let status, let stored):
+                var h = HTTPHeaders([(name: "Content-Type", value: "application/json")])
+                h.add(name: "Idempotent-Replayed", value: "true")
+                return HTTPResponse(status: status, headers: h, body: stored)
+            case .conflict:
+                return APIError.idempotencyConflict.response
+            case .inUse:
+                return APIError.idempotencyInUse.response
+            case .proceed:
+                // Expired between the store's look-up and now: the client retries and proceeds.
+                return APIError.unavailable.response
+            }
         }
     }
 
-    public func runTail(_ phase: TailPhase) -> Bool {
-        guard phase == .commit else { return false }
-        let othersWrite = participants.contains { $0.hasPendingWrites }
-        guard db.inTransaction || !batch.isEmpty || othersWrite else { return false }
-        let items = batch
-        batch.removeAll(keepingCapacity: true)
-        var ok = true
-        var ids: [Int64] = []
-        ids.reserveCapacity(items.count)
-        var handOver = 0
-        do {
-            try checkFiles()
-            if !db.inTransaction {
-                if storeIsBusy { throw StoreResting() }
-                try db.setSynchronous(items.isEmpty && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
-                try db.begin()
-            }
-            // The scheduler takes up to `intakeRoom` of them right after the commit: those rows
-            // start as `sending`.
-            handOver = scheduler?.intakeRoom ?? 0
-            for (n, item) in items.enumerated() { ids.append(try db.insertAccepted(item.message, sending: n < handOver)) }
-            for p in participants where p.hasPendingWrites { try p.writePending(db) }
-            if let metrics {
-                let start = Instant.now()
-                try db.commit()
-                metrics.committed(after: start)
-            } else {
-                try db.commit()
-            }
-            if db.synchronous == durableSynchronous {
-                unsyncedCommits = false
-            } else if !unsyncedCommits, let t = walSyncTimer {
-                unsyncedCommits = true
-                reactor.arm(t, after: SendEmailService.statusSyncDelay)
-            }
-            noteStoreRecovered()
-        } catch {
-            db.rollback()
-            ok = false
-            commitFailures += 1
-            if !(error is StoreResting) && !(error is FilesBroken) { noteStoreFailure(error, "the group commit of \(items.count) message(s)") }
-        }
-        // Accepted messages go to the scheduler before the participants hear of the commit:
-        // sessions still holding their output then take them into the write the commit
-        // releases (RelayPool.dispatch).
-        if ok && !items.isEmpty, let scheduler {
-            var queued: [QueuedMessage] = []
-            queued.reserveCapacity(items.count)
-            for (n, (item, id)) in zip(items, ids).enumerated() {
-                let m = item.message
-                queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
-                                            recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
-                                            markedSending: n < handOver))
-            }
-            scheduler.accepted(queued)
-        }
-        for p in participants { p.committed(ok) }
-        for item in items {
-            inFlight[item.inFlightKey] = nil
-            if ok {
-                item.responder.respond(HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]),
-                                                    body: item.message.responseBody))
-            } else {
-                item.responder.respond(APIError.unavailable.response)
+    /// Shutdown: the writes left (the last outcomes, requeues) committed, waiting for a commit
+    /// on its way; bounded by `rounds` loop iterations.
+    func commitRemaining(rounds: Int = 200) {
+        var n = 0
+        while n < rounds && (store.isCommitting || !batch.isEmpty || participants.contains { $0.hasPendingWrites }) {
+            n += 1
+            if store.isCommitting {
+                do { try reactor.runOnce(maxWait: .milliseconds(50)) } catch { return }
+            } else if !runTail(.commit) && !store.isCommitting && participants.contains(where: { $0.hasPendingWrites }) && n > 3 {
+                return   // the store refuses: what is left is redone after the restart
             }
         }
-        if ok && !items.isEmpty {
-            accepted += items.count
-            logger.trace("group commit: \(items.count) message(s)")
-        }
-        // Writes made after the commit (the hand-off above: a file:// outcome, a requeue) go in
-        // the next iteration, which must come without sleeping.
-        return ok && participants.contains { $0.hasPendingWrites }
     }
 
     // MARK: Idempotency sweep
 
     public func onDeadline() {
         let cutoff = SendEmailService.nowMilliseconds() - retentionMilliseconds
-        var deleted = 0
-        do {
-            deleted = try db.sweepIdempotency(createdBefore: cutoff, limit: 500)
-        } catch {
-            logger.warning("idempotency sweep: \(error)")
+        store.sweepIdempotency(createdBefore: cutoff, limit: 500) { [self] result in
+            var deleted = 0
+            switch result {
+            case .success(let n): deleted = n
+            case .failure(let e): logger.warning("idempotency sweep: \(e)")
+            }
+            // A full batch means more may be waiting: come back soon, but let requests run between.
+            if let t = sweepTimer { reactor.arm(t, after: deleted == 500 ? .milliseconds(50) : .seconds(60)) }
         }
-        // A full batch means more may be waiting: come back soon, but let requests run between.
-        if let t = sweepTimer { reactor.arm(t, after: deleted == 500 ? .milliseconds(50) : .seconds(60)) }
     }
 }
 
@@ -393,29 +382,3 @@ final class TokenApproval: Sendable {
     init(_ token: StoredToken) { self.token = token }
 }
 
-struct StoreResting: Error {}
-struct FilesBroken: Error {}
-
-/// Wakes the loop when a resting store may be tried again (the commit phase then runs with the
-/// writes that were kept).
-final class StoreRetryTimer: DeadlineHandler {
-    func onDeadline() {}
-}
-
-/// A second after the first unsynced status commit: if no synced commit came since, sync the
-/// WAL (one fdatasync, as a FULL commit would have done).
-final class WALSyncTimer: DeadlineHandler {
-    weak var service: SendEmailService?
-    init(_ service: SendEmailService) { self.service = service }
-
-    func onDeadline() {
-        guard let service, service.unsyncedCommits else { return }
-        do {
-            try service.db.syncWAL()
-            service.unsyncedCommits = false
-        } catch {
-            service.logger.error("syncing the WAL: \(error); retrying in a second")
-            if let t = service.walSyncTimer { service.reactor.arm(t, after: SendEmailService.statusSyncDelay) }
-        }
-    }
-}

@@ -102,7 +102,7 @@ public final class ServerMetrics: HTTPServerObserver {
     // MARK: Scrape
 
     /// Folds the server's own counts into the registry and renders it.
-    func render(server: HTTPServer?, scheduler: DeliveryScheduler?, db: Database?) -> [UInt8] {
+    func render(server: HTTPServer?, scheduler: DeliveryScheduler?, store: ServerStore?) -> [UInt8] {
         if let server {
             handshakes.increment(by: Int64(server.handshakes - seenHandshakes))
             seenHandshakes = server.handshakes
@@ -123,7 +123,7 @@ public final class ServerMetrics: HTTPServerObserver {
             if opened > seenSessionsOpened { smtpSessionsOpened.increment(by: Int64(opened - seenSessionsOpened)) }
             seenSessionsOpened = max(seenSessionsOpened, opened)
         }
-        if let db, let counts = try? db.queueCounts() {
+        if let store, let counts = store.queueCounts() {
             for (status, gauge) in queueDepth { gauge.set(Int64(counts[status] ?? 0)) }
         }
         var out: [UInt8] = []

@@ -14,13 +14,32 @@ func nowMilliseconds() -> Int64 {
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
-func openDatabase(_ path: String) throws -> Database {
+/// `--db`: the environment's `TICKITI_DB`, else the embedded default.
+let defaultDatabase = getenv("TICKITI_DB").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "./data/tickiti.db"
+let databaseHelp = ArgumentHelp(
+    "The store: a SQLite file path (its folder is made when missing) or a PostgreSQL URI, postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=… (default: $TICKITI_DB, else ./data/tickiti.db).",
+    valueName: "path-or-uri")
+
+/// Opens (and migrates) the store `--db` names, for an admin command.
+func openDatabase(_ location: String) throws -> AdminStore {
     do {
-        return try Database(path: path)
+        return try openAdminStore(StoreLocation(location))
     } catch {
         printError("tickiti-mail: error: \(error)")
         throw ExitCode(1)
     }
+}
+
+func openAdminStore(_ location: StoreLocation) throws -> AdminStore {
+    switch location {
+    case .sqlite(let path): return try Database(path: path)
+    case .postgres: throw StoreUnavailable("PostgreSQL is not available in this build")
+    }
+}
+
+struct StoreUnavailable: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }
 
 /// Runs `body`, turning store errors into one line and exit 1.
@@ -29,7 +48,7 @@ func adminStep<T>(_ what: String, _ body: () throws -> T) throws -> T {
         return try body()
     } catch let e as ExitCode {
         throw e
-    } catch let e as SQLiteError where e.isUniqueViolation {
+    } catch let e as StoreError where e.isUniqueViolation {
         printError("tickiti-mail: error: \(what): that name is already taken")
         throw ExitCode(1)
     } catch {
@@ -54,7 +73,7 @@ struct TokenCommand: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a token; prints it once, as the last line, in Sanctum's ID|SECRET form.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "A name to know the token by (unique).") var name: String
         @Option(help: "send-email, audit-read or * (repeatable).") var ability: [String] = []
 
@@ -83,7 +102,7 @@ struct TokenCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
 
         func run() throws {
             let database = try openDatabase(db)
@@ -98,7 +117,7 @@ struct TokenCommand: ParsableCommand {
 
     struct Revoke: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a token by name; it stops working at once.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Argument(help: "The token's name.") var name: String
 
         func run() throws {
@@ -120,7 +139,7 @@ struct MailboxCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a mailbox (name, sender address, relay DSN).")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "Unique name (what API callers pass as \"mailbox\").") var name: String
         @Option(help: "Sender address.") var address: String
         @Option(help: "smtp://[user:pass@]host[:port], smtps://…, or file://DIR (with ?starttls=, ca_file=, verify_peer=, max_connections=).") var dsn: String
@@ -161,7 +180,7 @@ struct MailboxCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List mailboxes in creation order (passwords hidden).")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
 
         func run() throws {
             let database = try openDatabase(db)
@@ -175,14 +194,14 @@ struct MailboxCommand: ParsableCommand {
 
     struct Enable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a mailbox.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Argument var name: String
         func run() throws { try toggle(db: db, name: name, enabled: true) }
     }
 
     struct Disable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a mailbox.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Argument var name: String
         func run() throws { try toggle(db: db, name: name, enabled: false) }
     }

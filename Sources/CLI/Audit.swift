@@ -11,7 +11,7 @@ struct AuditCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Newest first.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "At most this many entries (1–10000).") var limit = 50
         @Option(help: "Only this recipient (case-insensitive).") var to: String?
         @Option(help: "Only this status: queued, sending, deferred, sent, failed.") var status: String?
@@ -37,7 +37,7 @@ struct AuditCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One entry: headers, status, attempts, last reply, the rendered message.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Argument(help: "The audit entry's id.") var id: Int64
 
         func run() throws {

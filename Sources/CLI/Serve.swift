@@ -17,8 +17,8 @@ struct Serve: ParsableCommand {
             certs/ on first start. SIGTERM/SIGINT stop gracefully; SIGHUP reloads the certificate.
             """)
 
-    @Option(help: "SQLite database path (the folder is created when missing).")
-    var db = "./data/tickiti.db"
+    @Option(help: databaseHelp)
+    var db = defaultDatabase
 
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free port).")
     var listen = "127.0.0.1:8443"

@@ -31,7 +31,7 @@ struct TemplateCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add or replace a template.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "What API callers pass as template_identifier.") var identifier: String
         @Option(help: "Subject template, e.g. \"Invoice {{invoice_number}}\".") var subject: String
         @Option(name: .customLong("html-file"), help: "HTML body template file.") var htmlFile: String
@@ -62,7 +62,7 @@ struct TemplateCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List templates.")
-        @Option(help: "SQLite database path.") var db = "./data/tickiti.db"
+        @Option(help: databaseHelp) var db = defaultDatabase
 
         func run() throws {
             let database = try openDatabase(db)

@@ -33,14 +33,17 @@ import Testing
 
         let reactor = try Reactor()
         let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
-        let scheduler = DeliveryScheduler(db: db, reactor: reactor, resolver: resolver, logger: Logger(label: "test"),
+        let store = SQLiteServerStore(db: db, reactor: reactor, logger: Logger(label: "test"))
+        let scheduler = DeliveryScheduler(store: store, reactor: reactor, resolver: resolver, logger: Logger(label: "test"),
                                           options: .init(retry: RetryPolicy(baseSeconds: 60, maxSeconds: 3600, maxQueueAgeSeconds: 86400),
                                                          smtpTimeoutSeconds: 30, clientName: "test"))
         func commitIteration() throws {
-            try db.begin()
-            try scheduler.writePending(db)
-            try db.commit()
-            scheduler.committed(true)
+            var ok = false
+            store.commit(CommitBatch(items: [], statusWrites: scheduler.takePendingWrites(), idempotencyCutoff: 0)) { outcome in
+                if case .committed = outcome { ok = true }
+            }
+            #expect(ok)
+            scheduler.committed(ok)
         }
         func sendingRows() throws -> Int { try db.queueCounts()["sending"] ?? 0 }
         var batchArmed: Bool { scheduler.scanTimer.map { reactor.isArmed($0) } ?? false }

@@ -111,11 +111,6 @@ extension Database {
                    attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(14) : [])
     }
 
-    /// The newest `limit` entries, optionally filtered (see `auditPage`).
-    public func auditEntries(limit: Int, recipient: String? = nil, status: String? = nil) throws(SQLiteError) -> [AuditEntry] {
-        try auditPage(AuditFilter(recipient: recipient, status: status), limit: limit)
-    }
-
     public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {
         let s = try statement("""
             SELECT \(Database.auditColumns), (SELECT raw FROM message_bodies b WHERE b.id = messages.id)

@@ -2,7 +2,7 @@
 /// that failed (GRDB habit). Raw codes stay inside the module; callers ask questions.
 import CSQLite
 
-public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+public struct SQLiteError: StoreError, Sendable, CustomStringConvertible {
     let code: Int32
     let extendedCode: Int32
     public let message: String

@@ -1,0 +1,220 @@
+/// SQLiteServerStore: `ServerStore` on the embedded SQLite database — every call runs its
+/// statements on the loop and completes before it returns.
+///
+/// The group commit: one `BEGIN IMMEDIATE … COMMIT` per loop iteration holding every item's
+/// idempotency look-up and insert and the scheduler's status writes. Durability: commits that
+/// answer requests use the server's `synchronous` (FULL by default: one fsync of the WAL);
+/// under FULL, commits that carry only status writes are not synced — like every commit they
+/// survive a process crash, and the next synced commit or, at the latest a second later, an
+/// fdatasync of the WAL makes them durable (a power loss can lose at most a second of `sent`
+/// statuses: those messages are sent again with their Message-ID; nothing accepted is lost).
+///
+/// A failed begin or commit (the lock held by another process, the disk full) rests the store
+/// for `retryDelay`: meanwhile nothing is tried and requests get 503 at once, so the loop waits
+/// on the lock at most once (the busy timeout, a few ms) per interval, never once per request.
+/// Before each commit the database files are checked to be the ones opened (deleted or
+/// replaced files would take every later commit with them): then nothing more is accepted
+/// until a restart.
+#if canImport(Glibc)
+import Glibc
+#endif
+import AuditAPI
+import Auth
+import Logging
+import Reactor
+
+public final class SQLiteServerStore: ServerStore {
+    public let db: Database
+    let reactor: Reactor
+    var logger: Logger
+    /// What a commit that answers requests uses (`--sqlite-synchronous`).
+    let durableSynchronous: Database.Synchronous
+    /// Off at shutdown: every commit then syncs.
+    public var relaxStatusCommits = true
+    var walSyncTimer: TimerHandle?
+    public private(set) var unsyncedCommits = false
+    static let statusSyncDelay: Duration = .seconds(1)
+
+    var retryTimer: TimerHandle?
+    public static let retryDelay: Duration = .milliseconds(100)
+    var failureEpisode = 0
+    let openedFiles: OpenedFiles
+    public private(set) var filesBroken: String?
+
+    public init(db: Database, reactor: Reactor, logger: Logger) {
+        self.db = db
+        self.reactor = reactor
+        self.logger = logger
+        durableSynchronous = db.synchronous
+        openedFiles = db.openedFiles()
+        walSyncTimer = reactor.makeTimer(WALSyncTimer(self))
+        retryTimer = reactor.makeTimer(WakeTimer())
+    }
+
+    var isResting: Bool { retryTimer.map { reactor.isArmed($0) } ?? false }
+
+    public var unavailableReason: String? {
+        if let f = filesBroken { return f }
+        return isResting ? "the database did not accept the last write; retrying" : nil
+    }
+
+    public var isCommitting: Bool { false }
+
+    // MARK: Group commit
+
+    public func commit(_ batch: CommitBatch, completion: (CommitOutcome) -> Void) {
+        var results: [CommitItemResult] = []
+        results.reserveCapacity(batch.items.count)
+        do {
+            try checkFiles()
+            if isResting { throw Resting() }
+            let answersRequests = !batch.items.isEmpty
+            try db.setSynchronous(!answersRequests && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
+            try db.begin()
+            for item in batch.items { results.append(try write(item, cutoff: batch.idempotencyCutoff)) }
+            for w in batch.statusWrites { try write(w) }
+            try db.commit()
+            if db.synchronous == durableSynchronous {
+                unsyncedCommits = false
+            } else if !unsyncedCommits, let t = walSyncTimer {
+                unsyncedCommits = true
+                reactor.arm(t, after: SQLiteServerStore.statusSyncDelay)
+            }
+            noteRecovered()
+        } catch {
+            db.rollback()
+            if !(error is Resting) && !(error is FilesBroken) {
+                noteFailure(error, "the group commit of \(batch.items.count) message(s)")
+            }
+            completion(.failed("\(error)"))
+            return
+        }
+        completion(.committed(results))
+    }
+
+    func write(_ item: CommitItem, cutoff: Int64) throws(SQLiteError) -> CommitItemResult {
+        switch item {
+        case .accept(let m, let sending):
+            if let r = try db.idempotencyRecord(tokenID: m.tokenID, key: m.idempotencyKey), r.createdAt >= cutoff { return .taken(r) }
+            return .inserted(try db.insertAccepted(m, sending: sending))
+        case .lookUp(let tokenID, let key):
+            if let r = try db.idempotencyRecord(tokenID: tokenID, key: key), r.createdAt >= cutoff { return .taken(r) }
+            return .absent
+        }
+    }
+
+    func write(_ w: StatusWrite) throws(SQLiteError) {
+        switch w {
+        case .sending(let id): try db.markSending(id: id)
+        case .requeue(let id): try db.requeue(id: id)
+        case .attempt(let id, let status, let reply, let at, let next):
+            try db.recordAttempt(id: id, status: status, reply: reply, atMilliseconds: at, nextAttemptAt: next)
+        }
+    }
+
+    /// Before each commit: are the files still the ones we opened? (3 stat calls a commit.)
+    func checkFiles() throws {
+        if filesBroken != nil { throw FilesBroken() }
+        guard let problem = openedFiles.change() else { return }
+        filesBroken = problem
+        logger.critical("\(problem): no longer accepting messages (503) — what is committed now would be lost. Stop the server, restore the files or remove the database, and start again.")
+        throw FilesBroken()
+    }
+
+    /// Rest until `retryDelay` from now and wake the loop then (the writes kept for the next
+    /// transaction need no other event). One log line per episode, not one per failure.
+    func noteFailure(_ error: Error, _ what: String) {
+        if let t = retryTimer { reactor.arm(t, after: SQLiteServerStore.retryDelay) }
+        failureEpisode += 1
+        if failureEpisode == 1 {
+            let cause = (error as? SQLiteError)?.isBusy == true ? "the database is locked by another process" : "\(error)"
+            logger.error("\(what) failed: \(cause); answering 503 and retrying every \(SQLiteServerStore.retryDelay) until it works")
+        }
+    }
+
+    func noteRecovered() {
+        if failureEpisode > 0 {
+            logger.notice("the database accepts writes again (after \(failureEpisode) failed attempts)")
+            failureEpisode = 0
+        }
+    }
+
+    // MARK: Directory
+
+    public func directoryVersion() throws -> Int64 { try db.dataVersion() }
+    public func token(id: Int64) throws -> StoredToken? { try db.token(id: id) }
+    public func mailboxes() throws -> [MailboxRecord] { try db.mailboxes() }
+    public func template(identifier: String) throws -> TemplateRecord? { try db.template(identifier: identifier) }
+
+    // MARK: Queue
+
+    public func requeueInterrupted(nowMilliseconds now: Int64, completion: (Result<Int, Error>) -> Void) {
+        completion(Result { try db.requeueInterrupted(nowMilliseconds: now) })
+    }
+
+    public func dueMessages(nowMilliseconds now: Int64, limit: Int, completion: (Result<DueScan, Error>) -> Void) {
+        completion(Result { DueScan(rows: try db.dueMessages(nowMilliseconds: now, limit: limit), nextDue: try db.nextDueTime(after: now)) })
+    }
+
+    // MARK: Audit
+
+    public func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?, completion: (Result<[AuditEntry], Error>) -> Void) {
+        completion(Result { try db.auditPage(filter, limit: limit, after: after) })
+    }
+
+    public func auditDetail(id: Int64, completion: (Result<(AuditEntry, [DeliveryAttempt])?, Error>) -> Void) {
+        completion(Result {
+            guard let e = try db.auditEntry(id: id) else { return nil }
+            return (e, try db.deliveryAttempts(messageID: id))
+        })
+    }
+
+    public func queueCounts() -> [String: Int]? { try? db.queueCounts() }
+
+    // MARK: Upkeep
+
+    public func sweepIdempotency(createdBefore cutoff: Int64, limit: Int, completion: (Result<Int, Error>) -> Void) {
+        completion(Result { try db.sweepIdempotency(createdBefore: cutoff, limit: limit) })
+    }
+
+    public func finish() {
+        relaxStatusCommits = false
+        guard unsyncedCommits else { return }
+        do {
+            try db.syncWAL()
+            unsyncedCommits = false
+        } catch {
+            logger.error("syncing the WAL at shutdown: \(error)")
+        }
+    }
+
+    /// A second after the first unsynced status commit: if no synced commit came since, sync
+    /// the WAL (one fdatasync, as a FULL commit would have done).
+    func syncWALIfNeeded() {
+        guard unsyncedCommits else { return }
+        do {
+            try db.syncWAL()
+            unsyncedCommits = false
+        } catch {
+            logger.error("syncing the WAL: \(error); retrying in a second")
+            if let t = walSyncTimer { reactor.arm(t, after: SQLiteServerStore.statusSyncDelay) }
+        }
+    }
+}
+
+struct Resting: Error, CustomStringConvertible { var description: String { "the store is resting after a failure" } }
+struct FilesBroken: Error, CustomStringConvertible { var description: String { "the database files were deleted or replaced" } }
+
+/// Wakes the loop when a resting store may be tried again (the commit phase then runs with the
+/// writes that were kept).
+final class WakeTimer: DeadlineHandler {
+    func onDeadline() {}
+}
+
+final class WALSyncTimer: DeadlineHandler {
+    weak var store: SQLiteServerStore?
+    init(_ store: SQLiteServerStore) { self.store = store }
+    func onDeadline() { store?.syncWALIfNeeded() }
+}
+
+extension Database: AdminStore {}

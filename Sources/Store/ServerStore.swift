@@ -1,0 +1,180 @@
+/// ServerStore: everything `serve` asks of its store, inside the loop — the group commit of
+/// accepted messages (with their idempotency records), the directory the caches read, the
+/// delivery queue's scans and status writes, the audit's pages, the queue gauges and the
+/// idempotency sweep. Two implementations side by side: `SQLiteServerStore` (`Store/SQLite`)
+/// and `PostgresServerStore` (module `PostgresStore`). The admin commands use `AdminStore`.
+///
+/// Completions are events: SQLite calls them before returning (its statements run on the
+/// loop, short and indexed); PostgreSQL from a later loop iteration, when the result arrives,
+/// the loop serving meanwhile. A caller never assumes either.
+import AuditAPI
+import Auth
+import Idempotency
+
+public protocol ServerStore: AnyObject {
+    /// Why nothing can be committed at this moment (nil = ready): requests are then answered
+    /// `503` at once, and `GET /readyz` says so.
+    var unavailableReason: String? { get }
+    /// A group commit is on its way (PostgreSQL): the next one waits for its completion.
+    var isCommitting: Bool { get }
+
+    /// Makes `batch` durable in one transaction, then calls `completion` once.
+    func commit(_ batch: CommitBatch, completion: @escaping (CommitOutcome) -> Void)
+
+    // MARK: Directory (synchronous: SQLite reads its tables, PostgreSQL its in-memory copy)
+
+    /// Changes when an admin command changed tokens, mailboxes or templates.
+    func directoryVersion() throws -> Int64
+    func token(id: Int64) throws -> StoredToken?
+    func mailboxes() throws -> [MailboxRecord]
+    func template(identifier: String) throws -> TemplateRecord?
+
+    // MARK: Queue
+
+    /// Start-up: rows a crashed run left `sending` are due again now (count of them).
+    func requeueInterrupted(nowMilliseconds: Int64, completion: @escaping (Result<Int, Error>) -> Void)
+    /// Due rows, longest-due first, at most `limit`, and the earliest retry time after `now`.
+    func dueMessages(nowMilliseconds: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void)
+
+    // MARK: Audit
+
+    func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?, completion: @escaping (Result<[AuditEntry], Error>) -> Void)
+    /// One entry with its bytes and its delivery attempts; nil when there is none.
+    func auditDetail(id: Int64, completion: @escaping (Result<(AuditEntry, [DeliveryAttempt])?, Error>) -> Void)
+    /// The backlog by status (`queued`, `sending`, `deferred`) as last known; nil if unknown.
+    func queueCounts() -> [String: Int]?
+
+    // MARK: Upkeep
+
+    /// Deletes at most `limit` idempotency records created before `cutoff` (count deleted).
+    func sweepIdempotency(createdBefore cutoff: Int64, limit: Int, completion: @escaping (Result<Int, Error>) -> Void)
+    /// Shutdown: the last commits are made durable the way the store needs (SQLite syncs a
+    /// WAL written unsynced; PostgreSQL has nothing in flight any more when this is called).
+    func finish()
+}
+
+/// One group commit: the loop iteration's accepted messages and idempotency look-ups, and the
+/// delivery status writes that join them.
+public struct CommitBatch {
+    public var items: [CommitItem]
+    public var statusWrites: [StatusWrite]
+    /// Idempotency records created before this (milliseconds) have expired: they count as
+    /// absent, and an accepted message replaces one.
+    public var idempotencyCutoff: Int64
+
+    public init(items: [CommitItem], statusWrites: [StatusWrite], idempotencyCutoff: Int64) {
+        self.items = items
+        self.statusWrites = statusWrites
+        self.idempotencyCutoff = idempotencyCutoff
+    }
+}
+
+public enum CommitItem {
+    /// Store the message and its idempotency record unless the key is taken (then the record
+    /// that holds it is the answer). `sending`: the scheduler takes it right after the commit.
+    case accept(NewMessage, sending: Bool)
+    /// Only read the record of a key (a request that failed validation: a stored record still
+    /// answers it with a replay or a conflict, SPEC §4's check order).
+    case lookUp(tokenID: Int64, key: String)
+}
+
+public enum CommitItemResult: Equatable {
+    /// Stored under this message id.
+    case inserted(Int64)
+    /// The key is held by this (unexpired) record.
+    case taken(IdempotencyRecord)
+    /// A look-up found no record.
+    case absent
+    /// This item could not be written (the rest of the batch was): its request gets 503.
+    case failed
+}
+
+public enum CommitOutcome {
+    /// One result per item, in order; every status write is durable too.
+    case committed([CommitItemResult])
+    /// Nothing of the batch is known to be stored: every request is answered 503 (a retry
+    /// with the same key is a replay if it was stored after all), status writes are kept.
+    case failed(String)
+}
+
+/// A delivery status write (the scheduler's), joining the next group commit.
+public enum StatusWrite: Equatable {
+    /// Taken by a scan: `sending` while a session holds it.
+    case sending(Int64)
+    /// Shutdown or an abandoned session: back to `queued`, due now.
+    case requeue(Int64)
+    /// A finished attempt: `sent`, `deferred` (due again at `next`) or `failed`.
+    case attempt(id: Int64, status: String, reply: String, at: Int64, next: Int64)
+}
+
+public struct DueScan {
+    public var rows: [QueuedMessage]
+    /// The earliest `next_attempt_at` after the scan's `now`, if any.
+    public var nextDue: Int64?
+
+    public init(rows: [QueuedMessage], nextDue: Int64?) {
+        self.rows = rows
+        self.nextDue = nextDue
+    }
+}
+
+/// What the admin commands (and the embedded demo, and `store copy`) ask of a store. They
+/// run outside any loop, so these calls block.
+public protocol AdminStore: AnyObject {
+    func createToken(name: String, secretHash: [UInt8], abilities: [String], now: Int64) throws -> Int64
+    func tokens() throws -> [TokenSummary]
+    func revokeToken(name: String, now: Int64) throws -> Bool
+    func addMailbox(name: String, address: String, displayName: String?, dsn: String, enabled: Bool, now: Int64) throws -> Int64
+    func mailboxes() throws -> [MailboxRecord]
+    func setMailboxEnabled(name: String, _ enabled: Bool) throws -> Bool
+    func putTemplate(identifier: String, subject: String, html: String, text: String?, now: Int64) throws
+    func templates() throws -> [TemplateRecord]
+    func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) throws -> [AuditEntry]
+    func auditEntry(id: Int64) throws -> AuditEntry?
+    func deliveryAttempts(messageID: Int64) throws -> [DeliveryAttempt]
+    /// Runs `body` in one transaction: all of its writes or none.
+    func transaction<T>(_ body: () throws -> T) throws -> T
+}
+
+extension AdminStore {
+    /// The newest `limit` entries, optionally filtered.
+    public func auditEntries(limit: Int, recipient: String? = nil, status: String? = nil) throws -> [AuditEntry] {
+        try auditPage(AuditFilter(recipient: recipient, status: status), limit: limit, after: nil)
+    }
+}
+
+/// Errors both stores' errors answer.
+public protocol StoreError: Error {
+    /// A UNIQUE constraint refused the write (a name already taken).
+    var isUniqueViolation: Bool { get }
+}
+
+/// Where `--db` points: a SQLite file path, or a PostgreSQL connection URI.
+public enum StoreLocation: Equatable, Sendable, CustomStringConvertible {
+    case sqlite(path: String)
+    case postgres(uri: String)
+
+    public init(_ text: String) {
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            self = .postgres(uri: text)
+        } else {
+            self = .sqlite(path: text.hasPrefix("sqlite://") ? String(text.dropFirst("sqlite://".count)) : text)
+        }
+    }
+
+    /// For messages: a URI without its password.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return path
+        case .postgres(let uri): return StoreLocation.redacted(uri)
+        }
+    }
+
+    static func redacted(_ uri: String) -> String {
+        let u = Array(uri.utf8)
+        guard let sep = (0..<max(u.count - 2, 0)).first(where: { u[$0] == 0x3A && u[$0 + 1] == 0x2F && u[$0 + 2] == 0x2F }) else { return uri }
+        let rest = sep + 3
+        guard let at = u[rest...].firstIndex(of: 0x40), let colon = u[rest..<at].firstIndex(of: 0x3A) else { return uri }
+        return String(decoding: u[...colon], as: UTF8.self) + "***" + String(decoding: u[at...], as: UTF8.self)
+    }
+}
