@@ -67,6 +67,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The PostgreSQL store (SPEC §7), beside Store/SQLite: the server's over PostgresClient,
+        // the admin commands' over blocking libpq.
+        .target(name: "PostgresStore", dependencies: [
+            "Store", "PostgresClient", "CLibPQ", "Auth", "Idempotency", "AuditAPI", "Reactor", "Resolver",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // Drivers
         .target(name: "HTTPServer", dependencies: [
             "Reactor", "TLS", "HTTP1", "CShims",
@@ -81,13 +88,13 @@ let package = Package(
 
         // Composition and command line
         .target(name: "App", dependencies: [
-            "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "Auth", "Digest", "SendAPI", "Idempotency",
+            "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "PostgresStore", "Auth", "Digest", "SendAPI", "Idempotency",
             "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI", "AuditPage",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "CLI", dependencies: [
-            "App", "Store", "Auth", "Relay", "Templates", "JSON",
+            "App", "Store", "PostgresStore", "Auth", "Relay", "Templates", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

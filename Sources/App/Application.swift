@@ -14,6 +14,7 @@ import Reactor
 import Resolver
 import SMTPProtocol
 import SendAPI
+import PostgresStore
 import Store
 import TLS
 
@@ -224,8 +225,21 @@ public final class Application: SignalHandler, DeadlineHandler {
                 throw StartupError("cannot create the embedded demo: \(error)")
             }
             return SQLiteServerStore(db: db, reactor: reactor, logger: logger)
-        case .postgres:
-            throw StartupError("PostgreSQL is not available in this build")
+        case .postgres(let uri):
+            // Before the loop runs (nothing is served yet), blocking: the migrations under
+            // their advisory lock and the embedded demo. The loop itself never calls libpq
+            // synchronously (PostgresServerStore).
+            do {
+                let admin = try PostgresAdminStore(uri: uri)
+                demoToken = try EmbeddedDefault.createIfEmpty(admin, logger: logger)
+            } catch {
+                throw StartupError("cannot open the database \(StoreLocation.postgres(uri: uri)): \(error)")
+            }
+            do {
+                return try PostgresServerStore(uri: uri, reactor: reactor, resolver: resolver, logger: logger)
+            } catch {
+                throw StartupError("bad PostgreSQL URI: \(error)")
+            }
         }
     }
 

@@ -81,6 +81,10 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     var releaseOnCommit = false
     /// A scan is on its way (PostgreSQL answers later): no second one meanwhile.
     var scanning = false
+    /// Rows a crashed run left `sending` were requeued (the first thing the first scan does).
+    var interruptedRequeued = false
+    var scanFailures = 0
+    var scanFailureLogged = false
     var scanTimer: TimerHandle?
     var scanAt: Instant?
     var overflowed = false
@@ -106,17 +110,10 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     static func nowMilliseconds() -> Int64 { SendEmailService.nowMilliseconds() }
 
-    /// Start-up: what a crash left `sending` is due again; then the first scan.
+    /// Start-up: what a crash left `sending` is due again; then the first scan. (Done by the
+    /// first scan, and retried with it until the store answers.)
     public func start() {
-        store.requeueInterrupted(nowMilliseconds: DeliveryScheduler.nowMilliseconds()) { [self] result in
-            switch result {
-            case .success(let n):
-                if n > 0 { logger.notice("\(n) message(s) were being sent when the last run stopped; retrying them") }
-            case .failure(let error):
-                logger.error("cannot requeue interrupted messages: \(error)")
-            }
-            scan()
-        }
+        scan()
     }
 
     // MARK: Intake
@@ -150,6 +147,22 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     func scan() {
         guard !stopping, !scanning else { return }
         let now = DeliveryScheduler.nowMilliseconds()
+        if !interruptedRequeued {
+            scanning = true
+            store.requeueInterrupted(nowMilliseconds: now) { [self] result in
+                scanning = false
+                switch result {
+                case .success(let n):
+                    interruptedRequeued = true
+                    if n > 0 { logger.notice("\(n) message(s) were being sent when the last run stopped; retrying them") }
+                    scanSucceeded()
+                    scan()
+                case .failure(let error):
+                    scanFailed(error, now: now)
+                }
+            }
+            return
+        }
         let room = options.maxInMemory - active.count
         guard room > 0 else {
             overflowed = true
@@ -174,11 +187,28 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 overflowed = more && take == room
                 if more && take < room { armScanNextIteration() }
                 if let next = scan.nextDue { armScan(atMilliseconds: next) }
+                scanSucceeded()
             case .failure(let error):
-                logger.error("queue scan failed (retrying in 1 s): \(error)")
-                armScan(atMilliseconds: now + 1000)
+                scanFailed(error, now: now)
             }
         }
+    }
+
+    /// Retried every second; logged once per episode (the store down is said by the store).
+    func scanFailed(_ error: Error, now: Int64) {
+        scanFailures += 1
+        // A store that is not connected says so itself (and at start-up it is not, yet).
+        if scanFailures == 1 && store.unavailableReason == nil {
+            scanFailureLogged = true
+            logger.error("queue scan failed (retrying every second until it works): \(error)")
+        }
+        armScan(atMilliseconds: now + 1000)
+    }
+
+    func scanSucceeded() {
+        if scanFailureLogged { logger.notice("queue scans work again (after \(scanFailures) failed)") }
+        scanFailures = 0
+        scanFailureLogged = false
     }
 
     func armScan(atMilliseconds ms: Int64) {

@@ -6,6 +6,7 @@ import Glibc
 import ArgumentParser
 import Auth
 import Relay
+import PostgresStore
 import Store
 
 func nowMilliseconds() -> Int64 {
@@ -33,7 +34,7 @@ func openDatabase(_ location: String) throws -> AdminStore {
 func openAdminStore(_ location: StoreLocation) throws -> AdminStore {
     switch location {
     case .sqlite(let path): return try Database(path: path)
-    case .postgres: throw StoreUnavailable("PostgreSQL is not available in this build")
+    case .postgres(let uri): return try PostgresAdminStore(uri: uri)
     }
 }
 

@@ -195,6 +195,19 @@ public final class Reactor {
         Syscall.close(reg.fd)
     }
 
+    /// Stops watching without closing: for a descriptor someone else owns (libpq's socket,
+    /// which it closes itself — possibly already, so errors are ignored).
+    public func unregister(_ reg: Registration) {
+        let index = Int(reg.fd)
+        guard index < slots.count, slots[index].generation == reg.generation, slots[index].handler != nil else { return }
+        var ev = epoll_event()
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, reg.fd, &ev)
+        slots[index].handler = nil
+        slots[index].interest = []
+        slots[index].applied = []
+        slots[index].generation &+= 1
+    }
+
     func applyInterestChanges() {
         guard !dirtyFDs.isEmpty else { return }
         for fd in dirtyFDs {

@@ -9,20 +9,6 @@
 /// value the API hands out (opaquely encoded).
 import AuditAPI
 
-public struct AuditFilter: Sendable, Equatable {
-    public var recipient: String?
-    public var status: String?
-    /// Milliseconds since the epoch: `since ≤ accepted_at < until`.
-    public var since: Int64?
-    public var until: Int64?
-
-    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil) {
-        self.recipient = recipient
-        self.status = status
-        self.since = since
-        self.until = until
-    }
-}
 
 extension Database {
     static func auditPageSQL(_ filter: AuditFilter, paged: Bool) -> String {

@@ -1,13 +1,3 @@
-/// Mailboxes: outbound identities with their relay DSN, in creation order.
-public struct MailboxRecord: Sendable, Equatable {
-    public var id: Int64
-    public var name: String
-    public var address: String
-    public var displayName: String?
-    public var dsn: String
-    public var enabled: Bool
-    public var createdAt: Int64
-}
 
 extension Database {
     public func addMailbox(name: String, address: String, displayName: String?, dsn: String, enabled: Bool, now: Int64) throws(SQLiteError) -> Int64 {

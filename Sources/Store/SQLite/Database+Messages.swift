@@ -2,60 +2,7 @@
 /// idempotency records, written together in the server's group commit.
 import Idempotency
 
-public struct NewMessage: Sendable {
-    public var acceptedAt: Int64
-    public var tokenID: Int64
-    public var tokenName: String
-    public var idempotencyKey: String
-    public var fingerprint: [UInt8]
-    public var responseStatus: Int
-    public var responseBody: [UInt8]
-    public var mailboxName: String
-    public var mailboxAddress: String
-    public var recipient: String
-    public var subject: String
-    public var template: String?
-    public var messageID: String
-    public var raw: [UInt8]
 
-    public init(acceptedAt: Int64, tokenID: Int64, tokenName: String, idempotencyKey: String, fingerprint: [UInt8],
-                responseStatus: Int, responseBody: [UInt8], mailboxName: String, mailboxAddress: String, recipient: String,
-                subject: String, template: String?, messageID: String, raw: [UInt8]) {
-        self.acceptedAt = acceptedAt
-        self.tokenID = tokenID
-        self.tokenName = tokenName
-        self.idempotencyKey = idempotencyKey
-        self.fingerprint = fingerprint
-        self.responseStatus = responseStatus
-        self.responseBody = responseBody
-        self.mailboxName = mailboxName
-        self.mailboxAddress = mailboxAddress
-        self.recipient = recipient
-        self.subject = subject
-        self.template = template
-        self.messageID = messageID
-        self.raw = raw
-    }
-}
-
-public struct AuditEntry: Sendable, Equatable {
-    public var id: Int64
-    public var acceptedAt: Int64
-    public var sentAt: Int64?
-    public var tokenName: String
-    public var idempotencyKey: String
-    public var mailboxName: String
-    public var mailboxAddress: String
-    public var recipient: String
-    public var subject: String
-    public var template: String?
-    public var messageID: String
-    public var status: String
-    public var attempts: Int
-    public var lastReply: String?
-    /// Only filled by `auditEntry(id:)`.
-    public var raw: [UInt8]
-}
 
 extension Database {
     public func idempotencyRecord(tokenID: Int64, key: String) throws(SQLiteError) -> IdempotencyRecord? {

@@ -3,38 +3,7 @@
 /// finished attempt updates the row and appends a `delivery_attempts` row in the same
 /// transaction (the scheduler batches them into the loop iteration's group commit).
 
-/// A message as the scheduler needs it: where it goes and the exact bytes to carry.
-public struct QueuedMessage: Sendable {
-    public var id: Int64
-    public var acceptedAt: Int64
-    public var mailboxName: String
-    public var from: String
-    public var recipient: String
-    public var messageID: String
-    public var raw: [UInt8]
-    public var attempts: Int
-    /// The row is already `sending` (inserted so by the group commit that accepted it).
-    public var markedSending: Bool
 
-    public init(id: Int64, acceptedAt: Int64, mailboxName: String, from: String, recipient: String, messageID: String, raw: [UInt8],
-                attempts: Int, markedSending: Bool = false) {
-        self.id = id
-        self.acceptedAt = acceptedAt
-        self.mailboxName = mailboxName
-        self.from = from
-        self.recipient = recipient
-        self.messageID = messageID
-        self.raw = raw
-        self.attempts = attempts
-        self.markedSending = markedSending
-    }
-}
-
-public struct DeliveryAttempt: Sendable, Equatable {
-    public var at: Int64
-    public var outcome: String
-    public var reply: String
-}
 
 extension Database {
     /// At start-up: rows a crashed run left `sending` are due again now. Returns how many.

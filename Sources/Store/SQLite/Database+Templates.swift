@@ -1,12 +1,3 @@
-/// Templates: subject, HTML and optional text Mustache sources by identifier (validated by
-/// the caller before they are stored).
-public struct TemplateRecord: Sendable, Equatable {
-    public var identifier: String
-    public var subject: String
-    public var html: String
-    public var text: String?
-    public var updatedAt: Int64
-}
 
 extension Database {
     /// Adds or replaces the template with this identifier.

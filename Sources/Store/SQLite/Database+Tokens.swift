@@ -3,13 +3,6 @@
 /// revoked by name. Only the SHA-256 of the secret is stored.
 import Auth
 
-public struct TokenSummary: Sendable, Equatable {
-    public var id: Int64
-    public var name: String
-    public var abilities: [String]
-    public var createdAt: Int64
-    public var revokedAt: Int64?
-}
 
 extension Database {
     public func createToken(name: String, secretHash: [UInt8], abilities: [String], now: Int64) throws(SQLiteError) -> Int64 {

@@ -1,0 +1,161 @@
+/// PostgresSQL: every statement the PostgreSQL store runs, in one place (the server's are
+/// prepared once per connection; the admin commands run the same texts). Parameters carry
+/// explicit casts: they are sent untyped and some appear where PostgreSQL cannot infer a type.
+import AuditAPI
+import PostgresClient
+import Store
+
+enum PostgresSQL {
+    // MARK: Group commit
+
+    /// One accepted message: its idempotency record (replacing an expired one), the queue/audit
+    /// row and its bytes — or, when an unexpired record holds the key, nothing but that record.
+    /// Never an error for a taken key: in a pipeline one error would abort the whole batch.
+    /// Result: one row (message id or NULL, then the holding record's columns or NULLs).
+    static let accept = PGStatement("accept", """
+        WITH k AS (
+            INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
+            VALUES ($1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint)
+            ON CONFLICT (token_id, key) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
+                WHERE idempotency.created_at < $7::bigint
+            RETURNING 1
+        ), m AS (
+            INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
+                                  template, message_id, status, attempts, next_attempt_at)
+            SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0, $6::bigint
+            FROM k
+            RETURNING id
+        ), b AS (
+            INSERT INTO message_bodies (id, raw) SELECT id, $16::bytea FROM m
+        )
+        SELECT (SELECT id FROM m), i.fingerprint, i.status, i.body, i.created_at
+        FROM (SELECT 1) AS one
+        LEFT JOIN idempotency i ON i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        """)
+
+    static func acceptParameters(_ m: NewMessage, sending: Bool, cutoff: Int64) -> [PGValue] {
+        [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),
+         .int(m.acceptedAt), .int(cutoff), .text(m.tokenName), .text(m.mailboxName), .text(m.mailboxAddress), .text(m.recipient),
+         .text(m.subject), m.template.map { .text($0) } ?? .null, .text(m.messageID), .text(sending ? "sending" : "queued"), .bytes(m.raw)]
+    }
+
+    static let lookUp = PGStatement("look_up", """
+        SELECT fingerprint, status, body, created_at FROM idempotency
+        WHERE token_id = $1::bigint AND key = $2::text AND created_at >= $3::bigint
+        """)
+
+    static let markSending = PGStatement("mark_sending", "UPDATE messages SET status = 'sending' WHERE id = $1::bigint")
+    static let requeue = PGStatement("requeue", "UPDATE messages SET status = 'queued' WHERE id = $1::bigint AND status = 'sending'")
+    static let recordAttempt = PGStatement("record_attempt", """
+        WITH u AS (
+            UPDATE messages SET status = $2::text, attempts = attempts + 1, last_reply = $3::text,
+                   sent_at = CASE WHEN $2::text = 'sent' THEN $4::bigint ELSE sent_at END, next_attempt_at = $5::bigint
+            WHERE id = $1::bigint
+            RETURNING id
+        )
+        INSERT INTO delivery_attempts (message_id, at, outcome, reply) SELECT id, $4::bigint, $2::text, $3::text FROM u
+        """)
+
+    static func query(_ w: StatusWrite) -> PGQuery {
+        switch w {
+        case .sending(let id): return PGQuery(markSending, [.int(id)])
+        case .requeue(let id): return PGQuery(requeue, [.int(id)])
+        case .attempt(let id, let status, let reply, let at, let next):
+            return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next)])
+        }
+    }
+
+    // MARK: Directory
+
+    static let listen = PGStatement("listen", "LISTEN \(PostgresSchema.directoryChannel)")
+    static let tokens = PGStatement("tokens", "SELECT id, name, secret_hash, abilities, created_at, revoked_at FROM tokens ORDER BY id")
+    static let mailboxes = PGStatement("mailboxes", "SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY id")
+    static let templates = PGStatement("templates", "SELECT identifier, subject, html, text, updated_at FROM templates ORDER BY identifier")
+
+    // MARK: Queue
+
+    static let requeueInterrupted = PGStatement("requeue_interrupted",
+        "UPDATE messages SET status = 'queued', next_attempt_at = $1::bigint WHERE status = 'sending'")
+    /// One range of the partial due index, in its order: stops after `limit` rows.
+    static let due = PGStatement("due", """
+        SELECT m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, b.raw, m.attempts
+        FROM messages m JOIN message_bodies b ON b.id = m.id
+        WHERE m.status IN ('queued', 'deferred') AND m.next_attempt_at <= $1::bigint
+        ORDER BY m.next_attempt_at, m.id LIMIT $2::bigint
+        """)
+    static let nextDue = PGStatement("next_due",
+        "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > $1::bigint")
+    static let queueCounts = PGStatement("queue_counts", """
+        SELECT s, (SELECT count(*) FROM messages WHERE status = s) FROM unnest(ARRAY['queued', 'sending', 'deferred']) AS s
+        """)
+    static let sweep = PGStatement("sweep", """
+        DELETE FROM idempotency WHERE (token_id, key) IN
+          (SELECT token_id, key FROM idempotency WHERE created_at < $1::bigint LIMIT $2::bigint)
+        """)
+
+    // MARK: Audit
+
+    static let auditColumns = """
+        id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
+        message_id, status, attempts, last_reply
+        """
+
+    /// A page's statement for the filters present (each shape prepared once), and its values.
+    /// The same index choice as SQLite's: recipient, else status, else accepted-at.
+    static func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) -> PGQuery {
+        var terms: [String] = []
+        var values: [PGValue] = []
+        var shape = "audit"
+        func parameter(_ v: PGValue, _ type: String) -> String {
+            values.append(v)
+            return "$\(values.count)::\(type)"
+        }
+        if let r = filter.recipient {
+            terms.append("lower(recipient) = lower(\(parameter(.text(r), "text")))")
+            shape += "_r"
+        }
+        if let st = filter.status {
+            terms.append("status = \(parameter(.text(st), "text"))")
+            shape += "_s"
+        }
+        if let v = filter.since {
+            terms.append("accepted_at >= \(parameter(.int(v), "bigint"))")
+            shape += "_f"
+        }
+        if let v = filter.until {
+            terms.append("accepted_at < \(parameter(.int(v), "bigint"))")
+            shape += "_u"
+        }
+        if let a = after {
+            let at = parameter(.int(a.acceptedAt), "bigint")
+            let id = parameter(.int(a.id), "bigint")
+            terms.append("(accepted_at, id) < (\(at), \(id))")
+            shape += "_p"
+        }
+        var sql = "SELECT \(auditColumns) FROM messages"
+        if !terms.isEmpty { sql += " WHERE " + terms.joined(separator: " AND ") }
+        sql += " ORDER BY accepted_at DESC, id DESC LIMIT \(parameter(.int(Int64(limit)), "bigint"))"
+        return PGQuery(PGStatement(shape, sql), values)
+    }
+
+    static let auditEntry = PGStatement("audit_entry", """
+        SELECT \(auditColumns), (SELECT raw FROM message_bodies b WHERE b.id = messages.id) FROM messages WHERE id = $1::bigint
+        """)
+    static let attempts = PGStatement("attempts",
+        "SELECT at, outcome, reply FROM delivery_attempts WHERE message_id = $1::bigint ORDER BY id")
+
+    // MARK: Reading rows
+
+    static func auditEntry(_ r: PGResult, _ row: Int, raw: Bool) -> AuditEntry {
+        AuditEntry(id: r.int64(row, 0), acceptedAt: r.int64(row, 1), sentAt: r.isNull(row, 2) ? nil : r.int64(row, 2),
+                   tokenName: r.string(row, 3), idempotencyKey: r.string(row, 4), mailboxName: r.string(row, 5),
+                   mailboxAddress: r.string(row, 6), recipient: r.string(row, 7), subject: r.string(row, 8),
+                   template: r.optionalString(row, 9), messageID: r.string(row, 10), status: r.string(row, 11),
+                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 14) : [])
+    }
+
+    static func attempts(_ r: PGResult) -> [DeliveryAttempt] {
+        (0..<r.rowCount).map { DeliveryAttempt(at: r.int64($0, 0), outcome: r.string($0, 1), reply: r.string($0, 2)) }
+    }
+}

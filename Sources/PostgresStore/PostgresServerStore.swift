@@ -1,0 +1,294 @@
+/// PostgresServerStore: `ServerStore` on PostgreSQL — one connection driven by the reactor
+/// (`PostgresClient`), every call a pipeline segment whose completion arrives in a later loop
+/// iteration while the loop goes on serving.
+///
+/// The group commit is one segment: an `accept` statement per accepted message (its
+/// idempotency record by `INSERT … ON CONFLICT … RETURNING`: a key found taken is an answer,
+/// not an error), a `look_up` per look-up, the scheduler's status writes, then the sync — one
+/// implicit transaction, one round trip, committed when the sync's result arrives. One commit
+/// is on its way at a time; what arrives meanwhile is the next batch. A statement failing for
+/// an unexpected reason aborts the segment: it is sent again without that statement (its
+/// request gets 503, or the status write is dropped and logged), so one bad request never
+/// costs the others their 200.
+///
+/// The directory (tokens, mailboxes, templates) is an in-memory copy loaded when the
+/// connection is made and again on every `NOTIFY tickiti_directory` (the admin commands send
+/// one with each change): reads are synchronous and cost no round trip.
+///
+/// While the database is unreachable every call fails at once (`unavailableReason` says why:
+/// requests get 503, `/readyz` too), the connection reconnects with backoff, and the commit on
+/// its way when the connection broke is answered 503 (if it reached the database after all,
+/// the client's retry with the same key is a replay).
+import AuditAPI
+import Auth
+import Idempotency
+import Logging
+import PostgresClient
+import Reactor
+import Resolver
+import Store
+
+public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate {
+    let connection: PostgresConnection
+    let reactor: Reactor
+    var logger: Logger
+
+    var connected = false
+    var directoryLoaded = false
+    var directoryLoading = false
+    var directoryStale = false
+    var version: Int64 = 0
+    var tokensByID: [Int64: StoredToken] = [:]
+    var mailboxList: [MailboxRecord] = []
+    var templatesByIdentifier: [String: TemplateRecord] = [:]
+
+    public private(set) var isCommitting = false
+    var counts: [String: Int]?
+    var countsAsked: Instant?
+    /// Counters (tests, logs).
+    public private(set) var reconnects = 0
+    public private(set) var resentBatches = 0
+
+    public init(uri: String, reactor: Reactor, resolver: Resolver, logger: Logger, options: PostgresConnection.Options = .init()) throws {
+        self.reactor = reactor
+        self.logger = logger
+        connection = try PostgresConnection(uri: uri, reactor: reactor, resolver: resolver, logger: logger, options: options)
+        connection.delegate = self
+        connection.start()
+    }
+
+    public var unavailableReason: String? {
+        if !connected { return "the database is unreachable; reconnecting" }
+        if !directoryLoaded { return "loading tokens, mailboxes and templates" }
+        return nil
+    }
+
+    // MARK: Connection events
+
+    public func postgresConnected(_ c: PostgresConnection) {
+        connected = true
+        if reconnects > 0 { logger.notice("PostgreSQL connection back") }
+        loadDirectory()
+    }
+
+    public func postgresDisconnected(_ c: PostgresConnection, _ error: PGError) {
+        if connected { logger.error("PostgreSQL connection lost: \(error); answering 503 and reconnecting") }
+        connected = false
+        reconnects += 1
+        // NOTIFYs sent meanwhile are lost: the copy is loaded again on the next connection.
+        directoryLoaded = false
+        directoryLoading = false
+    }
+
+    public func postgresNotification(_ c: PostgresConnection, channel: String, payload: String) {
+        guard channel == PostgresSchema.directoryChannel else { return }
+        if directoryLoading { directoryStale = true } else { loadDirectory() }
+    }
+
+    /// LISTEN (again, on a new connection) and read the whole directory in one segment.
+    func loadDirectory() {
+        directoryLoading = true
+        directoryStale = false
+        let sent = connection.send([PGQuery(PostgresSQL.listen), PGQuery(PostgresSQL.tokens), PGQuery(PostgresSQL.mailboxes),
+                                    PGQuery(PostgresSQL.templates)]) { [self] result in
+            directoryLoading = false
+            switch result {
+            case .success(let outcomes):
+                guard outcomes.count == 4, case .ok = outcomes[0], case .ok(let t) = outcomes[1], case .ok(let m) = outcomes[2],
+                      case .ok(let tp) = outcomes[3] else {
+                    logger.error("reading the directory failed: \(outcomes); retrying on the next notification or connection")
+                    return
+                }
+                tokensByID = Dictionary(PostgresRows.tokens(t).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                mailboxList = PostgresRows.mailboxes(m)
+                templatesByIdentifier = Dictionary(PostgresRows.templates(tp).map { ($0.identifier, $0) }, uniquingKeysWith: { a, _ in a })
+                version += 1
+                directoryLoaded = true
+                if directoryStale { loadDirectory() }
+            case .failure:
+                break   // the disconnect handler runs; the next connection loads again
+            }
+        }
+        if !sent { directoryLoading = false }
+    }
+
+    // MARK: Directory
+
+    public func directoryVersion() throws -> Int64 { version }
+
+    public func token(id: Int64) throws -> StoredToken? {
+        guard directoryLoaded else { throw NotReady() }
+        return tokensByID[id]
+    }
+
+    public func mailboxes() throws -> [MailboxRecord] {
+        guard directoryLoaded else { throw NotReady() }
+        return mailboxList
+    }
+
+    public func template(identifier: String) throws -> TemplateRecord? {
+        guard directoryLoaded else { throw NotReady() }
+        return templatesByIdentifier[identifier]
+    }
+
+    // MARK: Group commit
+
+    public func commit(_ batch: CommitBatch, completion: @escaping (CommitOutcome) -> Void) {
+        var queries: [PGQuery] = []
+        queries.reserveCapacity(batch.items.count + batch.statusWrites.count)
+        for item in batch.items {
+            switch item {
+            case .accept(let m, let sending):
+                queries.append(PGQuery(PostgresSQL.accept, PostgresSQL.acceptParameters(m, sending: sending, cutoff: batch.idempotencyCutoff)))
+            case .lookUp(let tokenID, let key):
+                queries.append(PGQuery(PostgresSQL.lookUp, [.int(tokenID), .text(key), .int(batch.idempotencyCutoff)]))
+            }
+        }
+        for w in batch.statusWrites { queries.append(PostgresSQL.query(w)) }
+        // Positions of the queries still sent (a re-sent batch leaves some out).
+        let positions = Array(0..<queries.count)
+        let results = [CommitItemResult](repeating: .failed, count: batch.items.count)
+        isCommitting = true
+        send(queries, positions: positions, itemCount: batch.items.count, results: results, attempt: 0) { [self] outcome in
+            isCommitting = false
+            completion(outcome)
+        }
+    }
+
+    func send(_ all: [PGQuery], positions: [Int], itemCount: Int, results: [CommitItemResult], attempt: Int,
+              completion: @escaping (CommitOutcome) -> Void) {
+        var held = results
+        let sent = connection.send(positions.map { all[$0] }) { [self] result in
+            switch result {
+            case .failure(let e):
+                completion(.failed("\(e)"))
+            case .success(let outcomes):
+                if let bad = outcomes.firstIndex(where: { if case .failed = $0 { return true } else { return false } }) {
+                    // The whole segment was rolled back: again without the culprit.
+                    let culprit = positions[bad]
+                    if case .failed(let e) = outcomes[bad] {
+                        if culprit < itemCount {
+                            logger.error("the group commit refused one request (answered 503, the others are committed again): \(e)")
+                        } else {
+                            logger.error("a delivery status write failed and is dropped (the others are committed again): \(e)")
+                        }
+                    }
+                    resentBatches += 1
+                    var rest = positions
+                    rest.remove(at: bad)
+                    if culprit < itemCount { held[culprit] = .failed }
+                    guard !rest.isEmpty else {
+                        completion(.committed(held))
+                        return
+                    }
+                    send(all, positions: rest, itemCount: itemCount, results: held, attempt: attempt + 1, completion: completion)
+                    return
+                }
+                for (n, position) in positions.enumerated() where position < itemCount {
+                    guard case .ok(let r) = outcomes[n] else { continue }
+                    held[position] = PostgresServerStore.itemResult(r, isAccept: all[position].statement == PostgresSQL.accept)
+                }
+                completion(.committed(held))
+            }
+        }
+        if !sent { completion(.failed(unavailableReason ?? "not connected")) }
+    }
+
+    static func itemResult(_ r: PGResult, isAccept: Bool) -> CommitItemResult {
+        if isAccept {
+            guard r.rowCount == 1 else { return .failed }
+            if !r.isNull(0, 0) { return .inserted(r.int64(0, 0)) }
+            guard !r.isNull(0, 1) else { return .failed }
+            return .taken(IdempotencyRecord(fingerprint: r.bytes(0, 1), status: r.int(0, 2), body: r.bytes(0, 3), createdAt: r.int64(0, 4)))
+        }
+        guard r.rowCount == 1 else { return .absent }
+        return .taken(IdempotencyRecord(fingerprint: r.bytes(0, 0), status: r.int(0, 1), body: r.bytes(0, 2), createdAt: r.int64(0, 3)))
+    }
+
+    // MARK: Queue
+
+    public func requeueInterrupted(nowMilliseconds now: Int64, completion: @escaping (Result<Int, Error>) -> Void) {
+        run([PGQuery(PostgresSQL.requeueInterrupted, [.int(now)])], completion) { $0[0].affectedRows }
+    }
+
+    public func dueMessages(nowMilliseconds now: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void) {
+        run([PGQuery(PostgresSQL.due, [.int(now), .int(Int64(limit))]), PGQuery(PostgresSQL.nextDue, [.int(now)])], completion) { r in
+            let d = r[0]
+            let rows = (0..<d.rowCount).map {
+                QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
+                              recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7))
+            }
+            return DueScan(rows: rows, nextDue: r[1].isNull(0, 0) ? nil : r[1].int64(0, 0))
+        }
+    }
+
+    // MARK: Audit
+
+    public func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?, completion: @escaping (Result<[AuditEntry], Error>) -> Void) {
+        run([PostgresSQL.auditPage(filter, limit: limit, after: after)], completion) { r in
+            (0..<r[0].rowCount).map { PostgresSQL.auditEntry(r[0], $0, raw: false) }
+        }
+    }
+
+    public func auditDetail(id: Int64, completion: @escaping (Result<(AuditEntry, [DeliveryAttempt])?, Error>) -> Void) {
+        run([PGQuery(PostgresSQL.auditEntry, [.int(id)]), PGQuery(PostgresSQL.attempts, [.int(id)])], completion) { r in
+            guard r[0].rowCount == 1 else { return nil }
+            return (PostgresSQL.auditEntry(r[0], 0, raw: true), PostgresSQL.attempts(r[1]))
+        }
+    }
+
+    /// The last known counts; a fresh reading is asked for at most once a second (a scrape
+    /// shows the previous one: no scrape ever waits on the database).
+    public func queueCounts() -> [String: Int]? {
+        if connected && (countsAsked.map { reactor.now - $0 >= .seconds(1) } ?? true) {
+            countsAsked = reactor.now
+            run([PGQuery(PostgresSQL.queueCounts)], { [self] (result: Result<[String: Int], Error>) in
+                if case .success(let c) = result { counts = c }
+            }) { r in
+                var c: [String: Int] = [:]
+                for i in 0..<r[0].rowCount { c[r[0].string(i, 0)] = r[0].int(i, 1) }
+                return c
+            }
+        }
+        return counts
+    }
+
+    // MARK: Upkeep
+
+    public func sweepIdempotency(createdBefore cutoff: Int64, limit: Int, completion: @escaping (Result<Int, Error>) -> Void) {
+        run([PGQuery(PostgresSQL.sweep, [.int(cutoff), .int(Int64(limit))])], completion) { $0[0].affectedRows }
+    }
+
+    public func finish() {}
+
+    public func close() { connection.stop() }
+
+    /// One segment; `read` turns its results into the answer. Not connected: fails at once.
+    func run<T>(_ queries: [PGQuery], _ completion: @escaping (Result<T, Error>) -> Void, read: @escaping ([PGResult]) -> T) {
+        let sent = connection.send(queries) { result in
+            switch result {
+            case .failure(let e):
+                completion(.failure(e))
+            case .success(let outcomes):
+                var results: [PGResult] = []
+                for o in outcomes {
+                    switch o {
+                    case .ok(let r): results.append(r)
+                    case .failed(let e):
+                        completion(.failure(e))
+                        return
+                    case .skipped:
+                        completion(.failure(PGError(sqlState: nil, message: "skipped after an earlier error", connectionLost: false)))
+                        return
+                    }
+                }
+                completion(.success(read(results)))
+            }
+        }
+        if !sent { completion(.failure(NotReady())) }
+    }
+}
+
+struct NotReady: Error, CustomStringConvertible {
+    var description: String { "the PostgreSQL store is not connected" }
+}

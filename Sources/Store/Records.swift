@@ -1,0 +1,184 @@
+/// Records: what both stores read and write — plain values, no SQL.
+import AuditAPI
+
+public struct AuditFilter: Sendable, Equatable {
+    public var recipient: String?
+    public var status: String?
+    /// Milliseconds since the epoch: `since ≤ accepted_at < until`.
+    public var since: Int64?
+    public var until: Int64?
+
+    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+        self.recipient = recipient
+        self.status = status
+        self.since = since
+        self.until = until
+    }
+}
+
+/// Mailboxes: outbound identities with their relay DSN, in creation order.
+public struct MailboxRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var address: String
+    public var displayName: String?
+    public var dsn: String
+    public var enabled: Bool
+    public var createdAt: Int64
+
+    public init(id: Int64, name: String, address: String, displayName: String?, dsn: String, enabled: Bool, createdAt: Int64) {
+        self.id = id
+        self.name = name
+        self.address = address
+        self.displayName = displayName
+        self.dsn = dsn
+        self.enabled = enabled
+        self.createdAt = createdAt
+    }
+}
+
+public struct NewMessage: Sendable {
+    public var acceptedAt: Int64
+    public var tokenID: Int64
+    public var tokenName: String
+    public var idempotencyKey: String
+    public var fingerprint: [UInt8]
+    public var responseStatus: Int
+    public var responseBody: [UInt8]
+    public var mailboxName: String
+    public var mailboxAddress: String
+    public var recipient: String
+    public var subject: String
+    public var template: String?
+    public var messageID: String
+    public var raw: [UInt8]
+
+    public init(acceptedAt: Int64, tokenID: Int64, tokenName: String, idempotencyKey: String, fingerprint: [UInt8],
+                responseStatus: Int, responseBody: [UInt8], mailboxName: String, mailboxAddress: String, recipient: String,
+                subject: String, template: String?, messageID: String, raw: [UInt8]) {
+        self.acceptedAt = acceptedAt
+        self.tokenID = tokenID
+        self.tokenName = tokenName
+        self.idempotencyKey = idempotencyKey
+        self.fingerprint = fingerprint
+        self.responseStatus = responseStatus
+        self.responseBody = responseBody
+        self.mailboxName = mailboxName
+        self.mailboxAddress = mailboxAddress
+        self.recipient = recipient
+        self.subject = subject
+        self.template = template
+        self.messageID = messageID
+        self.raw = raw
+    }
+}
+
+public struct AuditEntry: Sendable, Equatable {
+    public var id: Int64
+    public var acceptedAt: Int64
+    public var sentAt: Int64?
+    public var tokenName: String
+    public var idempotencyKey: String
+    public var mailboxName: String
+    public var mailboxAddress: String
+    public var recipient: String
+    public var subject: String
+    public var template: String?
+    public var messageID: String
+    public var status: String
+    public var attempts: Int
+    public var lastReply: String?
+    /// Only filled by `auditEntry(id:)`.
+    public var raw: [UInt8]
+
+    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8]) {
+        self.id = id
+        self.acceptedAt = acceptedAt
+        self.sentAt = sentAt
+        self.tokenName = tokenName
+        self.idempotencyKey = idempotencyKey
+        self.mailboxName = mailboxName
+        self.mailboxAddress = mailboxAddress
+        self.recipient = recipient
+        self.subject = subject
+        self.template = template
+        self.messageID = messageID
+        self.status = status
+        self.attempts = attempts
+        self.lastReply = lastReply
+        self.raw = raw
+    }
+}
+
+/// A message as the scheduler needs it: where it goes and the exact bytes to carry.
+public struct QueuedMessage: Sendable {
+    public var id: Int64
+    public var acceptedAt: Int64
+    public var mailboxName: String
+    public var from: String
+    public var recipient: String
+    public var messageID: String
+    public var raw: [UInt8]
+    public var attempts: Int
+    /// The row is already `sending` (inserted so by the group commit that accepted it).
+    public var markedSending: Bool
+
+    public init(id: Int64, acceptedAt: Int64, mailboxName: String, from: String, recipient: String, messageID: String, raw: [UInt8],
+                attempts: Int, markedSending: Bool = false) {
+        self.id = id
+        self.acceptedAt = acceptedAt
+        self.mailboxName = mailboxName
+        self.from = from
+        self.recipient = recipient
+        self.messageID = messageID
+        self.raw = raw
+        self.attempts = attempts
+        self.markedSending = markedSending
+    }
+}
+
+public struct DeliveryAttempt: Sendable, Equatable {
+    public var at: Int64
+    public var outcome: String
+    public var reply: String
+
+    public init(at: Int64, outcome: String, reply: String) {
+        self.at = at
+        self.outcome = outcome
+        self.reply = reply
+    }
+}
+
+/// Templates: subject, HTML and optional text Mustache sources by identifier (validated by
+/// the caller before they are stored).
+public struct TemplateRecord: Sendable, Equatable {
+    public var identifier: String
+    public var subject: String
+    public var html: String
+    public var text: String?
+    public var updatedAt: Int64
+
+    public init(identifier: String, subject: String, html: String, text: String?, updatedAt: Int64) {
+        self.identifier = identifier
+        self.subject = subject
+        self.html = html
+        self.text = text
+        self.updatedAt = updatedAt
+    }
+}
+
+public struct TokenSummary: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var abilities: [String]
+    public var createdAt: Int64
+    public var revokedAt: Int64?
+
+    public init(id: Int64, name: String, abilities: [String], createdAt: Int64, revokedAt: Int64?) {
+        self.id = id
+        self.name = name
+        self.abilities = abilities
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
