@@ -130,7 +130,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "App", "HTTPServer", "Reactor", "TLS", "HTTP1", "COpenSSL", "CShims", "SMTPClient", "SMTPProtocol", "Resolver", "Store",
+            "App", "HTTPServer", "Reactor", "TLS", "HTTP1", "COpenSSL", "CShims", "SMTPClient", "SMTPProtocol", "Resolver", "Store", "PostgresStore", "PostgresClient",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ]

@@ -109,6 +109,13 @@ public final class Application: SignalHandler, DeadlineHandler {
             resolvConfPath: options.resolvConfPath, hostsPath: options.hostsPath, port: options.dnsPort))
         let store = try openStore(resolver: resolver)
         self.store = store
+        // A store that connects in the loop (PostgreSQL): give it a moment before accepting,
+        // so the first requests are not 503s. Bounded: past it, it is served 503 until ready.
+        let readyBy = Instant.now() + .seconds(10)
+        while store.unavailableReason != nil && Instant.now() < readyBy {
+            do { try reactor.runOnce(maxWait: .milliseconds(20)) } catch { break }
+        }
+        if let reason = store.unavailableReason { logger.warning("starting without the store (\(reason)): answering 503 until it is back") }
         let directory = Directory(store: store, reactor: reactor, logger: logger)
         let service = SendEmailService(store: store, reactor: reactor, directory: directory, logger: logger, mailFromAddress: options.mailFromAddress,
                                        retentionSeconds: options.idempotencyRetentionSeconds)

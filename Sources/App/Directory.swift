@@ -35,7 +35,7 @@ public final class Directory {
     func refreshIfChanged() throws {
         guard reactor.iterations != checkedIteration else { return }
         checkedIteration = reactor.iterations
-        let v = try store.directoryVersion()
+        let v = try ready { try store.directoryVersion() }
         if v != cachedVersion {
             cachedVersion = v
             tokenCache.removeAll(keepingCapacity: true)
@@ -68,23 +68,32 @@ public final class Directory {
         return token
     }
 
+    /// A store that cannot answer yet (PostgreSQL not connected) is a 503, not a 500.
+    func ready<T>(_ read: () throws -> T) throws -> T {
+        do {
+            return try read()
+        } catch is StoreNotReady {
+            throw APIError.unavailable
+        }
+    }
+
     func lookupToken(id: Int64) throws -> StoredToken? {
         if let t = tokenCache[id] { return t }
-        guard let t = try store.token(id: id) else { return nil }
+        guard let t = try ready({ try store.token(id: id) }) else { return nil }
         tokenCache[id] = t
         return t
     }
 
     func mailboxes() throws -> [MailboxRecord] {
         if let m = mailboxCache { return m }
-        let m = try store.mailboxes()
+        let m = try ready { try store.mailboxes() }
         mailboxCache = m
         return m
     }
 
     func template(_ identifier: String) throws -> EmailTemplate? {
         if let t = templateCache[identifier] { return t }
-        guard let record = try store.template(identifier: identifier) else { return nil }
+        guard let record = try ready({ try store.template(identifier: identifier) }) else { return nil }
         do {
             let t = try EmailTemplate(identifier: record.identifier, subject: record.subject, html: record.html, text: record.text)
             templateCache[identifier] = t

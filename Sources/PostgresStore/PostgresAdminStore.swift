@@ -143,6 +143,13 @@ public final class PostgresAdminStore: AdminStore {
         return r.rowCount == 0 ? nil : PostgresSQL.auditEntry(r, 0, raw: true)
     }
 
+    public func statusCounts() throws -> [String: Int] {
+        let r = try connection.exec("SELECT status, count(*) FROM messages GROUP BY status")
+        var out: [String: Int] = [:]
+        for i in 0..<r.rowCount { out[r.string(i, 0)] = r.int(i, 1) }
+        return out
+    }
+
     public func deliveryAttempts(messageID: Int64) throws -> [DeliveryAttempt] {
         PostgresSQL.attempts(try connection.exec(PostgresSQL.attempts.sql, [.int(messageID)]))
     }

@@ -117,17 +117,17 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     public func directoryVersion() throws -> Int64 { version }
 
     public func token(id: Int64) throws -> StoredToken? {
-        guard directoryLoaded else { throw NotReady() }
+        guard directoryLoaded else { throw StoreNotReady() }
         return tokensByID[id]
     }
 
     public func mailboxes() throws -> [MailboxRecord] {
-        guard directoryLoaded else { throw NotReady() }
+        guard directoryLoaded else { throw StoreNotReady() }
         return mailboxList
     }
 
     public func template(identifier: String) throws -> TemplateRecord? {
-        guard directoryLoaded else { throw NotReady() }
+        guard directoryLoaded else { throw StoreNotReady() }
         return templatesByIdentifier[identifier]
     }
 
@@ -285,10 +285,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
                 completion(.success(read(results)))
             }
         }
-        if !sent { completion(.failure(NotReady())) }
+        if !sent { completion(.failure(StoreNotReady())) }
     }
 }
 
-struct NotReady: Error, CustomStringConvertible {
-    var description: String { "the PostgreSQL store is not connected" }
-}

@@ -132,6 +132,8 @@ public protocol AdminStore: AnyObject {
     func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) throws -> [AuditEntry]
     func auditEntry(id: Int64) throws -> AuditEntry?
     func deliveryAttempts(messageID: Int64) throws -> [DeliveryAttempt]
+    /// Messages per status (the whole table: for tests and operators, not the loop).
+    func statusCounts() throws -> [String: Int]
     /// Runs `body` in one transaction: all of its writes or none.
     func transaction<T>(_ body: () throws -> T) throws -> T
 }
@@ -141,6 +143,12 @@ extension AdminStore {
     public func auditEntries(limit: Int, recipient: String? = nil, status: String? = nil) throws -> [AuditEntry] {
         try auditPage(AuditFilter(recipient: recipient, status: status), limit: limit, after: nil)
     }
+}
+
+/// A store that cannot answer yet (not connected, its directory not loaded): a 503.
+public struct StoreNotReady: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String = "the store is not connected") { self.description = description }
 }
 
 /// Errors both stores' errors answer.

@@ -83,7 +83,7 @@ extension SendFixture {
         return try keys.map { _ in try c.readResponse().status }
     }
 
-    func statusCounts() throws -> [String: Int] { try Database(path: db).statusCounts() }
+    func statusCounts() throws -> [String: Int] { try adminStore(db).statusCounts() }
 }
 
 @Suite(.serialized) struct DeliveryLoadTests {
@@ -134,7 +134,7 @@ extension SendFixture {
         #expect(accepted.count == batches * perBatch, "every request was answered 200 (replays included)")
         let total = batches * perBatch
         try waitUntil("\(total) rows sent", seconds: 120) { try f.statusCounts()["sent"] == total }
-        let db = try Database(path: f.db)
+        let db = try adminStore(f.db)
         let ids = Set(try db.auditEntries(limit: total + 10).map(\.messageID))
         #expect(ids.count == total, "one message per key, even across restarts")
         let dumped = try sink.dumpedMessageIDs()

@@ -41,11 +41,11 @@ final class TestRelay {
 
 extension SendFixture {
     func entry(_ id: Int64) throws -> AuditEntry? {
-        try Database(path: db).auditEntry(id: id)
+        try adminStore(db).auditEntry(id: id)
     }
 
     func attempts(_ id: Int64) throws -> [DeliveryAttempt] {
-        try Database(path: db).deliveryAttempts(messageID: id)
+        try adminStore(db).deliveryAttempts(messageID: id)
     }
 
     /// Waits until message `id` has `status` (and returns its audit entry).

@@ -12,6 +12,42 @@ import Logging
 import Reactor
 import TLS
 @testable import App
+import PostgresStore
+import Store
+
+// MARK: The store under test
+
+/// `TICKITI_TEST_STORE=postgres` runs the integration suite on PostgreSQL (Tests/run does,
+/// after the SQLite run, against the private server it started: `TICKITI_TEST_PG` is its URI
+/// without a database name). Each fixture gets a database of its own.
+enum TestStore {
+    case sqlite, postgres
+
+    static let current: TestStore = getenv("TICKITI_TEST_STORE").map { String(cString: $0) } == "postgres" ? .postgres : .sqlite
+    static var isSQLite: Bool { current == .sqlite }
+
+    /// A fresh store for a fixture whose files live in `dir`.
+    static func freshLocation(dir: String) -> String {
+        switch current {
+        case .sqlite:
+            return dir + "/data/tickiti.db"
+        case .postgres:
+            let base = getenv("TICKITI_TEST_PG").map { String(cString: $0) } ?? "postgresql://tickiti@127.0.0.1:25432/"
+            let name = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            let (rc, out) = (try? run(["psql", base + "postgres", "-qAtc", "CREATE DATABASE \(name)"])) ?? (1, "psql did not run")
+            precondition(rc == 0, "cannot create a test database on \(base): \(out)")
+            return base + name
+        }
+    }
+}
+
+/// The store at `location`, as the admin commands open it.
+func adminStore(_ location: String) throws -> AdminStore {
+    switch StoreLocation(location) {
+    case .sqlite(let path): return try Database(path: path)
+    case .postgres(let uri): return try PostgresAdminStore(uri: uri)
+    }
+}
 
 // MARK: Temp dirs and certificates
 

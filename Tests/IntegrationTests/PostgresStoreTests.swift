@@ -1,0 +1,194 @@
+/// The PostgreSQL store's own promises (SPEC §7), on a private PostgreSQL server this suite
+/// starts (and stops, freezes and restarts): the group commit's pipeline with a key taken
+/// mid-batch and with a statement that fails, and a server that keeps its promises while the
+/// database is stopped or frozen under load — every client gets 200 or 503, every 200 is in
+/// the audit afterwards, `/healthz` answers meanwhile, and it recovers without a restart.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Idempotency
+import Logging
+import PostgresClient
+import PostgresStore
+import Reactor
+import Resolver
+import Store
+import Testing
+
+/// A PostgreSQL server of this suite's own (Tests/Scripts/postgres).
+final class PrivatePostgres {
+    let dir = makeTempDir()
+    let port: UInt16
+    var base: String { "postgresql://tickiti@127.0.0.1:\(port)/" }
+
+    init() throws {
+        port = try freeTCPPort()
+        try start()
+    }
+
+    func start() throws {
+        let (rc, out) = try run([scriptsDirectory + "/postgres", "start", dir, "\(port)"], timeoutSeconds: 120)
+        guard rc == 0 else { throw TestFailure("cannot start PostgreSQL: \(out)") }
+    }
+
+    /// `pg_ctl stop -m immediate`: the server dies as in a crash.
+    func crash() throws {
+        let (rc, out) = try run(["runuser", "-u", "postgres", "--", pgBin + "/pg_ctl", "-D", dir + "/data", "-m", "immediate", "-w", "stop"])
+        guard rc == 0 else { throw TestFailure("pg_ctl stop: \(out)") }
+    }
+
+    var pgBin: String {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        return "/usr/lib/postgresql/\(versions.sorted().last ?? "15")/bin"
+    }
+
+    /// The postmaster and every process it started.
+    func processIDs() throws -> [pid_t] {
+        let pidFile = try String(contentsOfFile: dir + "/data/postmaster.pid", encoding: .utf8)
+        guard let master = pid_t(pidFile.split(separator: "\n").first ?? "") else { return [] }
+        let (_, children) = try run(["pgrep", "-P", "\(master)"])
+        return [master] + children.split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    func freeze() throws { for p in try processIDs() { kill(p, SIGSTOP) } }
+    func thaw() { for p in (try? processIDs()) ?? [] { kill(p, SIGCONT) } }
+
+    func newDatabase() throws -> String {
+        let name = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let (rc, out) = try run(["psql", base + "postgres", "-qAtc", "CREATE DATABASE \(name)"])
+        guard rc == 0 else { throw TestFailure("CREATE DATABASE: \(out)") }
+        return base + name
+    }
+
+    deinit {
+        thaw()
+        _ = try? run([scriptsDirectory + "/postgres", "stop", dir], timeoutSeconds: 120)
+    }
+}
+
+@Suite(.serialized) struct PostgresStoreTests {
+    static func message(_ key: String, fingerprint: [UInt8] = [1, 2, 3], now: Int64 = 1_000) -> NewMessage {
+        NewMessage(acceptedAt: now, tokenID: 1, tokenName: "t", idempotencyKey: key, fingerprint: fingerprint, responseStatus: 200,
+                   responseBody: Array("{\"ok\":true}".utf8), mailboxName: "m", mailboxAddress: "m@x.test", recipient: "r@x.test",
+                   subject: "s", template: nil, messageID: "<\(key)@x.test>", raw: Array("Subject: s\r\n\r\nbody \(key)\r\n".utf8))
+    }
+
+    /// Runs the loop until `done` (bounded).
+    static func drive(_ reactor: Reactor, seconds: Double = 10, until done: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !done() {
+            guard Date() < deadline else { throw TestFailure("timed out") }
+            try reactor.runOnce(maxWait: .milliseconds(20))
+        }
+    }
+
+    static func commit(_ store: PostgresServerStore, _ reactor: Reactor, _ batch: CommitBatch) throws -> CommitOutcome {
+        var outcome: CommitOutcome?
+        store.commit(batch) { outcome = $0 }
+        try drive(reactor) { outcome != nil }
+        return outcome!
+    }
+
+    /// The host is a name (`localhost`): resolved by our resolver from /etc/hosts, handed to
+    /// libpq as hostaddr. A key taken mid-batch is answered by its record; the rest commit.
+    /// A status write that fails (a CHECK) is dropped and the batch is committed again
+    /// without it.
+    @Test func aTakenKeyMidBatchAndAFailingStatement() throws {
+        let pg = try PrivatePostgres()
+        let uri = try pg.newDatabase().replacingOccurrences(of: "127.0.0.1", with: "localhost")
+        let admin = try PostgresAdminStore(uri: uri)   // migrates
+        let reactor = try Reactor()
+        let resolver = Resolver(reactor: reactor, configuration: .load())
+        let store = try PostgresServerStore(uri: uri, reactor: reactor, resolver: resolver, logger: Logger(label: "test"))
+        try Self.drive(reactor) { store.unavailableReason == nil }
+
+        guard case .committed(let first) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k2"), sending: false)],
+                                                                                        statusWrites: [], idempotencyCutoff: 0)),
+              case .inserted(let id2) = first[0] else { Issue.record("the first commit failed"); return }
+
+        let batch = CommitBatch(items: [.accept(Self.message("k1"), sending: false),
+                                        .accept(Self.message("k2", fingerprint: [9]), sending: false),
+                                        .accept(Self.message("k3"), sending: true),
+                                        .lookUp(tokenID: 1, key: "k2"), .lookUp(tokenID: 1, key: "nope")],
+                                statusWrites: [.attempt(id: id2, status: "bogus", reply: "x", at: 2000, next: 2000),
+                                               .attempt(id: id2, status: "sent", reply: "250 ok", at: 2000, next: 2000)],
+                                idempotencyCutoff: 0)
+        guard case .committed(let r) = try Self.commit(store, reactor, batch) else { Issue.record("the batch failed"); return }
+        #expect(r.count == 5)
+        if case .inserted = r[0] {} else { Issue.record("k1: \(r[0])") }
+        #expect(r[1] == .taken(IdempotencyRecord(fingerprint: [1, 2, 3], status: 200, body: Array("{\"ok\":true}".utf8), createdAt: 1000)))
+        if case .inserted = r[2] {} else { Issue.record("k3: \(r[2])") }
+        #expect(r[3] == r[1])
+        #expect(r[4] == .absent)
+        #expect(store.resentBatches == 1, "re-sent once, without the failing status write")
+        #expect(try admin.statusCounts() == ["sent": 1, "queued": 1, "sending": 1])
+        #expect(try admin.deliveryAttempts(messageID: id2).map(\.outcome) == ["sent"])
+
+        // An expired record is replaced by a new acceptance.
+        guard case .committed(let again) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k2", fingerprint: [7], now: 5000), sending: false)],
+                                                                                        statusWrites: [], idempotencyCutoff: 4000)) else { Issue.record("expired"); return }
+        if case .inserted = again[0] {} else { Issue.record("an expired key is free again: \(again[0])") }
+        store.close()
+    }
+
+    /// PostgreSQL crashes (`-m immediate`) and later freezes (SIGSTOP) under a running server:
+    /// every request is answered 200 or 503 (503s while it is down or frozen), /healthz
+    /// answers within 100 ms throughout, the server reconnects by itself, and every 200's
+    /// message is in the audit.
+    @Test func stoppedAndFrozenUnderLoad() throws {
+        let pg = try PrivatePostgres()
+        let f = try SendFixture(store: try pg.newDatabase())
+        var accepted: [String] = []
+        var unavailable = 0
+        func send(_ n: Int) throws {
+            for _ in 0..<n {
+                let key = UUID().uuidString
+                let r = try f.post(directBody, key: key)
+                #expect(r.status == 200 || r.status == 503, "\(r.status) \(r.text)")
+                if r.status == 200 { accepted.append(key) } else {
+                    unavailable += 1
+                    #expect(r.header("Retry-After") == "1")
+                }
+            }
+        }
+        func healthzIsFast() throws {
+            let start = Date()
+            let c = try f.connect()
+            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+            #expect(Date().timeIntervalSince(start) < 0.1, "healthz took \(Date().timeIntervalSince(start)) s")
+        }
+        func ready() throws -> Int {
+            let c = try f.connect()
+            try c.send("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            return try c.readResponse().status
+        }
+        try send(20)
+        #expect(accepted.count == 20)
+
+        try pg.crash()
+        try send(10)
+        #expect(unavailable >= 9, "the database is down: 503 (one request may have been in the commit that broke)")
+        try healthzIsFast()
+        #expect(try ready() == 503)
+        try pg.start()
+        try waitUntil("ready again", seconds: 30) { try ready() == 200 }
+        try send(20)
+
+        // Frozen: a request waits for the query timeout and gets 503; the loop keeps serving.
+        try pg.freeze()
+        let waiting = try f.connect()
+        try waiting.send(f.request(directBody, token: f.sendToken, key: UUID().uuidString))
+        for _ in 0..<5 { try healthzIsFast() }
+        pg.thaw()
+        let late = try waiting.readResponse()
+        #expect(late.status == 200 || late.status == 503)
+        try waitUntil("ready after the freeze", seconds: 30) { try ready() == 200 }
+        try send(10)
+
+        let stored = Set(try adminStore(f.db).auditEntries(limit: 1000).map(\.idempotencyKey))
+        for key in accepted { #expect(stored.contains(key), "a 200 not in the audit: \(key)") }
+        #expect(accepted.count >= 50)
+    }
+}
