@@ -190,11 +190,13 @@ public final class Application: SignalHandler, DeadlineHandler {
         server.observer = m
         service.metrics = m
         let metricsRouter = Router()
-        metricsRouter.add("GET", "/metrics") { [unowned self] _, _ in
-            let body = m.render(server: self.server, scheduler: scheduler, store: store)
-            return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([
-                (name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store"),
-            ]), body: body))
+        metricsRouter.add("GET", "/metrics") { [unowned self] _, responder in
+            m.render(server: self.server, scheduler: scheduler, store: store) { body in
+                responder.respond(HTTPResponse(status: 200, headers: HTTPHeaders([
+                    (name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store"),
+                ]), body: body))
+            }
+            return .deferred
         }
         var config = ServerConfiguration(listen: address, limits: options.limits, headTimeout: options.headTimeout,
                                          idleTimeout: options.idleTimeout, maxConnections: 64)

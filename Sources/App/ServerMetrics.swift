@@ -101,8 +101,14 @@ public final class ServerMetrics: HTTPServerObserver {
 
     // MARK: Scrape
 
-    /// Folds the server's own counts into the registry and renders it.
-    func render(server: HTTPServer?, scheduler: DeliveryScheduler?, store: ServerStore?) -> [UInt8] {
+    /// Folds the server's own counts and the store's queue depth (asked now: PostgreSQL answers
+    /// in a later iteration) into the registry and renders it.
+    func render(server: HTTPServer?, scheduler: DeliveryScheduler?, store: ServerStore?, completion: @escaping ([UInt8]) -> Void) {
+        guard let store else { return completion(render(server: server, scheduler: scheduler, counts: nil)) }
+        store.queueCounts { [self] counts in completion(render(server: server, scheduler: scheduler, counts: counts)) }
+    }
+
+    func render(server: HTTPServer?, scheduler: DeliveryScheduler?, counts: [String: Int]?) -> [UInt8] {
         if let server {
             handshakes.increment(by: Int64(server.handshakes - seenHandshakes))
             seenHandshakes = server.handshakes
@@ -123,7 +129,7 @@ public final class ServerMetrics: HTTPServerObserver {
             if opened > seenSessionsOpened { smtpSessionsOpened.increment(by: Int64(opened - seenSessionsOpened)) }
             seenSessionsOpened = max(seenSessionsOpened, opened)
         }
-        if let store, let counts = store.queueCounts() {
+        if let counts {
             for (status, gauge) in queueDepth { gauge.set(Int64(counts[status] ?? 0)) }
         }
         var out: [UInt8] = []

@@ -397,11 +397,14 @@ final class Connection: IOHandler, DeadlineHandler {
         slots.append(slot)
         if !keepAlive { closeAfterResponses = true }
         let isHead = request.head.method == "HEAD"
+        // Before the handler runs: a deferred answer may come before `handle` returns.
+        if isHead { headSequences.insert(sequence) }
         switch server.handler.handle(request, responder: Responder(connection: self, sequence: sequence)) {
         case .respond(let response):
+            if isHead { headSequences.remove(sequence) }
             fill(sequence: sequence, response: response, isHead: isHead)
         case .deferred:
-            if isHead { headSequences.insert(sequence) }
+            break
         }
     }
 

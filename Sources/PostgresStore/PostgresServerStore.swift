@@ -43,8 +43,6 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     var templatesByIdentifier: [String: TemplateRecord] = [:]
 
     public private(set) var isCommitting = false
-    var counts: [String: Int]?
-    var countsAsked: Instant?
     /// Counters (tests, logs).
     public private(set) var reconnects = 0
     public private(set) var resentBatches = 0
@@ -239,18 +237,14 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
 
     /// The last known counts; a fresh reading is asked for at most once a second (a scrape
     /// shows the previous one: no scrape ever waits on the database).
-    public func queueCounts() -> [String: Int]? {
-        if connected && (countsAsked.map { reactor.now - $0 >= .seconds(1) } ?? true) {
-            countsAsked = reactor.now
-            run([PGQuery(PostgresSQL.queueCounts)], { [self] (result: Result<[String: Int], Error>) in
-                if case .success(let c) = result { counts = c }
-            }) { r in
-                var c: [String: Int] = [:]
-                for i in 0..<r[0].rowCount { c[r[0].string(i, 0)] = r[0].int(i, 1) }
-                return c
-            }
+    public func queueCounts(completion: @escaping ([String: Int]?) -> Void) {
+        run([PGQuery(PostgresSQL.queueCounts)], { (result: Result<[String: Int], Error>) in
+            completion(try? result.get())
+        }) { r in
+            var c: [String: Int] = [:]
+            for i in 0..<r[0].rowCount { c[r[0].string(i, 0)] = r[0].int(i, 1) }
+            return c
         }
-        return counts
     }
 
     // MARK: Upkeep

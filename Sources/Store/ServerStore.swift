@@ -41,8 +41,8 @@ public protocol ServerStore: AnyObject {
     func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?, completion: @escaping (Result<[AuditEntry], Error>) -> Void)
     /// One entry with its bytes and its delivery attempts; nil when there is none.
     func auditDetail(id: Int64, completion: @escaping (Result<(AuditEntry, [DeliveryAttempt])?, Error>) -> Void)
-    /// The backlog by status (`queued`, `sending`, `deferred`) as last known; nil if unknown.
-    func queueCounts() -> [String: Int]?
+    /// The backlog by status (`queued`, `sending`, `deferred`) now; nil if the store cannot say.
+    func queueCounts(completion: @escaping ([String: Int]?) -> Void)
 
     // MARK: Upkeep
 

@@ -169,7 +169,7 @@ public final class SQLiteServerStore: ServerStore {
         })
     }
 
-    public func queueCounts() -> [String: Int]? { try? db.queueCounts() }
+    public func queueCounts(completion: @escaping ([String: Int]?) -> Void) { completion(try? db.queueCounts()) }
 
     // MARK: Upkeep
 
