@@ -12,19 +12,12 @@ struct TickitiMail: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tickiti-mail",
         abstract: "A self-hosted mail-dispatch API server: POST /api/send_email over HTTPS.",
-        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, TemplateCommand.self, AuditCommand.self, DevCert.self])
+        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, TemplateCommand.self, AuditCommand.self, StoreCommand.self, DevCert.self])
 }
 
 /// Writes one line to stderr (unbuffered).
 func printError(_ line: String) {
-    var s = line
-    if !s.hasSuffix("\n") { s += "\n" }
-    var bytes = Array(s.utf8)[...]
-    while !bytes.isEmpty {
-        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        if n <= 0 { if errno == EINTR { continue } else { return } }
-        bytes = bytes.dropFirst(n)
-    }
+    printPartial(line.hasSuffix("\n") ? line : line + "\n")
 }
 
 enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {

@@ -70,7 +70,7 @@ enum PostgresSQL {
 
     static let listen = PGStatement("listen", "LISTEN \(PostgresSchema.directoryChannel)")
     static let tokens = PGStatement("tokens", "SELECT id, name, secret_hash, abilities, created_at, revoked_at FROM tokens ORDER BY id")
-    static let mailboxes = PGStatement("mailboxes", "SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY id")
+    static let mailboxes = PGStatement("mailboxes", "SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY created_at, id")
     static let templates = PGStatement("templates", "SELECT identifier, subject, html, text, updated_at FROM templates ORDER BY identifier")
 
     // MARK: Queue

@@ -120,7 +120,7 @@ public struct DueScan {
 
 /// What the admin commands (and the embedded demo, and `store copy`) ask of a store. They
 /// run outside any loop, so these calls block.
-public protocol AdminStore: AnyObject {
+public protocol AdminStore: CopyableStore {
     func createToken(name: String, secretHash: [UInt8], abilities: [String], now: Int64) throws -> Int64
     func tokens() throws -> [TokenSummary]
     func revokeToken(name: String, now: Int64) throws -> Bool
