@@ -7,6 +7,63 @@ public enum PGValue: Sendable, Equatable {
     case text(String)
     case int(Int64)
     case bytes([UInt8])
+    /// A value already in PostgreSQL's binary format, of type `oid` (an array: `PGArray`).
+    case binary(oid: UInt32, [UInt8])
+}
+
+/// One-dimensional arrays in the binary format (`array_send`): a whole group commit's rows
+/// travel as a few array parameters of one statement, not as one statement per row.
+/// Layout: ndim, has-nulls flag, element type, then per dimension its length and lower bound
+/// (1), then each element as a 32-bit length (-1 = NULL) and its bytes; all big-endian.
+public enum PGArray {
+    public static func int8(_ values: [Int64]) -> PGValue {
+        var out = header(count: values.count, hasNulls: false, element: 20, capacity: 12 * values.count)
+        for v in values { append32(&out, 8); append64(&out, UInt64(bitPattern: v)) }
+        return .binary(oid: 1016, out)
+    }
+
+    public static func int4(_ values: [Int32]) -> PGValue {
+        var out = header(count: values.count, hasNulls: false, element: 23, capacity: 8 * values.count)
+        for v in values { append32(&out, 4); append32(&out, UInt32(bitPattern: v)) }
+        return .binary(oid: 1007, out)
+    }
+
+    public static func text(_ values: [String?]) -> PGValue {
+        var out = header(count: values.count, hasNulls: values.contains(nil), element: 25,
+                         capacity: values.reduce(4 * values.count) { $0 + ($1?.utf8.count ?? 0) })
+        for v in values {
+            guard let v else { append32(&out, UInt32(bitPattern: -1)); continue }
+            append32(&out, UInt32(v.utf8.count))
+            out.append(contentsOf: v.utf8)
+        }
+        return .binary(oid: 1009, out)
+    }
+
+    public static func bytea(_ values: [[UInt8]]) -> PGValue {
+        var out = header(count: values.count, hasNulls: false, element: 17, capacity: values.reduce(4 * values.count) { $0 + $1.count })
+        for v in values { append32(&out, UInt32(v.count)); out.append(contentsOf: v) }
+        return .binary(oid: 1001, out)
+    }
+
+    static func header(count: Int, hasNulls: Bool, element: UInt32, capacity: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + capacity)
+        append32(&out, 1)
+        append32(&out, hasNulls ? 1 : 0)
+        append32(&out, element)
+        append32(&out, UInt32(count))
+        append32(&out, 1)
+        return out
+    }
+
+    @inline(__always) static func append32(_ out: inout [UInt8], _ v: UInt32) {
+        out.append(UInt8(truncatingIfNeeded: v >> 24)); out.append(UInt8(truncatingIfNeeded: v >> 16))
+        out.append(UInt8(truncatingIfNeeded: v >> 8)); out.append(UInt8(truncatingIfNeeded: v))
+    }
+
+    @inline(__always) static func append64(_ out: inout [UInt8], _ v: UInt64) {
+        append32(&out, UInt32(truncatingIfNeeded: v >> 32)); append32(&out, UInt32(truncatingIfNeeded: v))
+    }
 }
 
 /// A statement prepared once per connection, under its name, on first use.
@@ -139,6 +196,10 @@ public enum PGParameters {
             case .bytes(let b):
                 bytes = b
                 types[i] = 17   // BYTEA
+                formats[i] = 1
+            case .binary(let oid, let b):
+                bytes = b
+                types[i] = oid
                 formats[i] = 1
             }
             let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count + 1, alignment: 1)

@@ -134,7 +134,12 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
             host = nil   // an address given, a socket path, or libpq's default: nothing to resolve
         }
         if !kv.contains(where: { $0.0 == "application_name" }) { kv.append(("application_name", "tickiti-mail")) }
-        let timeout = "-c statement_timeout=\(options.statementTimeoutMilliseconds)"
+        // plan_cache_mode: every execution is planned for its own arguments and the table's
+        // current size. A generic plan is chosen once and kept: chosen while the queue was
+        // empty, it hashed a sequential scan of `messages` for every batched status write,
+        // whatever the table grew to. Our statements run once per batch, so planning is a few
+        // microseconds per message at most.
+        let timeout = "-c statement_timeout=\(options.statementTimeoutMilliseconds) -c plan_cache_mode=force_custom_plan"
         if let o = kv.firstIndex(where: { $0.0 == "options" }) {
             kv[o].1 += " " + timeout
         } else {

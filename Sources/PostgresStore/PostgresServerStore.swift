@@ -46,6 +46,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     /// Counters (tests, logs).
     public private(set) var reconnects = 0
     public private(set) var resentBatches = 0
+    /// Batches whose batched statements failed and were sent again statement by statement.
+    public private(set) var perItemFallbacks = 0
 
     public init(uri: String, reactor: Reactor, resolver: Resolver, logger: Logger, options: PostgresConnection.Options = .init()) throws {
         self.reactor = reactor
@@ -131,7 +133,60 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
 
     // MARK: Group commit
 
+    /// The batch as few statements: look-ups one by one (they come first, SPEC §4's order),
+    /// every accepted message in one `accept_batch`, status writes in runs of one kind. If any
+    /// of them fails, the whole batch is sent again statement by statement (`commitPerItem`),
+    /// which finds the one to blame and commits the rest without it.
     public func commit(_ batch: CommitBatch, completion: @escaping (CommitOutcome) -> Void) {
+        isCommitting = true
+        let done: (CommitOutcome) -> Void = { [self] outcome in
+            isCommitting = false
+            completion(outcome)
+        }
+        var queries: [PGQuery] = []
+        var lookUps: [Int] = [], accepts: [Int] = []
+        var accepted: [(NewMessage, Bool)] = []
+        for (i, item) in batch.items.enumerated() {
+            switch item {
+            case .lookUp(let tokenID, let key):
+                guard accepts.isEmpty else { return commitPerItem(batch, completion: done) }   // not the usual order
+                lookUps.append(i)
+                queries.append(PGQuery(PostgresSQL.lookUp, [.int(tokenID), .text(key), .int(batch.idempotencyCutoff)]))
+            case .accept(let m, let sending):
+                accepts.append(i)
+                accepted.append((m, sending))
+            }
+        }
+        if !accepted.isEmpty {
+            queries.append(PGQuery(PostgresSQL.acceptBatch, PostgresSQL.acceptBatchParameters(accepted, cutoff: batch.idempotencyCutoff)))
+        }
+        queries += PostgresSQL.batchedQueries(batch.statusWrites)
+        let sent = connection.send(queries) { [self] result in
+            switch result {
+            case .failure(let e):
+                done(.failed("\(e)"))
+            case .success(let outcomes):
+                var results = [CommitItemResult](repeating: .failed, count: batch.items.count)
+                for (n, outcome) in outcomes.enumerated() {
+                    guard case .ok(let r) = outcome else {
+                        perItemFallbacks += 1
+                        return commitPerItem(batch, completion: done)
+                    }
+                    if n < lookUps.count {
+                        results[lookUps[n]] = PostgresServerStore.itemResult(r, isAccept: false)
+                    } else if n == lookUps.count && !accepts.isEmpty {
+                        guard r.rowCount == accepts.count else { return done(.failed("accept_batch answered \(r.rowCount) rows for \(accepts.count)")) }
+                        for row in 0..<r.rowCount { results[accepts[row]] = PostgresServerStore.acceptResult(r, row, offset: 1) }
+                    }
+                }
+                done(.committed(results))
+            }
+        }
+        if !sent { done(.failed(unavailableReason ?? "not connected")) }
+    }
+
+    /// The batch statement by statement (the fallback after a failed batched statement).
+    func commitPerItem(_ batch: CommitBatch, completion: @escaping (CommitOutcome) -> Void) {
         var queries: [PGQuery] = []
         queries.reserveCapacity(batch.items.count + batch.statusWrites.count)
         for item in batch.items {
@@ -146,11 +201,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
         // Positions of the queries still sent (a re-sent batch leaves some out).
         let positions = Array(0..<queries.count)
         let results = [CommitItemResult](repeating: .failed, count: batch.items.count)
-        isCommitting = true
-        send(queries, positions: positions, itemCount: batch.items.count, results: results, attempt: 0) { [self] outcome in
-            isCommitting = false
-            completion(outcome)
-        }
+        send(queries, positions: positions, itemCount: batch.items.count, results: results, attempt: 0, completion: completion)
     }
 
     func send(_ all: [PGQuery], positions: [Int], itemCount: Int, results: [CommitItemResult], attempt: Int,
@@ -195,12 +246,18 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     static func itemResult(_ r: PGResult, isAccept: Bool) -> CommitItemResult {
         if isAccept {
             guard r.rowCount == 1 else { return .failed }
-            if !r.isNull(0, 0) { return .inserted(r.int64(0, 0)) }
-            guard !r.isNull(0, 1) else { return .failed }
-            return .taken(IdempotencyRecord(fingerprint: r.bytes(0, 1), status: r.int(0, 2), body: r.bytes(0, 3), createdAt: r.int64(0, 4)))
+            return acceptResult(r, 0, offset: 0)
         }
         guard r.rowCount == 1 else { return .absent }
         return .taken(IdempotencyRecord(fingerprint: r.bytes(0, 0), status: r.int(0, 1), body: r.bytes(0, 2), createdAt: r.int64(0, 3)))
+    }
+
+    /// An accept's row from column `offset`: the message id, or the record holding the key.
+    static func acceptResult(_ r: PGResult, _ row: Int, offset c: Int) -> CommitItemResult {
+        if !r.isNull(row, c) { return .inserted(r.int64(row, c)) }
+        guard !r.isNull(row, c + 1) else { return .failed }
+        return .taken(IdempotencyRecord(fingerprint: r.bytes(row, c + 1), status: r.int(row, c + 2), body: r.bytes(row, c + 3),
+                                        createdAt: r.int64(row, c + 4)))
     }
 
     // MARK: Queue

@@ -107,23 +107,43 @@ final class PrivatePostgres {
                                                                                         statusWrites: [], idempotencyCutoff: 0)),
               case .inserted(let id2) = first[0] else { Issue.record("the first commit failed"); return }
 
-        let batch = CommitBatch(items: [.accept(Self.message("k1"), sending: false),
+        // The usual batch: look-ups first, then the accepted messages (one batched statement,
+        // in which k2 turns out to be taken), then status writes.
+        let taken = CommitItemResult.taken(IdempotencyRecord(fingerprint: [1, 2, 3], status: 200, body: Array("{\"ok\":true}".utf8), createdAt: 1000))
+        let batch = CommitBatch(items: [.lookUp(tokenID: 1, key: "k2"), .lookUp(tokenID: 1, key: "nope"),
+                                        .accept(Self.message("k1"), sending: false),
                                         .accept(Self.message("k2", fingerprint: [9]), sending: false),
-                                        .accept(Self.message("k3"), sending: true),
-                                        .lookUp(tokenID: 1, key: "k2"), .lookUp(tokenID: 1, key: "nope")],
-                                statusWrites: [.attempt(id: id2, status: "bogus", reply: "x", at: 2000, next: 2000),
-                                               .attempt(id: id2, status: "sent", reply: "250 ok", at: 2000, next: 2000)],
+                                        .accept(Self.message("k3"), sending: true)],
+                                statusWrites: [.sending(id2), .attempt(id: id2, status: "deferred", reply: "451 later", at: 1500, next: 1500)],
                                 idempotencyCutoff: 0)
         guard case .committed(let r) = try Self.commit(store, reactor, batch) else { Issue.record("the batch failed"); return }
         #expect(r.count == 5)
-        if case .inserted = r[0] {} else { Issue.record("k1: \(r[0])") }
-        #expect(r[1] == .taken(IdempotencyRecord(fingerprint: [1, 2, 3], status: 200, body: Array("{\"ok\":true}".utf8), createdAt: 1000)))
-        if case .inserted = r[2] {} else { Issue.record("k3: \(r[2])") }
-        #expect(r[3] == r[1])
-        #expect(r[4] == .absent)
+        #expect(r[0] == taken && r[1] == .absent)
+        guard case .inserted(let id1) = r[2], case .inserted(let id3) = r[4] else { Issue.record("k1, k3: \(r)"); return }
+        #expect(r[3] == taken)
+        #expect(id1 > id2 && id3 == id1 + 1, "ids in acceptance order, none used by the taken key: \(id1) \(id3)")
+        #expect(store.perItemFallbacks == 0 && store.resentBatches == 0)
+        #expect(try admin.statusCounts() == ["deferred": 1, "queued": 1, "sending": 1])
+        #expect(try admin.auditEntry(id: id3)?.messageID == "<k3@x.test>")
+
+        // A status write that fails (a status the CHECK refuses): the batched statements fail,
+        // the batch is sent again one by one, and that write is dropped; the rest commits, and
+        // a look-up after an accept is taken one by one from the start.
+        let failing = CommitBatch(items: [.accept(Self.message("k4"), sending: false), .lookUp(tokenID: 1, key: "k2")],
+                                  statusWrites: [.attempt(id: id2, status: "bogus", reply: "x", at: 2000, next: 2000),
+                                                 .attempt(id: id2, status: "sent", reply: "250 ok", at: 2000, next: 2000)],
+                                  idempotencyCutoff: 0)
+        guard case .committed(let f) = try Self.commit(store, reactor, failing) else { Issue.record("the batch failed"); return }
+        if case .inserted = f[0] {} else { Issue.record("k4: \(f[0])") }
+        #expect(f[1] == taken)
         #expect(store.resentBatches == 1, "re-sent once, without the failing status write")
-        #expect(try admin.statusCounts() == ["sent": 1, "queued": 1, "sending": 1])
-        #expect(try admin.deliveryAttempts(messageID: id2).map(\.outcome) == ["sent"])
+        let again = CommitBatch(items: [.accept(Self.message("k5"), sending: false)],
+                                statusWrites: [.attempt(id: id2, status: "bogus", reply: "x", at: 2100, next: 2100)], idempotencyCutoff: 0)
+        guard case .committed(let g) = try Self.commit(store, reactor, again) else { Issue.record("the batch failed"); return }
+        if case .inserted = g[0] {} else { Issue.record("k5: \(g[0])") }
+        #expect(store.perItemFallbacks == 1 && store.resentBatches == 2, "batched, failed, one by one: \(store.perItemFallbacks) \(store.resentBatches)")
+        #expect(try admin.statusCounts() == ["sent": 1, "queued": 3, "sending": 1])
+        #expect(try admin.deliveryAttempts(messageID: id2).map(\.outcome) == ["deferred", "sent"])
 
         // An expired record is replaced by a new acceptance.
         guard case .committed(let again) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k2", fingerprint: [7], now: 5000), sending: false)],
