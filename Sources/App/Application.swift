@@ -245,7 +245,8 @@ public final class Application: SignalHandler, DeadlineHandler {
                 throw StartupError("cannot open the database \(StoreLocation.postgres(uri: uri)): \(error)")
             }
             do {
-                return try PostgresServerStore(uri: uri, reactor: reactor, resolver: resolver, logger: logger)
+                return try PostgresServerStore(uri: uri, reactor: reactor, resolver: resolver, logger: logger,
+                                               leaseSeconds: options.leaseSeconds)
             } catch {
                 throw StartupError("bad PostgreSQL URI: \(error)")
             }

@@ -169,7 +169,9 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             return
         }
         let take = min(room, DeliveryScheduler.scanBatch)
-        let limit = take + min(active.count, 1000)
+        // A claiming store returns only rows it just made ours; else rows already held may be
+        // among the due ones (their `sending` write not committed yet).
+        let limit = store.scansClaim ? take : take + min(active.count, 1000)
         scanning = true
         store.dueMessages(nowMilliseconds: now, limit: limit) { [self] result in
             scanning = false
@@ -181,12 +183,15 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 let take = min(max(room, 0), take)
                 let fresh = scan.rows.filter { active[$0.id] == nil }
                 for m in fresh.prefix(take) { deliver(m) }
+                // Claimed but no room for them after all: back to the queue.
+                for m in fresh.dropFirst(take) where m.markedSending { writes.append(.requeue(m.id)) }
                 // A full result may hide more due rows: the next batch if they fit, else when
                 // memory frees up.
                 let more = scan.rows.count == limit || fresh.count > take
                 overflowed = more && take == room
                 if more && take < room { armScanNextIteration() }
                 if let next = scan.nextDue { armScan(atMilliseconds: next) }
+                if let poll = store.scanPollMilliseconds { armScan(atMilliseconds: now + poll) }
                 scanSucceeded()
             case .failure(let error):
                 scanFailed(error, now: now)

@@ -328,6 +328,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             return item.refusal ?? APIError.internalError.response
         case .failed:
             return APIError.unavailable.response
+        case .inUse:
+            return APIError.idempotencyInUse.response
         case .taken(let record):
             switch Idempotency.decide(stored: record, inFlight: nil, fingerprint: item.fingerprint, nowMilliseconds: now,
                                       retentionMilliseconds: retentionMilliseconds) {

@@ -30,6 +30,8 @@ public struct ServeOptions: Sendable {
     public var synchronous: Database.Synchronous = .full
     /// Delivery (SPEC §5): `--retry-base-seconds`, `--retry-max-seconds`, `--max-queue-age-seconds`,
     /// `--smtp-timeout-seconds`.
+    /// `--lease-seconds` (PostgreSQL): a claimed message's lease, renewed every third of it.
+    public var leaseSeconds = 60
     public var retryBaseSeconds = 60
     public var retryMaxSeconds = 3600
     public var maxQueueAgeSeconds = 86_400

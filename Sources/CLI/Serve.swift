@@ -69,6 +69,10 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("sqlite-synchronous"), help: "FULL (durable across power loss) or NORMAL (across crashes only).")
     var sqliteSynchronous = "FULL"
 
+    @Option(name: .customLong("lease-seconds"),
+            help: "PostgreSQL: how long a message this process is sending stays its own without renewal; a process that dies loses its messages to the others after this.")
+    var leaseSeconds = 60
+
     @Option(name: .customLong("retry-base-seconds"), help: "First retry delay after a temporary delivery failure; doubles each attempt.")
     var retryBaseSeconds = 60
 
@@ -159,6 +163,11 @@ struct Serve: ParsableCommand {
         options.maxBodyBytesInFlight = maxBodyBytesInFlight
         options.idempotencyRetentionSeconds = idempotencyRetentionSeconds
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
+        guard leaseSeconds >= 1 else {
+            printError("tickiti-mail: error: --lease-seconds must be at least 1")
+            throw ExitCode(2)
+        }
+        options.leaseSeconds = leaseSeconds
         options.retryBaseSeconds = retryBaseSeconds
         options.retryMaxSeconds = retryMaxSeconds
         options.maxQueueAgeSeconds = maxQueueAgeSeconds

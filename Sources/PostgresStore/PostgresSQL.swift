@@ -13,31 +13,36 @@ enum PostgresSQL {
     /// Never an error for a taken key: in a pipeline one error would abort the whole batch.
     /// Result: one row (message id or NULL, then the holding record's columns or NULLs).
     static let accept = PGStatement("accept", """
-        WITH k AS (
+        WITH l AS MATERIALIZED (
+            SELECT pg_try_advisory_xact_lock(hashtextextended($2::text, $1::bigint)) AS free
+        ), k AS (
             INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
-            VALUES ($1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint)
+            SELECT $1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint FROM l WHERE l.free
             ON CONFLICT (token_id, key) DO UPDATE
                 SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
                 WHERE idempotency.created_at < $7::bigint
             RETURNING 1
         ), m AS (
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at)
-            SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0, $6::bigint
+                                  template, message_id, status, attempts, next_attempt_at, owner)
+            SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0,
+                   CASE WHEN $15::text = 'sending' THEN $6::bigint + $18::bigint ELSE $6::bigint END,
+                   CASE WHEN $15::text = 'sending' THEN $17::bigint END
             FROM k
             RETURNING id
         ), b AS (
             INSERT INTO message_bodies (id, raw) SELECT id, $16::bytea FROM m
         )
-        SELECT (SELECT id FROM m), i.fingerprint, i.status, i.body, i.created_at
-        FROM (SELECT 1) AS one
-        LEFT JOIN idempotency i ON i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        SELECT (SELECT id FROM m), i.fingerprint, i.status, i.body, i.created_at, NOT l.free
+        FROM l
+        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
         """)
 
-    static func acceptParameters(_ m: NewMessage, sending: Bool, cutoff: Int64) -> [PGValue] {
+    static func acceptParameters(_ m: NewMessage, sending: Bool, cutoff: Int64, lease: Lease) -> [PGValue] {
         [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),
          .int(m.acceptedAt), .int(cutoff), .text(m.tokenName), .text(m.mailboxName), .text(m.mailboxAddress), .text(m.recipient),
-         .text(m.subject), m.template.map { .text($0) } ?? .null, .text(m.messageID), .text(sending ? "sending" : "queued"), .bytes(m.raw)]
+         .text(m.subject), m.template.map { .text($0) } ?? .null, .text(m.messageID), .text(sending ? "sending" : "queued"), .bytes(m.raw),
+         .int(lease.owner), .int(lease.milliseconds)]
     }
 
     /// The same for a whole group commit in ONE statement: the accepted messages travel as
@@ -49,14 +54,16 @@ enum PostgresSQL {
     /// columns or NULLs). Keys must be distinct within the batch (ON CONFLICT cannot touch a
     /// row twice): the caller falls back to `accept` per message if this statement fails.
     static let acceptBatch = PGStatement("accept_batch", """
-        WITH input AS (
-            SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::integer[], $5::bytea[], $6::bigint[], $7::text[],
+        WITH input AS MATERIALIZED (
+            -- A key another process is committing right now is "in use" (409) at once: its
+            -- transaction holds this lock until it commits, and ours never waits on its row.
+            SELECT t.*, pg_try_advisory_xact_lock(hashtextextended(t.key, t.token_id)) AS free FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::integer[], $5::bytea[], $6::bigint[], $7::text[],
                                  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
                 WITH ORDINALITY AS t(token_id, key, fingerprint, status, body, accepted_at, token_name, mailbox_name, mailbox_address,
                                      recipient, subject, template, message_id, queue_status, ord)
         ), k AS (
             INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
-            SELECT token_id, key, fingerprint, status, body, accepted_at FROM input ORDER BY ord
+            SELECT token_id, key, fingerprint, status, body, accepted_at FROM input WHERE free ORDER BY ord
             ON CONFLICT (token_id, key) DO UPDATE
                 SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
                 WHERE idempotency.created_at < $16::bigint
@@ -67,29 +74,31 @@ enum PostgresSQL {
             ORDER BY i.ord
         ), m AS (
             INSERT INTO messages (id, accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at)
+                                  template, message_id, status, attempts, next_attempt_at, owner)
             SELECT ids.id, i.accepted_at, i.token_name, i.key, i.mailbox_name, i.mailbox_address, i.recipient, i.subject, i.template,
-                   i.message_id, i.queue_status, 0, i.accepted_at
+                   i.message_id, i.queue_status, 0,
+                   CASE WHEN i.queue_status = 'sending' THEN i.accepted_at + $18::bigint ELSE i.accepted_at END,
+                   CASE WHEN i.queue_status = 'sending' THEN $17::bigint END
             FROM input i JOIN ids ON ids.ord = i.ord
         ), b AS (
             -- The bodies by subscript, not through the input's rows: every join of those rows
             -- would copy each message's bytes into its hash table again.
             INSERT INTO message_bodies (id, raw) SELECT ids.id, ($15::bytea[])[ids.ord::integer] FROM ids
         )
-        SELECT i.ord, ids.id, h.fingerprint, h.status, h.body, h.created_at
+        SELECT i.ord, ids.id, h.fingerprint, h.status, h.body, h.created_at, NOT i.free
         FROM input i LEFT JOIN ids ON ids.ord = i.ord
         LEFT JOIN LATERAL (
             -- Only for a key that was taken: a one-time gate, then one primary-key probe.
             -- LIMIT keeps the subquery from being pulled up into a join, which the planner
             -- made a hash join over a sequential scan of the whole table.
             SELECT fingerprint, status, body, created_at FROM idempotency
-            WHERE ids.id IS NULL AND token_id = i.token_id AND key = i.key
+            WHERE ids.id IS NULL AND i.free AND token_id = i.token_id AND key = i.key
             LIMIT 1
         ) h ON true
         ORDER BY i.ord
         """)
 
-    static func acceptBatchParameters(_ items: [(NewMessage, Bool)], cutoff: Int64) -> [PGValue] {
+    static func acceptBatchParameters(_ items: [(NewMessage, Bool)], cutoff: Int64, lease: Lease) -> [PGValue] {
         [PGArray.int8(items.map { $0.0.tokenID }), PGArray.text(items.map { $0.0.idempotencyKey }),
          PGArray.bytea(items.map { $0.0.fingerprint }), PGArray.int4(items.map { Int32($0.0.responseStatus) }),
          PGArray.bytea(items.map { $0.0.responseBody }), PGArray.int8(items.map { $0.0.acceptedAt }),
@@ -97,7 +106,14 @@ enum PostgresSQL {
          PGArray.text(items.map { $0.0.mailboxAddress }), PGArray.text(items.map { $0.0.recipient }),
          PGArray.text(items.map { $0.0.subject }), PGArray.text(items.map { $0.0.template }),
          PGArray.text(items.map { $0.0.messageID }), PGArray.text(items.map { $0.1 ? "sending" : "queued" }),
-         PGArray.bytea(items.map { $0.0.raw }), .int(cutoff)]
+         PGArray.bytea(items.map { $0.0.raw }), .int(cutoff), .int(lease.owner), .int(lease.milliseconds)]
+    }
+
+    /// Who this process is on the shared queue and how long its claims last (SPEC §7).
+    struct Lease {
+        /// Drawn at start; never 0.
+        var owner: Int64
+        var milliseconds: Int64
     }
 
     /// The session plans every statement for its arguments (`plan_cache_mode=force_custom_plan`,
@@ -106,26 +122,35 @@ enum PostgresSQL {
     static let customPlans = PGStatement("custom_plans", "SET plan_cache_mode = force_custom_plan")
 
     /// Status writes in runs of one kind, each run one statement (order kept across runs).
-    static let markSendingBatch = PGStatement("mark_sending_batch", "UPDATE messages SET status = 'sending' WHERE id = ANY($1::bigint[])")
-    static let requeueBatch = PGStatement("requeue_batch",
-        "UPDATE messages SET status = 'queued' WHERE id = ANY($1::bigint[]) AND status = 'sending'")
+    /// Every write of a row this process is sending is conditional on still owning it: a lease
+    /// that ran out (this process frozen, say) belongs to whoever claimed the row since.
+    static let markSendingBatch = PGStatement("mark_sending_batch",
+        "UPDATE messages SET status = 'sending', owner = $2::bigint, next_attempt_at = $3::bigint WHERE id = ANY($1::bigint[])")
+    static let requeueBatch = PGStatement("requeue_batch", """
+        UPDATE messages SET status = 'queued', owner = NULL, next_attempt_at = $3::bigint
+        WHERE id = ANY($1::bigint[]) AND status = 'sending' AND owner = $2::bigint
+        """)
+    /// Lease renewal for the rows this process holds.
+    static let extendLeases = PGStatement("extend_leases", """
+        UPDATE messages SET next_attempt_at = $3::bigint WHERE id = ANY($1::bigint[]) AND status = 'sending' AND owner = $2::bigint
+        """)
     static let recordAttemptBatch = PGStatement("record_attempt_batch", """
         WITH w AS (
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY
                 AS t(id, status, reply, at, next, ord)
         ), u AS (
-            UPDATE messages m SET status = w.status, attempts = m.attempts + 1, last_reply = w.reply,
+            UPDATE messages m SET status = w.status, attempts = m.attempts + 1, last_reply = w.reply, owner = NULL,
                    sent_at = CASE WHEN w.status = 'sent' THEN w.at ELSE m.sent_at END, next_attempt_at = w.next
             -- `= ANY` as well as the join: a primary-key range the planner always takes (with
             -- the join alone its generic plan hashed a sequential scan of the whole table).
-            FROM w WHERE m.id = w.id AND m.id = ANY($1::bigint[])
+            FROM w WHERE m.id = w.id AND m.id = ANY($1::bigint[]) AND m.owner = $6::bigint
             RETURNING m.id
         )
         INSERT INTO delivery_attempts (message_id, at, outcome, reply)
         SELECT w.id, w.at, w.status, w.reply FROM w WHERE w.id IN (SELECT id FROM u) ORDER BY w.ord
         """)
 
-    static func batchedQueries(_ writes: [StatusWrite]) -> [PGQuery] {
+    static func batchedQueries(_ writes: [StatusWrite], lease: Lease, now: Int64) -> [PGQuery] {
         var out: [PGQuery] = []
         var i = 0
         while i < writes.count {
@@ -134,11 +159,11 @@ enum PostgresSQL {
             case .sending:
                 var ids: [Int64] = []
                 while j < writes.count, case .sending(let id) = writes[j] { ids.append(id); j += 1 }
-                out.append(PGQuery(markSendingBatch, [PGArray.int8(ids)]))
+                out.append(PGQuery(markSendingBatch, [PGArray.int8(ids), .int(lease.owner), .int(now + lease.milliseconds)]))
             case .requeue:
                 var ids: [Int64] = []
                 while j < writes.count, case .requeue(let id) = writes[j] { ids.append(id); j += 1 }
-                out.append(PGQuery(requeueBatch, [PGArray.int8(ids)]))
+                out.append(PGQuery(requeueBatch, [PGArray.int8(ids), .int(lease.owner), .int(now)]))
             case .attempt:
                 var ids: [Int64] = [], statuses: [String?] = [], replies: [String?] = [], ats: [Int64] = [], nexts: [Int64] = []
                 while j < writes.count, case .attempt(let id, let status, let reply, let at, let next) = writes[j] {
@@ -146,7 +171,7 @@ enum PostgresSQL {
                     j += 1
                 }
                 out.append(PGQuery(recordAttemptBatch, [PGArray.int8(ids), PGArray.text(statuses), PGArray.text(replies),
-                                                        PGArray.int8(ats), PGArray.int8(nexts)]))
+                                                        PGArray.int8(ats), PGArray.int8(nexts), .int(lease.owner)]))
             }
             i = j
         }
@@ -158,24 +183,28 @@ enum PostgresSQL {
         WHERE token_id = $1::bigint AND key = $2::text AND created_at >= $3::bigint
         """)
 
-    static let markSending = PGStatement("mark_sending", "UPDATE messages SET status = 'sending' WHERE id = $1::bigint")
-    static let requeue = PGStatement("requeue", "UPDATE messages SET status = 'queued' WHERE id = $1::bigint AND status = 'sending'")
+    static let markSending = PGStatement("mark_sending",
+        "UPDATE messages SET status = 'sending', owner = $2::bigint, next_attempt_at = $3::bigint WHERE id = $1::bigint")
+    static let requeue = PGStatement("requeue", """
+        UPDATE messages SET status = 'queued', owner = NULL, next_attempt_at = $3::bigint
+        WHERE id = $1::bigint AND status = 'sending' AND owner = $2::bigint
+        """)
     static let recordAttempt = PGStatement("record_attempt", """
         WITH u AS (
-            UPDATE messages SET status = $2::text, attempts = attempts + 1, last_reply = $3::text,
+            UPDATE messages SET status = $2::text, attempts = attempts + 1, last_reply = $3::text, owner = NULL,
                    sent_at = CASE WHEN $2::text = 'sent' THEN $4::bigint ELSE sent_at END, next_attempt_at = $5::bigint
-            WHERE id = $1::bigint
+            WHERE id = $1::bigint AND owner = $6::bigint
             RETURNING id
         )
         INSERT INTO delivery_attempts (message_id, at, outcome, reply) SELECT id, $4::bigint, $2::text, $3::text FROM u
         """)
 
-    static func query(_ w: StatusWrite) -> PGQuery {
+    static func query(_ w: StatusWrite, lease: Lease, now: Int64) -> PGQuery {
         switch w {
-        case .sending(let id): return PGQuery(markSending, [.int(id)])
-        case .requeue(let id): return PGQuery(requeue, [.int(id)])
+        case .sending(let id): return PGQuery(markSending, [.int(id), .int(lease.owner), .int(now + lease.milliseconds)])
+        case .requeue(let id): return PGQuery(requeue, [.int(id), .int(lease.owner), .int(now)])
         case .attempt(let id, let status, let reply, let at, let next):
-            return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next)])
+            return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next), .int(lease.owner)])
         }
     }
 
@@ -188,21 +217,24 @@ enum PostgresSQL {
 
     // MARK: Queue
 
-    static let requeueInterrupted = PGStatement("requeue_interrupted",
-        "UPDATE messages SET status = 'queued', next_attempt_at = $1::bigint WHERE status = 'sending'")
-    /// One range of the partial due index, in its order: stops after `limit` rows.
-    /// The rows first (LIMIT inside, materialized), their bodies then: as one join the planner
-    /// joined every due row with its body and sorted them all, bytes included, for each scan of
-    /// a backlog.
-    static let due = PGStatement("due", """
-        WITH d AS MATERIALIZED (
-            SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id, attempts, next_attempt_at FROM messages
-            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $1::bigint
+    /// Due rows claimed for this process: what is queued or deferred and due, and what another
+    /// process was sending when its lease ran out, in one ordered range of the due index; rows
+    /// another process is claiming at this moment are skipped, never waited for.
+    static let claim = PGStatement("claim", """
+        WITH c AS MATERIALIZED (
+            SELECT id, status FROM messages
+            WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1::bigint
             ORDER BY next_attempt_at, id LIMIT $2::bigint
+            FOR UPDATE SKIP LOCKED
+        ), u AS (
+            UPDATE messages m SET status = 'sending', owner = $3::bigint, next_attempt_at = $4::bigint
+            FROM c WHERE m.id = c.id
+            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts,
+                      c.status = 'sending' AS taken_over
         )
-        SELECT d.id, d.accepted_at, d.mailbox_name, d.mailbox_address, d.recipient, d.message_id, b.raw, d.attempts
-        FROM d JOIN message_bodies b ON b.id = d.id
-        ORDER BY d.next_attempt_at, d.id
+        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts, u.taken_over
+        FROM u JOIN message_bodies b ON b.id = u.id
+        ORDER BY u.id
         """)
     /// Bracket the queue scans: an ordered range of the due index, never a bitmap scan of every
     /// due row and a sort. The planner chose that whenever the table's statistics were older
@@ -213,7 +245,7 @@ enum PostgresSQL {
     static let allScans = PGStatement("all_scans",
         "SELECT set_config('enable_bitmapscan', 'on', false), set_config('enable_seqscan', 'on', false)")
     static let nextDue = PGStatement("next_due",
-        "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > $1::bigint")
+        "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt_at > $1::bigint")
     static let queueCounts = PGStatement("queue_counts", """
         SELECT s, (SELECT count(*) FROM messages WHERE status = s) FROM unnest(ARRAY['queued', 'sending', 'deferred']) AS s
         """)

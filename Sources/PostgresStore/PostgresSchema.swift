@@ -110,6 +110,16 @@ enum PostgresSchema {
             "ALTER TABLE message_bodies DROP CONSTRAINT IF EXISTS message_bodies_id_fkey",
             "ALTER TABLE delivery_attempts DROP CONSTRAINT IF EXISTS delivery_attempts_message_id_fkey",
         ],
+        // 3: many processes on one queue (SPEC §7). A row being sent belongs to the process that
+        // claimed it (`owner`, a number each process draws at start) until its lease ends; the
+        // lease deadline is the row's `next_attempt_at`, so a `sending` row whose owner died is
+        // simply due again and the ordinary claim takes it: one partial index covers everything
+        // that may be due (queued, deferred, sending) and nothing finished.
+        [
+            "ALTER TABLE messages ADD COLUMN owner BIGINT",
+            "DROP INDEX messages_due",
+            "CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE status IN ('queued', 'deferred', 'sending')",
+        ],
     ]
 
     /// The channel admin commands NOTIFY after changing tokens, mailboxes or templates.

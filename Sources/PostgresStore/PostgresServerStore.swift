@@ -19,6 +19,9 @@
 /// requests get 503, `/readyz` too), the connection reconnects with backoff, and the commit on
 /// its way when the connection broke is answered 503 (if it reached the database after all,
 /// the client's retry with the same key is a replay).
+#if canImport(Glibc)
+import Glibc
+#endif
 import AuditAPI
 import Auth
 import Idempotency
@@ -28,10 +31,21 @@ import Reactor
 import Resolver
 import Store
 
-public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate {
+public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate, DeadlineHandler {
     let connection: PostgresConnection
     let reactor: Reactor
     var logger: Logger
+    /// This process on the shared queue: the owner number its claims carry, and their length.
+    let lease: PostgresSQL.Lease
+    /// Rows this process claimed (or inserted as `sending`) and has not finished: their leases
+    /// are renewed every third of a lease while they are held.
+    var owned = Set<Int64>()
+    var leaseTimer: TimerHandle?
+    var renewing = false
+    /// Counters (tests, metrics).
+    public private(set) var claimedCount = 0
+    /// Claimed rows whose last lease had run out (another process died or stalled holding them).
+    public private(set) var takenOverCount = 0
 
     var connected = false
     var directoryLoaded = false
@@ -49,12 +63,67 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     /// Batches whose batched statements failed and were sent again statement by statement.
     public private(set) var perItemFallbacks = 0
 
-    public init(uri: String, reactor: Reactor, resolver: Resolver, logger: Logger, options: PostgresConnection.Options = .init()) throws {
+    public init(uri: String, reactor: Reactor, resolver: Resolver, logger: Logger, options: PostgresConnection.Options = .init(),
+                leaseSeconds: Int = 60) throws {
         self.reactor = reactor
         self.logger = logger
+        var owner: Int64 = 0
+        while owner == 0 { owner = Int64.random(in: 1...Int64.max) }
+        lease = PostgresSQL.Lease(owner: owner, milliseconds: Int64(max(leaseSeconds, 1)) * 1000)
         connection = try PostgresConnection(uri: uri, reactor: reactor, resolver: resolver, logger: logger, options: options)
         connection.delegate = self
         connection.start()
+        leaseTimer = reactor.makeTimer(self)
+        armLeaseTimer()
+    }
+
+    public var scansClaim: Bool { true }
+    /// Other processes queue rows this one must see (a takeover, another's overflow).
+    public var scanPollMilliseconds: Int64? { 2000 }
+
+    static func nowMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Leases
+
+    func armLeaseTimer() {
+        guard let t = leaseTimer else { return }
+        reactor.arm(t, at: reactor.now + .milliseconds(lease.milliseconds / 3))
+    }
+
+    /// Every third of a lease: the rows held get a full lease again (one statement).
+    public func onDeadline() {
+        armLeaseTimer()
+        guard !owned.isEmpty, !renewing, connected else { return }
+        renewing = true
+        let now = PostgresServerStore.nowMilliseconds()
+        let ids = Array(owned)
+        run([PGQuery(PostgresSQL.extendLeases, [PGArray.int8(ids), .int(lease.owner), .int(now + lease.milliseconds)])],
+            { [self] (result: Result<Int, Error>) in
+            renewing = false
+            switch result {
+            case .success(let n) where n < ids.count:
+                logger.debug("lease renewal: \(ids.count - n) of \(ids.count) row(s) no longer ours or finished meanwhile")
+            case .success: break
+            case .failure(let e): logger.warning("lease renewal failed (retried in \(lease.milliseconds / 3000) s): \(e)")
+            }
+        }) { $0[0].affectedRows }
+    }
+
+    /// Keeps `owned` in step with what a committed batch did.
+    func track(_ batch: CommitBatch, _ results: [CommitItemResult]) {
+        for (item, result) in zip(batch.items, results) {
+            if case .accept(_, true) = item, case .inserted(let id) = result { owned.insert(id) }
+        }
+        for w in batch.statusWrites {
+            switch w {
+            case .sending(let id): owned.insert(id)
+            case .requeue(let id), .attempt(let id, _, _, _, _): owned.remove(id)
+            }
+        }
     }
 
     public var unavailableReason: String? {
@@ -139,8 +208,10 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     /// which finds the one to blame and commits the rest without it.
     public func commit(_ batch: CommitBatch, completion: @escaping (CommitOutcome) -> Void) {
         isCommitting = true
+        let now = PostgresServerStore.nowMilliseconds()
         let done: (CommitOutcome) -> Void = { [self] outcome in
             isCommitting = false
+            if case .committed(let results) = outcome { track(batch, results) }
             completion(outcome)
         }
         var queries: [PGQuery] = []
@@ -165,10 +236,10 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
             // its rollback undoes the first SET as well.
             queries.append(PGQuery(PostgresSQL.genericPlans))
             acceptAt = queries.count
-            queries.append(PGQuery(PostgresSQL.acceptBatch, PostgresSQL.acceptBatchParameters(accepted, cutoff: batch.idempotencyCutoff)))
+            queries.append(PGQuery(PostgresSQL.acceptBatch, PostgresSQL.acceptBatchParameters(accepted, cutoff: batch.idempotencyCutoff, lease: lease)))
             queries.append(PGQuery(PostgresSQL.customPlans))
         }
-        queries += PostgresSQL.batchedQueries(batch.statusWrites)
+        queries += PostgresSQL.batchedQueries(batch.statusWrites, lease: lease, now: now)
         let sent = connection.send(queries) { [self] result in
             switch result {
             case .failure(let e):
@@ -200,12 +271,13 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
         for item in batch.items {
             switch item {
             case .accept(let m, let sending):
-                queries.append(PGQuery(PostgresSQL.accept, PostgresSQL.acceptParameters(m, sending: sending, cutoff: batch.idempotencyCutoff)))
+                queries.append(PGQuery(PostgresSQL.accept, PostgresSQL.acceptParameters(m, sending: sending, cutoff: batch.idempotencyCutoff, lease: lease)))
             case .lookUp(let tokenID, let key):
                 queries.append(PGQuery(PostgresSQL.lookUp, [.int(tokenID), .text(key), .int(batch.idempotencyCutoff)]))
             }
         }
-        for w in batch.statusWrites { queries.append(PostgresSQL.query(w)) }
+        let now = PostgresServerStore.nowMilliseconds()
+        for w in batch.statusWrites { queries.append(PostgresSQL.query(w, lease: lease, now: now)) }
         // Positions of the queries still sent (a re-sent batch leaves some out).
         let positions = Array(0..<queries.count)
         let results = [CommitItemResult](repeating: .failed, count: batch.items.count)
@@ -263,6 +335,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
     /// An accept's row from column `offset`: the message id, or the record holding the key.
     static func acceptResult(_ r: PGResult, _ row: Int, offset c: Int) -> CommitItemResult {
         if !r.isNull(row, c) { return .inserted(r.int64(row, c)) }
+        if !r.isNull(row, c + 5) && r.bool(row, c + 5) { return .inUse }
         guard !r.isNull(row, c + 1) else { return .failed }
         return .taken(IdempotencyRecord(fingerprint: r.bytes(row, c + 1), status: r.int(row, c + 2), body: r.bytes(row, c + 3),
                                         createdAt: r.int64(row, c + 4)))
@@ -270,18 +343,30 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate 
 
     // MARK: Queue
 
+    /// Nothing to do on a shared queue: what a crashed process left `sending` is due again when
+    /// its lease runs out, and the ordinary claim takes it (whichever process it was).
     public func requeueInterrupted(nowMilliseconds now: Int64, completion: @escaping (Result<Int, Error>) -> Void) {
-        run([PGQuery(PostgresSQL.requeueInterrupted, [.int(now)])], completion) { $0[0].affectedRows }
+        completion(.success(0))
     }
 
+    /// Claims up to `limit` due rows for this process (they come back `sending`, leased).
     public func dueMessages(nowMilliseconds now: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void) {
-        run([PGQuery(PostgresSQL.indexScansOnly), PGQuery(PostgresSQL.due, [.int(now), .int(Int64(limit))]),
-             PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.allScans)], completion) { r in
+        run([PGQuery(PostgresSQL.indexScansOnly),
+             PGQuery(PostgresSQL.claim, [.int(now), .int(Int64(limit)), .int(lease.owner), .int(now + lease.milliseconds)]),
+             PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.allScans)], completion) { [self] r in
             let d = r[1]
             let rows = (0..<d.rowCount).map {
                 QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
-                              recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7))
+                              recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7),
+                              markedSending: true)
             }
+            for m in rows { owned.insert(m.id) }
+            let takenOver = (0..<d.rowCount).filter { d.bool($0, 8) }.count
+            if takenOver > 0 {
+                takenOverCount += takenOver
+                logger.notice("\(takenOver) message(s) taken over from a process whose lease ran out")
+            }
+            claimedCount += rows.count
             return DueScan(rows: rows, nextDue: r[2].isNull(0, 0) ? nil : r[2].int64(0, 0))
         }
     }

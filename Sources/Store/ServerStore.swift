@@ -34,7 +34,14 @@ public protocol ServerStore: AnyObject {
     /// Start-up: rows a crashed run left `sending` are due again now (count of them).
     func requeueInterrupted(nowMilliseconds: Int64, completion: @escaping (Result<Int, Error>) -> Void)
     /// Due rows, longest-due first, at most `limit`, and the earliest retry time after `now`.
+    /// A store that `scansClaim` (PostgreSQL, shared by many processes) returns them claimed for
+    /// this process (`markedSending`): each must be delivered or requeued.
     func dueMessages(nowMilliseconds: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void)
+
+    /// Scans claim what they return (see `dueMessages`).
+    var scansClaim: Bool { get }
+    /// Other processes may queue rows for this one at any time: scan at least this often.
+    var scanPollMilliseconds: Int64? { get }
 
     // MARK: Audit
 
@@ -51,6 +58,11 @@ public protocol ServerStore: AnyObject {
     /// Shutdown: the last commits are made durable the way the store needs (SQLite syncs a
     /// WAL written unsynced; PostgreSQL has nothing in flight any more when this is called).
     func finish()
+}
+
+extension ServerStore {
+    public var scansClaim: Bool { false }
+    public var scanPollMilliseconds: Int64? { nil }
 }
 
 /// One group commit: the loop iteration's accepted messages and idempotency look-ups, and the
@@ -85,6 +97,8 @@ public enum CommitItemResult: Equatable {
     case taken(IdempotencyRecord)
     /// A look-up found no record.
     case absent
+    /// Another process is committing this key at this moment (a shared store): 409 in use.
+    case inUse
     /// This item could not be written (the rest of the batch was): its request gets 503.
     case failed
 }

@@ -10,7 +10,7 @@ import Foundation
 import Idempotency
 import Logging
 import PostgresClient
-import PostgresStore
+@testable import PostgresStore
 import Reactor
 import Resolver
 import Store
@@ -130,7 +130,7 @@ final class PrivatePostgres {
         // the batch is sent again one by one, and that write is dropped; the rest commits, and
         // a look-up after an accept is taken one by one from the start.
         let failing = CommitBatch(items: [.accept(Self.message("k4"), sending: false), .lookUp(tokenID: 1, key: "k2")],
-                                  statusWrites: [.attempt(id: id2, status: "bogus", reply: "x", at: 2000, next: 2000),
+                                  statusWrites: [.sending(id2), .attempt(id: id2, status: "bogus", reply: "x", at: 2000, next: 2000),
                                                  .attempt(id: id2, status: "sent", reply: "250 ok", at: 2000, next: 2000)],
                                   idempotencyCutoff: 0)
         guard case .committed(let f) = try Self.commit(store, reactor, failing) else { Issue.record("the batch failed"); return }
@@ -138,12 +138,33 @@ final class PrivatePostgres {
         #expect(f[1] == taken)
         #expect(store.resentBatches == 1, "re-sent once, without the failing status write")
         let again = CommitBatch(items: [.accept(Self.message("k5"), sending: false)],
-                                statusWrites: [.attempt(id: id2, status: "bogus", reply: "x", at: 2100, next: 2100)], idempotencyCutoff: 0)
+                                statusWrites: [.attempt(id: id3, status: "bogus", reply: "x", at: 2100, next: 2100)], idempotencyCutoff: 0)
         guard case .committed(let g) = try Self.commit(store, reactor, again) else { Issue.record("the batch failed"); return }
         if case .inserted = g[0] {} else { Issue.record("k5: \(g[0])") }
         #expect(store.perItemFallbacks == 1 && store.resentBatches == 2, "batched, failed, one by one: \(store.perItemFallbacks) \(store.resentBatches)")
         #expect(try admin.statusCounts() == ["sent": 1, "queued": 3, "sending": 1])
         #expect(try admin.deliveryAttempts(messageID: id2).map(\.outcome) == ["deferred", "sent"])
+
+        // A status write for a row this process does not own (its lease was taken over, or it
+        // never claimed it) changes nothing: id2 is `sent` and no one's.
+        guard case .committed = try Self.commit(store, reactor, CommitBatch(items: [], statusWrites: [.attempt(id: id2, status: "deferred", reply: "451 x", at: 2200, next: 2200)],
+                                                                          idempotencyCutoff: 0)) else { Issue.record("not-owned write"); return }
+        #expect(try admin.deliveryAttempts(messageID: id2).map(\.outcome) == ["deferred", "sent"])
+
+        // A key another process is committing at this moment (its transaction holds the key's
+        // lock) is in use at once — never a wait on that transaction's row — and free after.
+        let other = try PostgresAdminStore(uri: uri)
+        var during: CommitItemResult?
+        try other.transaction {
+            _ = try other.connection.exec("SELECT pg_advisory_xact_lock(hashtextextended('k9', 1))")
+            guard case .committed(let r) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k9"), sending: false)],
+                                                                                       statusWrites: [], idempotencyCutoff: 0)) else { return }
+            during = r[0]
+        }
+        #expect(during == .inUse)
+        guard case .committed(let after) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k9"), sending: false)],
+                                                                                      statusWrites: [], idempotencyCutoff: 0)),
+              case .inserted = after[0] else { Issue.record("k9 after the other transaction ended"); return }
 
         // An expired record is replaced by a new acceptance.
         guard case .committed(let again) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k2", fingerprint: [7], now: 5000), sending: false)],
