@@ -93,8 +93,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // `serve --workers N`: the parent process that starts, restarts and signals the workers
+        .target(name: "Workers", dependencies: [
+            "Reactor",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "CLI", dependencies: [
-            "App", "Store", "PostgresStore", "Auth", "Relay", "Templates", "JSON",
+            "App", "Store", "PostgresStore", "Auth", "Relay", "Templates", "JSON", "Workers", "CShims",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

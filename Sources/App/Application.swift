@@ -152,6 +152,7 @@ public final class Application: SignalHandler, DeadlineHandler {
                                          maxConnections: options.maxConnections)
         config.shutdownGrace = options.shutdownGrace
         config.maxBodyBytesInFlight = options.maxBodyBytesInFlight
+        config.reusePort = options.workerIndex != nil
         if fdLimit > 0 && config.maxConnections + 64 > fdLimit {
             logger.warning("--max-connections \(config.maxConnections) is above what the descriptor limit (\(fdLimit)) allows; accepts will pause on EMFILE")
         }
@@ -185,7 +186,7 @@ public final class Application: SignalHandler, DeadlineHandler {
 
     /// `--metrics-listen`: a second, plain-HTTP server in the same loop with one route.
     func startMetrics(_ address: SocketAddress, service: SendEmailService, scheduler: DeliveryScheduler, store: ServerStore) throws {
-        let m = ServerMetrics(routes: router.labels)
+        let m = ServerMetrics(routes: router.labels, worker: options.workerIndex)
         metrics = m
         server.observer = m
         service.metrics = m
@@ -240,7 +241,8 @@ public final class Application: SignalHandler, DeadlineHandler {
             // synchronously (PostgresServerStore).
             do {
                 let admin = try PostgresAdminStore(uri: uri)
-                demoToken = try EmbeddedDefault.createIfEmpty(admin, logger: logger)
+                // Under `--workers N` only worker 0 makes the demo (one token, one banner).
+                if (options.workerIndex ?? 0) == 0 { demoToken = try EmbeddedDefault.createIfEmpty(admin, logger: logger) }
             } catch {
                 throw StartupError("cannot open the database \(StoreLocation.postgres(uri: uri)): \(error)")
             }

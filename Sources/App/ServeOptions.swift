@@ -30,6 +30,10 @@ public struct ServeOptions: Sendable {
     public var synchronous: Database.Synchronous = .full
     /// Delivery (SPEC §5): `--retry-base-seconds`, `--retry-max-seconds`, `--max-queue-age-seconds`,
     /// `--smtp-timeout-seconds`.
+    /// This process is worker `workerIndex` of `serve --workers N`: it listens with SO_REUSEPORT,
+    /// labels its metrics `worker="i"`, logs with `worker=i`, and leaves the embedded demo to
+    /// the parent.
+    public var workerIndex: Int?
     /// `--lease-seconds` (PostgreSQL): a claimed message's lease, renewed every third of it.
     public var leaseSeconds = 60
     public var retryBaseSeconds = 60

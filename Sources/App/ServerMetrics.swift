@@ -27,6 +27,8 @@ public final class ServerMetrics: HTTPServerObserver {
     let attempts: [(String, Counter)]
     let smtpSessions: Gauge
     let smtpSessionsOpened: Counter
+    let leaseTakeovers: Counter
+    var seenTakeovers = 0
 
     // What was last folded into the monotonic counters above.
     var seenHandshakes = 0
@@ -48,32 +50,41 @@ public final class ServerMetrics: HTTPServerObserver {
         MetricNameDescriptor(namespace: "tickiti", metricName: metric, unitName: unit, helpText: help)
     }
 
-    /// `routes`: the router's labels, by route index.
-    public init(routes: [String]) {
+    /// Labels every sample carries: `worker="i"` under `serve --workers N` (each worker serves
+    /// its own metrics port; the label tells the series apart once Prometheus aggregates).
+    let base: [(String, String)]
+
+    /// `routes`: the router's labels, by route index; `worker`: this process's index under
+    /// `serve --workers N`.
+    public init(routes: [String], worker: Int? = nil) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         routeLabels = routes
+        let base: [(String, String)] = worker.map { [("worker", String($0))] } ?? []
+        self.base = base
         latency = (routes + ["unmatched"]).map {
             registry.makeDurationHistogram(descriptor: ServerMetrics.name("http_request_duration", "seconds",
                                                                           "Time from a request's complete head to its response."),
-                                           labels: [("route", $0)], buckets: ServerMetrics.requestBuckets)
+                                           labels: base + [("route", $0)], buckets: ServerMetrics.requestBuckets)
         }
         commitLatency = registry.makeDurationHistogram(
             descriptor: ServerMetrics.name("sqlite_commit_duration", "seconds", "Duration of each group commit (one per loop iteration with writes)."),
-            labels: [], buckets: ServerMetrics.commitBuckets)
-        handshakes = registry.makeCounter(descriptor: ServerMetrics.name("tls_handshakes", "total", "Completed inbound TLS handshakes."))
-        handshakeFailures = registry.makeCounter(descriptor: ServerMetrics.name("tls_handshake_failures", "total", "Inbound TLS handshakes that failed."))
-        openConnections = registry.makeGauge(descriptor: ServerMetrics.name("http_open_connections", "", "Inbound connections open now."))
+            labels: base, buckets: ServerMetrics.commitBuckets)
+        handshakes = registry.makeCounter(descriptor: ServerMetrics.name("tls_handshakes", "total", "Completed inbound TLS handshakes."), labels: base)
+        handshakeFailures = registry.makeCounter(descriptor: ServerMetrics.name("tls_handshake_failures", "total", "Inbound TLS handshakes that failed."), labels: base)
+        openConnections = registry.makeGauge(descriptor: ServerMetrics.name("http_open_connections", "", "Inbound connections open now."), labels: base)
         queueDepth = ["queued", "sending", "deferred"].map {
             ($0, registry.makeGauge(descriptor: ServerMetrics.name("queue_messages", "", "Messages waiting for delivery, by status."),
-                                    labels: [("status", $0)]))
+                                    labels: base + [("status", $0)]))
         }
         attempts = ["sent", "deferred", "failed"].map {
             ($0, registry.makeCounter(descriptor: ServerMetrics.name("delivery_attempts", "total", "Finished delivery attempts, by outcome."),
-                                      labels: [("outcome", $0)]))
+                                      labels: base + [("outcome", $0)]))
         }
-        smtpSessions = registry.makeGauge(descriptor: ServerMetrics.name("smtp_sessions", "", "Outbound SMTP sessions open now."))
-        smtpSessionsOpened = registry.makeCounter(descriptor: ServerMetrics.name("smtp_sessions_opened", "total", "Outbound SMTP sessions opened."))
+        smtpSessions = registry.makeGauge(descriptor: ServerMetrics.name("smtp_sessions", "", "Outbound SMTP sessions open now."), labels: base)
+        leaseTakeovers = registry.makeCounter(descriptor: ServerMetrics.name("lease_takeovers", "total",
+            "Messages this process claimed after another process's lease on them ran out (PostgreSQL)."), labels: base)
+        smtpSessionsOpened = registry.makeCounter(descriptor: ServerMetrics.name("smtp_sessions_opened", "total", "Outbound SMTP sessions opened."), labels: base)
     }
 
     // MARK: Hot path
@@ -86,7 +97,7 @@ public final class ServerMetrics: HTTPServerObserver {
             counter = c
         } else {
             counter = registry.makeCounter(descriptor: ServerMetrics.name("http_requests", "total", "Responses by route and status."),
-                                           labels: [("route", r < routeLabels.count ? routeLabels[r] : "unmatched"), ("status", String(status))])
+                                           labels: base + [("route", r < routeLabels.count ? routeLabels[r] : "unmatched"), ("status", String(status))])
             requestCounters[key] = counter
         }
         counter.increment()
@@ -105,6 +116,10 @@ public final class ServerMetrics: HTTPServerObserver {
     /// in a later iteration) into the registry and renders it.
     func render(server: HTTPServer?, scheduler: DeliveryScheduler?, store: ServerStore?, completion: @escaping ([UInt8]) -> Void) {
         guard let store else { return completion(render(server: server, scheduler: scheduler, counts: nil)) }
+        if store.leaseTakeovers > seenTakeovers {
+            leaseTakeovers.increment(by: Int64(store.leaseTakeovers - seenTakeovers))
+            seenTakeovers = store.leaseTakeovers
+        }
         store.queueCounts { [self] counts in completion(render(server: server, scheduler: scheduler, counts: counts)) }
     }
 

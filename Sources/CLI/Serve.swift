@@ -8,6 +8,8 @@ import HTTP1
 import Logging
 import Reactor
 import Store
+import Workers
+import CShims
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -68,6 +70,12 @@ struct Serve: ParsableCommand {
 
     @Option(name: .customLong("sqlite-synchronous"), help: "FULL (durable across power loss) or NORMAL (across crashes only).")
     var sqliteSynchronous = "FULL"
+
+    @Option(help: ArgumentHelp("Worker processes (PostgreSQL only): each has its own event loop, TLS context and database connection, and listens on the same port (SO_REUSEPORT). A crashed worker is restarted; signals are passed on to all."))
+    var workers = 1
+
+    @Option(name: .customLong("worker-index"), help: .hidden)
+    var workerIndex: Int?
 
     @Option(name: .customLong("lease-seconds"),
             help: "PostgreSQL: how long a message this process is sending stays its own without renewal; a process that dies loses its messages to the others after this.")
@@ -132,7 +140,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let logger = bootstrapLogging(logLevel)
+        var logger = bootstrapLogging(logLevel)
         let address: SocketAddress
         do {
             address = try SocketAddress(parsing: listen)
@@ -140,7 +148,15 @@ struct Serve: ParsableCommand {
             printError("tickiti-mail: error: --listen: \(error)")
             throw ExitCode(2)
         }
+        if workers != 1 { try superviseWorkers(address, logger: logger) }
         var options = ServeOptions(listen: address)
+        options.workerIndex = workerIndex
+        if let workerIndex {
+            logger[metadataKey: "worker"] = "\(workerIndex)"
+            // A worker stops (gracefully) when its supervisor is gone, however it went.
+            _ = cshim_set_parent_death_signal(SIGTERM)
+            if getppid() == 1 { throw ExitCode(1) }
+        }
         if let metricsListen {
             do {
                 options.metricsListen = try SocketAddress(parsing: metricsListen)
@@ -187,6 +203,74 @@ struct Serve: ParsableCommand {
             printError("tickiti-mail: error: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+extension Serve {
+    /// `--workers N` (N > 1): this process becomes the supervisor (Workers/Supervisor) and never
+    /// returns. The port is reserved here (port 0 becomes a real one, the same for all); each
+    /// worker runs this same command line without `--workers`, with that port, `--worker-index i`
+    /// and, with `--metrics-listen HOST:PORT`, a metrics port of its own: PORT + i (each worker is
+    /// a Prometheus target of its own, its samples labelled `worker="i"`).
+    func superviseWorkers(_ address: SocketAddress, logger: Logger) throws -> Never {
+        guard workers >= 1, workers <= 64 else {
+            printError("tickiti-mail: error: --workers must be between 1 and 64")
+            throw ExitCode(2)
+        }
+        guard case .postgres = StoreLocation(db) else {
+            printError("tickiti-mail: error: --workers \(workers) needs a PostgreSQL store (--db postgresql://…): a SQLite database belongs to one process")
+            throw ExitCode(2)
+        }
+        let reserved: (fd: Int32, bound: SocketAddress)
+        do {
+            reserved = try Socket.reserveTCP(address)
+        } catch {
+            printError("tickiti-mail: error: cannot listen on \(address): \(error)")
+            throw ExitCode(1)
+        }
+        var metrics: SocketAddress?
+        if let metricsListen {
+            do {
+                metrics = try SocketAddress(parsing: metricsListen)
+            } catch {
+                printError("tickiti-mail: error: --metrics-listen: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        let base = Serve.argumentsWithout(["--workers", "--listen", "--metrics-listen", "--worker-index"],
+                                          in: Array(CommandLine.arguments.dropFirst()))
+        let listenArgument = reserved.bound.description
+        let supervisor = Supervisor(count: workers, logger: logger) { i in
+            var args = base + ["--listen", listenArgument, "--worker-index", "\(i)"]
+            if let metrics {
+                let port = metrics.port == 0 ? 0 : Int(metrics.port) + i
+                args += ["--metrics-listen", metrics.withPort(UInt16(clamping: port)).description]
+            }
+            return args
+        }
+        let status = supervisor.run()
+        close(reserved.fd)
+        throw ExitCode(status)
+    }
+
+    /// `args` without the named options and their values (`--name value` and `--name=value`).
+    static func argumentsWithout(_ names: Set<String>, in args: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if names.contains(a) {
+                i += 2
+                continue
+            }
+            if let eq = a.firstIndex(of: "="), names.contains(String(a[..<eq])) {
+                i += 1
+                continue
+            }
+            out.append(a)
+            i += 1
+        }
+        return out
     }
 }
 

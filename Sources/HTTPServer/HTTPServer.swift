@@ -85,7 +85,7 @@ public final class HTTPServer {
     /// Binds, listens and starts accepting. Returns the bound address (port 0 → the real port).
     @discardableResult
     public func start() throws(SystemError) -> SocketAddress {
-        let (fd, bound) = try Socket.listenTCP(configuration.listen)
+        let (fd, bound) = try Socket.listenTCP(configuration.listen, reusePort: configuration.reusePort)
         listenerFD = fd
         boundAddress = bound
         let lh = ListenerHandler(server: self)

@@ -6,6 +6,8 @@ import Reactor
 public struct ServerConfiguration: Sendable {
     /// `--listen`
     public var listen: SocketAddress
+    /// SO_REUSEPORT on the listener (`serve --workers N`: every worker listens on the port).
+    public var reusePort = false
     /// `--max-head-bytes` and `--max-body-bytes`
     public var limits: HTTPLimits
     /// `--head-timeout-seconds`: the TLS handshake plus the whole head must arrive in this

@@ -45,7 +45,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     /// Counters (tests, metrics).
     public private(set) var claimedCount = 0
     /// Claimed rows whose last lease had run out (another process died or stalled holding them).
-    public private(set) var takenOverCount = 0
+    public private(set) var leaseTakeovers = 0
 
     var connected = false
     var directoryLoaded = false
@@ -363,7 +363,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             for m in rows { owned.insert(m.id) }
             let takenOver = (0..<d.rowCount).filter { d.bool($0, 8) }.count
             if takenOver > 0 {
-                takenOverCount += takenOver
+                leaseTakeovers += takenOver
                 logger.notice("\(takenOver) message(s) taken over from a process whose lease ran out")
             }
             claimedCount += rows.count

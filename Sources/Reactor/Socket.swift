@@ -12,11 +12,14 @@ public enum Socket {
 
     /// A listening TCP socket bound to `address` (port 0 picks a free port: see the returned
     /// address). SO_REUSEADDR so a restart does not wait out TIME_WAIT.
-    public static func listenTCP(_ address: SocketAddress, backlog: Int32 = 4096) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
+    /// `reusePort`: SO_REUSEPORT, for the workers of `serve --workers N`, which listen on one
+    /// port each with a socket of its own (the kernel spreads new connections over them).
+    public static func listenTCP(_ address: SocketAddress, backlog: Int32 = 4096, reusePort: Bool = false) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
         let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | nonBlockingCloexec, 0)
         if fd < 0 { throw SystemError(code: errno, call: "socket") }
         var on: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size)) }
         if address.family == AF_INET6 {
             _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -30,6 +33,27 @@ public enum Socket {
             let err = errno
             Syscall.close(fd)
             throw SystemError(code: err, call: "listen \(address)")
+        }
+        return (fd, try localAddress(fd))
+    }
+
+    /// A TCP socket bound to `address` with SO_REUSEPORT and never listening: it holds the port
+    /// (port 0 → the one picked) for workers that bind it with SO_REUSEPORT and listen; it
+    /// receives no connections itself.
+    public static func reserveTCP(_ address: SocketAddress) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
+        let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | nonBlockingCloexec, 0)
+        if fd < 0 { throw SystemError(code: errno, call: "socket") }
+        var on: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
+        if address.family == AF_INET6 {
+            _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
+        if rc != 0 {
+            let err = errno
+            Syscall.close(fd)
+            throw SystemError(code: err, call: "bind \(address)")
         }
         return (fd, try localAddress(fd))
     }

@@ -86,6 +86,14 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The same address with another port.
+    public func withPort(_ port: UInt16) -> SocketAddress {
+        switch self {
+        case .v4(var a): a.sin_port = port.bigEndian; return .v4(a)
+        case .v6(var a): a.sin6_port = port.bigEndian; return .v6(a)
+        }
+    }
+
     /// The IP as text.
     public var host: String {
         var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)

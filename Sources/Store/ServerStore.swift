@@ -42,6 +42,8 @@ public protocol ServerStore: AnyObject {
     var scansClaim: Bool { get }
     /// Other processes may queue rows for this one at any time: scan at least this often.
     var scanPollMilliseconds: Int64? { get }
+    /// Rows claimed after another process's lease on them ran out (a shared store).
+    var leaseTakeovers: Int { get }
 
     // MARK: Audit
 
@@ -63,6 +65,7 @@ public protocol ServerStore: AnyObject {
 extension ServerStore {
     public var scansClaim: Bool { false }
     public var scanPollMilliseconds: Int64? { nil }
+    public var leaseTakeovers: Int { 0 }
 }
 
 /// One group commit: the loop iteration's accepted messages and idempotency look-ups, and the

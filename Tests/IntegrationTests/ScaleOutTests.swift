@@ -46,6 +46,19 @@ let otherBody = """
         let f = try SendFixture(store: try pg.newDatabase())
         let (second, port2) = try f.another()
         defer { second.signal(SIGKILL) }
+        try Self.fiftyKeysEightTimes(f, ports: [f.port, port2])
+    }
+
+    /// The same with one `serve --workers 2` (both workers listening on the one port).
+    @Test func fiftyKeysEightTimesEachOverTwoWorkers() throws {
+        let pg = try PrivatePostgres()
+        let f = try SendFixture(extraArgs: ["--workers", "2"], store: try pg.newDatabase())
+        try waitUntil("both workers listening", seconds: 30) { f.server.count("listening on ") == 2 }
+        try Self.fiftyKeysEightTimes(f, ports: [f.port, f.port])
+    }
+
+    static func fiftyKeysEightTimes(_ f: SendFixture, ports: [UInt16]) throws {
+        let port2 = ports[1]
         var inUse = 0
         for twoBodies in [false, true] {
             let keys = (0..<50).map { _ in UUID().uuidString }
@@ -144,6 +157,42 @@ let otherBody = """
         // (the mailbox's 4 sessions, each pipelining at most one more message behind it).
         #expect(duplicates <= 8, "\(duplicates) duplicate deliveries")
         print("ScaleOutTests: \(accepted) accepted, \(duplicates) delivered twice after the kill")
+    }
+
+    /// `serve --workers 2`: a worker killed is restarted (the port keeps serving), SIGHUP
+    /// reaches every worker, SIGTERM stops them all and the parent exits 0.
+    @Test func workersAreRestartedSignalledAndStoppedTogether() throws {
+        let pg = try PrivatePostgres()
+        let f = try SendFixture(extraArgs: ["--workers", "2"], store: try pg.newDatabase())
+        try waitUntil("both workers listening", seconds: 30) { f.server.count("listening on ") == 2 }
+        func workerPIDs() throws -> [pid_t] {
+            try run(["pgrep", "-P", "\(f.server.pid)"]).1.split(separator: "\n").compactMap { pid_t($0) }
+        }
+        let before = try workerPIDs()
+        #expect(before.count == 2)
+        kill(before[0], SIGKILL)
+        _ = try f.server.waitForLine(containing: "was killed by signal 9")
+        try waitUntil("the worker restarted", seconds: 30) { f.server.count("listening on ") == 3 }
+        let after = try workerPIDs()
+        #expect(after.count == 2 && !after.contains(before[0]) && after.contains(before[1]))
+        for _ in 0..<4 { #expect(try f.post(directBody).status == 200) }
+
+        f.server.signal(SIGHUP)
+        try waitUntil("every worker reloaded its certificate", seconds: 10) { f.server.count("SIGHUP: reloaded certificate") == 2 }
+
+        f.server.signal(SIGTERM)
+        #expect(try f.server.waitForExit() == 0)
+        #expect(try workerPIDs().isEmpty)
+        for p in after { #expect(kill(p, 0) != 0, "worker \(p) outlived its parent") }
+    }
+
+    /// SQLite is one process's file: `--workers 2` is refused with one clear line.
+    @Test func workersOnSQLiteAreRefused() throws {
+        let dir = makeTempDir()
+        let (rc, out) = try run([binaryPath(), "serve", "--workers", "2", "--db", dir + "/x.db", "--listen", "127.0.0.1:0", "--plain-http"])
+        #expect(rc == 2)
+        #expect(out.contains("--workers 2 needs a PostgreSQL store"), "\(out)")
+        #expect(out.split(separator: "\n").count == 1, "\(out)")
     }
 
     /// Three processes: a token revoked by the CLI is refused by every one of them within a

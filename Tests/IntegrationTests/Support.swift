@@ -436,6 +436,11 @@ final class ServerProcess: @unchecked Sendable {
 
     func signal(_ s: Int32) { kill(process.processIdentifier, s) }
 
+    var pid: pid_t { process.processIdentifier }
+
+    /// How many stderr lines so far contain `text`.
+    func count(_ text: String) -> Int { stderrLines.filter { $0.contains(text) }.count }
+
     /// Waits (bounded) for exit; returns the status.
     func waitForExit(timeoutSeconds: Double = 30) throws -> Int32 {
         lock.lock()

@@ -21,6 +21,10 @@
 /// accept4(2) with SOCK_NONBLOCK|SOCK_CLOEXEC set by the caller's flags.
 int cshim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
+/// prctl(PR_SET_PDEATHSIG, sig): this process gets `sig` when its parent exits (a worker of
+/// `serve --workers N` never outlives its supervisor). prctl is variadic: not callable from Swift.
+int cshim_set_parent_death_signal(int sig);
+
 /// The errno of the calling thread (Swift's `errno` works too; this keeps call sites uniform).
 int cshim_errno(void);
 #endif
