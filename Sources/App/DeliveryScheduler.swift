@@ -320,6 +320,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         p.maxMessagesPerSession = options.maxMessagesPerSession
         p.holdOutputUntilCommitted = true
         p.idleSeconds = options.idleSeconds
+        if store.sharesSessionSlots { p.slots = StoreSessionSlots(store: store) }
         return .relay(p)
     }
 
@@ -427,4 +428,16 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         abandoning = true
         for p in pools { p.abandon() }
     }
+}
+
+/// A relay pool's mailbox-wide session slots, from a store shared with other processes.
+final class StoreSessionSlots: SessionSlots {
+    let store: ServerStore
+    init(store: ServerStore) { self.store = store }
+
+    func acquireSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void) {
+        store.acquireSessionSlots(mailbox: mailbox, max: max, held: held, count: count, completion: completion)
+    }
+
+    func releaseSlot(mailbox: String, slot: Int) { store.releaseSessionSlot(mailbox: mailbox, slot: slot) }
 }

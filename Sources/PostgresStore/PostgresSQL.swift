@@ -254,6 +254,21 @@ enum PostgresSQL {
           (SELECT token_id, key FROM idempotency WHERE created_at < $1::bigint LIMIT $2::bigint)
         """)
 
+    // MARK: Mailbox session slots
+
+    /// Slot `i` of mailbox `m` is the session-level advisory lock (hashtext of the mailbox's
+    /// name, i): held while this process has an SMTP session open on it, released with the
+    /// session — or by PostgreSQL when this process's connection ends (a crashed process frees
+    /// its slots by itself). Slots this process holds already are skipped, not locked again.
+    static let acquireSlots = PGStatement("acquire_slots", """
+        SELECT i FROM generate_series(0, $2::integer - 1) AS i
+        WHERE CASE WHEN i = ANY($3::integer[]) THEN false
+                   ELSE pg_try_advisory_lock(hashtext('tickiti-mailbox:' || $1::text), i) END
+        LIMIT $4::integer
+        """)
+    static let releaseSlot = PGStatement("release_slot",
+        "SELECT pg_advisory_unlock(hashtext('tickiti-mailbox:' || $1::text), $2::integer)")
+
     // MARK: Audit
 
     static let auditColumns = """

@@ -41,6 +41,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     /// are renewed every third of a lease while they are held.
     var owned = Set<Int64>()
     var leaseTimer: TimerHandle?
+    /// The mailbox session slots held, by the connection (count of reconnects) that took them.
+    var slotEpochs: [SlotKey: Int] = [:]
     var renewing = false
     /// Counters (tests, metrics).
     public private(set) var claimedCount = 0
@@ -369,6 +371,36 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             claimedCount += rows.count
             return DueScan(rows: rows, nextDue: r[2].isNull(0, 0) ? nil : r[2].int64(0, 0))
         }
+    }
+
+    // MARK: Mailbox session slots
+
+    public var sharesSessionSlots: Bool { true }
+
+    public func acquireSessionSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void) {
+        let epoch = reconnects
+        run([PGQuery(PostgresSQL.acquireSlots, [.text(mailbox), .int(Int64(max)), PGArray.int4(held.map { Int32($0) }),
+                                                 .int(Int64(count))])], { [self] (result: Result<[Int], Error>) in
+            switch result {
+            case .success(let slots):
+                for slot in slots { slotEpochs[SlotKey(mailbox: mailbox, slot: slot)] = epoch }
+                completion(slots)
+            case .failure:
+                completion([])   // asked again shortly (RelayPool)
+            }
+        }) { r in (0..<r[0].rowCount).map { r[0].int(0 + $0, 0) } }
+    }
+
+    public func releaseSessionSlot(mailbox: String, slot: Int) {
+        let key = SlotKey(mailbox: mailbox, slot: slot)
+        // Taken on an earlier connection: PostgreSQL released it when that connection ended.
+        guard let epoch = slotEpochs.removeValue(forKey: key), epoch == reconnects else { return }
+        run([PGQuery(PostgresSQL.releaseSlot, [.text(mailbox), .int(Int64(slot))])], { (_: Result<Int, Error>) in }) { _ in 0 }
+    }
+
+    struct SlotKey: Hashable {
+        var mailbox: String
+        var slot: Int
     }
 
     // MARK: Audit

@@ -29,7 +29,19 @@ public protocol DeliveryHandler: AnyObject {
     func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome)
 }
 
+/// Session slots of a mailbox shared by several processes (PostgreSQL: session-level advisory
+/// locks): a session is opened only on a slot this process holds, so `max_connections` holds
+/// for the mailbox as a whole.
+public protocol SessionSlots: AnyObject {
+    /// Up to `count` free slots in `0..<max` other than `held`, locked for this process (fewer,
+    /// or none, when other processes hold the rest). Calls back once, from the loop.
+    func acquireSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void)
+    func releaseSlot(mailbox: String, slot: Int)
+}
+
 public final class RelayPool: SessionOwner, DeadlineHandler {
+    /// With every slot taken elsewhere, asked again after this.
+    public static let slotRetryDelay: Duration = .milliseconds(250)
     public static let defaultIdleSeconds = 5
     /// After a session failed to start, no new session for this long.
     public static let reconnectDelay: Duration = .seconds(1)
@@ -49,6 +61,10 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     /// by an owner that records outcomes durably (the server), so a crash can duplicate at most
     /// the one message per session whose final reply is not recorded yet.
     public var holdOutputUntilCommitted = false
+    /// Mailbox-wide session slots (nil: this process is the only one; `maxConnections` is then
+    /// counted here alone).
+    public var slots: SessionSlots?
+    var slotRequestInFlight = false
 
     var waiting = Deque<DeliveryJob>()
     var sessions: [ObjectIdentifier: SMTPSession] = [:]
@@ -107,15 +123,51 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
             if reactor.now < t { return }
             openAfter = nil
         }
-        let starting = sessions.values.reduce(0) { $0 + ($1.established ? 0 : 1) }
-        var toOpen = min(waiting.count - starting, maxConnections - sessions.count)
+        var toOpen = sessionsWanted
+        guard toOpen > 0 else { return }
+        if let slots {
+            // One request at a time: two in flight could both be granted the same slot (a
+            // session-level lock taken twice by one holder is held once).
+            guard !slotRequestInFlight else { return }
+            slotRequestInFlight = true
+            slots.acquireSlots(mailbox: name, max: maxConnections, held: sessions.values.compactMap(\.slot), count: toOpen) { [self] granted in
+                slotRequestInFlight = false
+                var rest = granted[...]
+                var want = draining ? 0 : sessionsWanted
+                while want > 0, let slot = rest.popFirst() {
+                    want -= 1
+                    open(slot: slot)
+                }
+                for slot in rest { slots.releaseSlot(mailbox: name, slot: slot) }
+                if want > 0 {
+                    // Every slot is taken elsewhere: ask again shortly.
+                    let t = reconnectTimer ?? reactor.makeTimer(self)
+                    reconnectTimer = t
+                    openAfter = reactor.now + RelayPool.slotRetryDelay
+                    reactor.arm(t, at: openAfter!)
+                }
+            }
+            return
+        }
         while toOpen > 0 {
             toOpen -= 1
-            let s = SMTPSession(endpoint: endpoint, reactor: reactor, resolver: resolver, tlsContext: tlsContext, logger: logger, owner: self)
-            sessions[ObjectIdentifier(s)] = s
-            sessionsOpened += 1
-            s.start()
+            open(slot: nil)
         }
+    }
+
+    /// Sessions to open now: one per waiting message beyond those sessions still starting, up
+    /// to `maxConnections`.
+    var sessionsWanted: Int {
+        let starting = sessions.values.reduce(0) { $0 + ($1.established ? 0 : 1) }
+        return max(0, min(waiting.count - starting, maxConnections - sessions.count))
+    }
+
+    func open(slot: Int?) {
+        let s = SMTPSession(endpoint: endpoint, reactor: reactor, resolver: resolver, tlsContext: tlsContext, logger: logger, owner: self)
+        s.slot = slot
+        sessions[ObjectIdentifier(s)] = s
+        sessionsOpened += 1
+        s.start()
     }
 
     /// Shutdown: waiting messages are handed back (returned), idle sessions quit, sessions with
@@ -176,6 +228,10 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
 
     func sessionClosed(_ s: SMTPSession, failure: SMTPReply?) {
         sessions[ObjectIdentifier(s)] = nil
+        if let slot = s.slot {
+            s.slot = nil
+            slots?.releaseSlot(mailbox: name, slot: slot)
+        }
         if let failure {
             sessionFailures += 1
             if !s.established {

@@ -68,6 +68,8 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     let resolver: Resolver
     let tlsContext: TLSClientContext?
     var logger: Logger
+    /// The mailbox-wide session slot this session holds (RelayPool.slots), if any.
+    var slot: Int?
     weak var owner: SessionOwner?
 
     var phase = Phase.resolving

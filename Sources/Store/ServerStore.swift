@@ -45,6 +45,13 @@ public protocol ServerStore: AnyObject {
     /// Rows claimed after another process's lease on them ran out (a shared store).
     var leaseTakeovers: Int { get }
 
+    /// Other processes may deliver through the same mailboxes: a session needs one of the
+    /// mailbox's `max_connections` slots, taken here (SMTPClient.SessionSlots).
+    var sharesSessionSlots: Bool { get }
+    /// Up to `count` free slots of `mailbox` in `0..<max` other than `held`, now this process's.
+    func acquireSessionSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void)
+    func releaseSessionSlot(mailbox: String, slot: Int)
+
     // MARK: Audit
 
     func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?, completion: @escaping (Result<[AuditEntry], Error>) -> Void)
@@ -66,6 +73,11 @@ extension ServerStore {
     public var scansClaim: Bool { false }
     public var scanPollMilliseconds: Int64? { nil }
     public var leaseTakeovers: Int { 0 }
+    public var sharesSessionSlots: Bool { false }
+    public func acquireSessionSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void) {
+        completion(Array((0..<max).filter { !held.contains($0) }.prefix(count)))
+    }
+    public func releaseSessionSlot(mailbox: String, slot: Int) {}
 }
 
 /// One group commit: the loop iteration's accepted messages and idempotency look-ups, and the

@@ -159,6 +159,36 @@ let otherBody = """
         print("ScaleOutTests: \(accepted) accepted, \(duplicates) delivered twice after the kill")
     }
 
+    /// A mailbox with `max_connections=3` and four processes under load, through a relay that
+    /// counts its concurrent sessions and refuses a fourth with `432 4.3.2` (Microsoft 365's
+    /// reply): it never sees more than 3, and every message is delivered.
+    @Test func maxConnectionsHoldsForTheMailboxAcrossFourProcesses() throws {
+        let pg = try PrivatePostgres()
+        let relay = try TestRelay(["--max-sessions", "3", "--eod-delay", "0.02"])
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:\(relay.port)?starttls=off&max_connections=3", store: try pg.newDatabase())
+        var others: [ServerProcess] = []
+        defer { for p in others { p.signal(SIGKILL) } }
+        var ports = [f.port]
+        for _ in 0..<3 {
+            let (p, port) = try f.another()
+            others.append(p)
+            ports.append(port)
+        }
+        let clients = try ports.flatMap { port in try (0..<4).map { _ in try TestClient(port: port, caFile: f.cert.cert) } }
+        var accepted = 0
+        for _ in 0..<25 {
+            for c in clients { try c.send(f.request(directBody, token: f.sendToken, key: UUID().uuidString)) }
+            for c in clients where try c.readResponse().status == 200 { accepted += 1 }
+        }
+        #expect(accepted == 400)
+        let admin = try adminStore(f.db)
+        try waitUntil("every message sent", seconds: 120) { try admin.statusCounts() == ["sent": accepted] }
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: relay.dir + "/out/sessions.state"))) as? [String: Int]
+        #expect(state?["refused"] == 0, "\(state ?? [:])")
+        #expect((state?["max"] ?? 99) <= 3, "\(state ?? [:])")
+        print("ScaleOutTests: the relay saw at most \(state?["max"] ?? -1) concurrent sessions from four processes")
+    }
+
     /// `serve --workers 2`: a worker killed is restarted (the port keeps serving), SIGHUP
     /// reaches every worker, SIGTERM stops them all and the parent exits 0.
     @Test func workersAreRestartedSignalledAndStoppedTogether() throws {

@@ -8,14 +8,19 @@ Every AUTH attempt is appended to OUTDIR/auth.log with "tls" or "clear" — a te
 
   smtp_relay.py --outdir DIR [--starttls CERT KEY | --implicit-tls CERT KEY] [--auth USER:PASS]
                 [--no-smtputf8] [--reply PHASE=TEXT ...] [--reply-once] [--stall-eod]
+                [--max-sessions N] [--eod-delay SECONDS]
 PHASE is MAIL, RCPT or EOD (the reply to the end of data); TEXT e.g. "451 4.3.0 try later".
 With --reply-once the scripted replies apply to the first transaction only.
+Concurrent sessions are counted: OUTDIR/sessions.state holds (JSON) {"now", "max", "refused"} after
+every change; with --max-sessions N a session beyond N is refused at once with Microsoft 365's
+"432 4.3.2 Concurrent connections limit exceeded". --eod-delay holds each end-of-data reply
+(sessions then overlap as they do with a real relay).
 Prints "PORT <n>" on stderr when it accepts connections; runs until SIGTERM.
 """
 import argparse, asyncio, json, os, signal, socket, ssl, sys, threading
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 p = argparse.ArgumentParser()
 p.add_argument("--outdir", required=True)
@@ -27,6 +32,8 @@ p.add_argument("--no-smtputf8", action="store_true")
 p.add_argument("--reply", action="append", default=[])
 p.add_argument("--reply-once", action="store_true")
 p.add_argument("--stall-eod", action="store_true")
+p.add_argument("--max-sessions", type=int, default=0)
+p.add_argument("--eod-delay", type=float, default=0)
 a = p.parse_args()
 os.makedirs(a.outdir, exist_ok=True)
 replies = dict(r.split("=", 1) for r in a.reply)
@@ -62,6 +69,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if a.stall_eod:
             await asyncio.sleep(3600)
+        if a.eod_delay:
+            await asyncio.sleep(a.eod_delay)
         r = scripted("EOD")
         if r:
             return r
@@ -83,6 +92,42 @@ class Handler:
             json.dump(record, f)
         os.rename(tmp, os.path.join(a.outdir, f"{n}.json"))
         return f"250 2.0.0 OK queued as {n}"
+
+
+sessions = {"now": 0, "max": 0, "refused": 0}
+
+
+def write_sessions():
+    tmp = os.path.join(a.outdir, ".sessions.tmp")
+    with open(tmp, "w") as f:
+        json.dump(sessions, f)
+    os.rename(tmp, os.path.join(a.outdir, "sessions.state"))
+
+
+class CountingSMTP(SMTP):
+    def connection_made(self, transport):
+        with lock:
+            sessions["now"] += 1
+            sessions["max"] = max(sessions["max"], sessions["now"])
+            over = a.max_sessions and sessions["now"] > a.max_sessions
+            if over:
+                sessions["refused"] += 1
+            write_sessions()
+        super().connection_made(transport)
+        if over:
+            transport.write(b"432 4.3.2 Concurrent connections limit exceeded\r\n")
+            transport.close()
+
+    def connection_lost(self, exc):
+        with lock:
+            sessions["now"] -= 1
+            write_sessions()
+        super().connection_lost(exc)
+
+
+class CountingController(Controller):
+    def factory(self):
+        return CountingSMTP(self.handler, **self.SMTP_kwargs)
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
@@ -119,7 +164,7 @@ if a.implicit_tls:
     kwargs["ssl_context"] = context(*a.implicit_tls)
     kwargs["server_hostname"] = "localhost"
 
-controller = Controller(Handler(), **kwargs)
+controller = CountingController(Handler(), **kwargs)
 controller.start()
 print(f"PORT {port}", file=sys.stderr, flush=True)
 stop = threading.Event()
