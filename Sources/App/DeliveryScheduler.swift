@@ -99,7 +99,15 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     public private(set) var deferredCount = 0
     public private(set) var failedCount = 0
 
+    /// Messages held in memory at most: `maxInMemory`, or on a store shared by several processes
+    /// (`scansClaim`) at most `claimAhead` — a process holding 20 000 claimed messages while
+    /// the mailbox's sessions are spread over four processes would keep the other three idle;
+    /// what it does not hold stays queued for whichever process has a session free.
+    let maxHeld: Int
+    static let claimAhead = 2000
+
     public init(store: ServerStore, reactor: Reactor, resolver: Resolver, logger: Logger, options: Options) {
+        maxHeld = store.scansClaim ? min(options.maxInMemory, DeliveryScheduler.claimAhead) : options.maxInMemory
         self.store = store
         self.reactor = reactor
         self.resolver = resolver
@@ -120,12 +128,12 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     /// How many of the next accepted messages `accepted` will take at once: the group commit
     /// inserts that many rows as `sending` already.
-    var intakeRoom: Int { stopping ? 0 : max(options.maxInMemory - active.count, 0) }
+    var intakeRoom: Int { stopping ? 0 : max(maxHeld - active.count, 0) }
 
     /// Rows the group commit just made durable.
     func accepted(_ messages: [QueuedMessage]) {
         for m in messages {
-            if stopping || active.count >= options.maxInMemory {
+            if stopping || active.count >= maxHeld {
                 overflowed = overflowed || !stopping
                 // Inserted as `sending` but not taken after all: back to the queue.
                 if m.markedSending { writes.append(.requeue(m.id)) }
@@ -163,7 +171,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             }
             return
         }
-        let room = options.maxInMemory - active.count
+        let room = maxHeld - active.count
         guard room > 0 else {
             overflowed = true
             return
@@ -179,7 +187,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             switch result {
             case .success(let scan):
                 // Room may have changed while a PostgreSQL scan was on its way.
-                let room = options.maxInMemory - active.count
+                let room = maxHeld - active.count
                 let take = min(max(room, 0), take)
                 let fresh = scan.rows.filter { active[$0.id] == nil }
                 for m in fresh.prefix(take) { deliver(m) }
@@ -363,7 +371,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 logger.info("message \(id) to \(m.recipient) failed: \(reply)")
             }
         }
-        if overflowed && !stopping && active.count < options.maxInMemory / 2 {
+        if overflowed && !stopping && active.count < maxHeld / 2 {
             overflowed = false
             armScan(atMilliseconds: now)
         }

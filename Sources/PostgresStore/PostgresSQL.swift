@@ -26,8 +26,7 @@ enum PostgresSQL {
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
                                   template, message_id, status, attempts, next_attempt_at, owner)
             SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0,
-                   CASE WHEN $15::text = 'sending' THEN $6::bigint + $18::bigint ELSE $6::bigint END,
-                   CASE WHEN $15::text = 'sending' THEN $17::bigint END
+                   $6::bigint, CASE WHEN $15::text = 'sending' THEN $17::bigint END
             FROM k
             RETURNING id
         ), b AS (
@@ -42,7 +41,7 @@ enum PostgresSQL {
         [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),
          .int(m.acceptedAt), .int(cutoff), .text(m.tokenName), .text(m.mailboxName), .text(m.mailboxAddress), .text(m.recipient),
          .text(m.subject), m.template.map { .text($0) } ?? .null, .text(m.messageID), .text(sending ? "sending" : "queued"), .bytes(m.raw),
-         .int(lease.owner), .int(lease.milliseconds)]
+         .int(lease.owner)]
     }
 
     /// The same for a whole group commit in ONE statement: the accepted messages travel as
@@ -77,8 +76,7 @@ enum PostgresSQL {
                                   template, message_id, status, attempts, next_attempt_at, owner)
             SELECT ids.id, i.accepted_at, i.token_name, i.key, i.mailbox_name, i.mailbox_address, i.recipient, i.subject, i.template,
                    i.message_id, i.queue_status, 0,
-                   CASE WHEN i.queue_status = 'sending' THEN i.accepted_at + $18::bigint ELSE i.accepted_at END,
-                   CASE WHEN i.queue_status = 'sending' THEN $17::bigint END
+                   i.accepted_at, CASE WHEN i.queue_status = 'sending' THEN $17::bigint END
             FROM input i JOIN ids ON ids.ord = i.ord
         ), b AS (
             -- The bodies by subscript, not through the input's rows: every join of those rows
@@ -106,10 +104,10 @@ enum PostgresSQL {
          PGArray.text(items.map { $0.0.mailboxAddress }), PGArray.text(items.map { $0.0.recipient }),
          PGArray.text(items.map { $0.0.subject }), PGArray.text(items.map { $0.0.template }),
          PGArray.text(items.map { $0.0.messageID }), PGArray.text(items.map { $0.1 ? "sending" : "queued" }),
-         PGArray.bytea(items.map { $0.0.raw }), .int(cutoff), .int(lease.owner), .int(lease.milliseconds)]
+         PGArray.bytea(items.map { $0.0.raw }), .int(cutoff), .int(lease.owner)]
     }
 
-    /// Who this process is on the shared queue and how long its claims last (SPEC §7).
+    /// Who this process is on the shared queue and how long its lease lasts (SPEC §7).
     struct Lease {
         /// Drawn at start; never 0.
         var owner: Int64
@@ -125,15 +123,39 @@ enum PostgresSQL {
     /// Every write of a row this process is sending is conditional on still owning it: a lease
     /// that ran out (this process frozen, say) belongs to whoever claimed the row since.
     static let markSendingBatch = PGStatement("mark_sending_batch",
-        "UPDATE messages SET status = 'sending', owner = $2::bigint, next_attempt_at = $3::bigint WHERE id = ANY($1::bigint[])")
+        "UPDATE messages SET status = 'sending', owner = $2::bigint WHERE id = ANY($1::bigint[])")
     static let requeueBatch = PGStatement("requeue_batch", """
         UPDATE messages SET status = 'queued', owner = NULL, next_attempt_at = $3::bigint
         WHERE id = ANY($1::bigint[]) AND status = 'sending' AND owner = $2::bigint
         """)
-    /// Lease renewal for the rows this process holds.
-    static let extendLeases = PGStatement("extend_leases", """
-        UPDATE messages SET next_attempt_at = $3::bigint WHERE id = ANY($1::bigint[]) AND status = 'sending' AND owner = $2::bigint
+    /// This process's lease (at connect, then every third of a lease): true when the row was
+    /// made, not renewed — at any time but the first, the lease had run out meanwhile.
+    static let heartbeat = PGStatement("heartbeat", """
+        INSERT INTO processes (owner, lease_until, started_at, host) VALUES ($1::bigint, $2::bigint, $3::bigint, $4::text)
+        ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until
+        RETURNING (xmax = 0)
         """)
+    /// Whoever notices: the rows of processes whose lease ran out (and `sending` rows of no
+    /// one) are queued again, due now; a dead process's row goes once it holds nothing (a
+    /// later pass: this statement sees its rows as they were). Rows another pass is taking at
+    /// this moment are skipped, never waited for.
+    static let takeOver = PGStatement("take_over", """
+        WITH dead AS MATERIALIZED (
+            SELECT owner FROM processes WHERE lease_until < $1::bigint
+        ), r AS (
+            UPDATE messages SET status = 'queued', owner = NULL, next_attempt_at = $1::bigint
+            WHERE id IN (SELECT id FROM messages WHERE status = 'sending'
+                                AND (owner IS NULL OR owner IN (SELECT owner FROM dead)
+                                     OR ($2::boolean AND owner NOT IN (SELECT owner FROM processes)))
+                         FOR UPDATE SKIP LOCKED)
+            RETURNING id
+        ), d AS (
+            DELETE FROM processes p WHERE p.owner IN (SELECT owner FROM dead)
+            AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.status = 'sending' AND m.owner = p.owner)
+        )
+        SELECT count(*) FROM r
+        """)
+
     static let recordAttemptBatch = PGStatement("record_attempt_batch", """
         WITH w AS (
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY
@@ -159,7 +181,7 @@ enum PostgresSQL {
             case .sending:
                 var ids: [Int64] = []
                 while j < writes.count, case .sending(let id) = writes[j] { ids.append(id); j += 1 }
-                out.append(PGQuery(markSendingBatch, [PGArray.int8(ids), .int(lease.owner), .int(now + lease.milliseconds)]))
+                out.append(PGQuery(markSendingBatch, [PGArray.int8(ids), .int(lease.owner)]))
             case .requeue:
                 var ids: [Int64] = []
                 while j < writes.count, case .requeue(let id) = writes[j] { ids.append(id); j += 1 }
@@ -184,7 +206,7 @@ enum PostgresSQL {
         """)
 
     static let markSending = PGStatement("mark_sending",
-        "UPDATE messages SET status = 'sending', owner = $2::bigint, next_attempt_at = $3::bigint WHERE id = $1::bigint")
+        "UPDATE messages SET status = 'sending', owner = $2::bigint WHERE id = $1::bigint")
     static let requeue = PGStatement("requeue", """
         UPDATE messages SET status = 'queued', owner = NULL, next_attempt_at = $3::bigint
         WHERE id = $1::bigint AND status = 'sending' AND owner = $2::bigint
@@ -201,7 +223,7 @@ enum PostgresSQL {
 
     static func query(_ w: StatusWrite, lease: Lease, now: Int64) -> PGQuery {
         switch w {
-        case .sending(let id): return PGQuery(markSending, [.int(id), .int(lease.owner), .int(now + lease.milliseconds)])
+        case .sending(let id): return PGQuery(markSending, [.int(id), .int(lease.owner)])
         case .requeue(let id): return PGQuery(requeue, [.int(id), .int(lease.owner), .int(now)])
         case .attempt(let id, let status, let reply, let at, let next):
             return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next), .int(lease.owner)])
@@ -217,22 +239,20 @@ enum PostgresSQL {
 
     // MARK: Queue
 
-    /// Due rows claimed for this process: what is queued or deferred and due, and what another
-    /// process was sending when its lease ran out, in one ordered range of the due index; rows
-    /// another process is claiming at this moment are skipped, never waited for.
+    /// Due rows claimed for this process: one ordered range of the due index; rows another
+    /// process is claiming at this moment are skipped, never waited for.
     static let claim = PGStatement("claim", """
         WITH c AS MATERIALIZED (
-            SELECT id, status FROM messages
-            WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt_at <= $1::bigint
+            SELECT id FROM messages
+            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $1::bigint
             ORDER BY next_attempt_at, id LIMIT $2::bigint
             FOR UPDATE SKIP LOCKED
         ), u AS (
-            UPDATE messages m SET status = 'sending', owner = $3::bigint, next_attempt_at = $4::bigint
+            UPDATE messages m SET status = 'sending', owner = $3::bigint
             FROM c WHERE m.id = c.id
-            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts,
-                      c.status = 'sending' AS taken_over
+            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts
         )
-        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts, u.taken_over
+        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts
         FROM u JOIN message_bodies b ON b.id = u.id
         ORDER BY u.id
         """)
@@ -245,7 +265,7 @@ enum PostgresSQL {
     static let allScans = PGStatement("all_scans",
         "SELECT set_config('enable_bitmapscan', 'on', false), set_config('enable_seqscan', 'on', false)")
     static let nextDue = PGStatement("next_due",
-        "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt_at > $1::bigint")
+        "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > $1::bigint")
     static let queueCounts = PGStatement("queue_counts", """
         SELECT s, (SELECT count(*) FROM messages WHERE status = s) FROM unnest(ARRAY['queued', 'sending', 'deferred']) AS s
         """)

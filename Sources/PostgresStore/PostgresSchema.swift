@@ -111,14 +111,30 @@ enum PostgresSchema {
             "ALTER TABLE delivery_attempts DROP CONSTRAINT IF EXISTS delivery_attempts_message_id_fkey",
         ],
         // 3: many processes on one queue (SPEC §7). A row being sent belongs to the process that
-        // claimed it (`owner`, a number each process draws at start) until its lease ends; the
-        // lease deadline is the row's `next_attempt_at`, so a `sending` row whose owner died is
-        // simply due again and the ordinary claim takes it: one partial index covers everything
-        // that may be due (queued, deferred, sending) and nothing finished.
+        // claimed it (`owner`, a number each process draws at start). (Its per-row lease in
+        // `next_attempt_at` was replaced by step 4's per-process lease.)
         [
             "ALTER TABLE messages ADD COLUMN owner BIGINT",
             "DROP INDEX messages_due",
             "CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE status IN ('queued', 'deferred', 'sending')",
+        ],
+        // 4: the lease is the process's, not each row's. Renewing a lease per row rewrote every
+        // held row (a non-HOT update of its indexes) every third of a lease; now each process
+        // renews one row of `processes`, its rows being `sending` with its owner number, and a
+        // process whose lease ran out has its rows requeued by whoever notices (one index range
+        // of `messages_sending`). The due index is back to what is due by time.
+        [
+            """
+            CREATE TABLE processes (
+                owner BIGINT PRIMARY KEY,
+                lease_until BIGINT NOT NULL,
+                started_at BIGINT NOT NULL,
+                host TEXT NOT NULL
+            )
+            """,
+            "DROP INDEX messages_due",
+            "CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE status IN ('queued', 'deferred')",
+            "CREATE INDEX messages_sending ON messages (owner) WHERE status = 'sending'",
         ],
     ]
 

@@ -35,18 +35,19 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     let connection: PostgresConnection
     let reactor: Reactor
     var logger: Logger
-    /// This process on the shared queue: the owner number its claims carry, and their length.
+    /// This process on the shared queue: the owner number its rows carry, and its lease.
     let lease: PostgresSQL.Lease
-    /// Rows this process claimed (or inserted as `sending`) and has not finished: their leases
-    /// are renewed every third of a lease while they are held.
-    var owned = Set<Int64>()
+    let startedAt = PostgresServerStore.nowMilliseconds()
     var leaseTimer: TimerHandle?
+    var heartbeats = 0
     /// The mailbox session slots held, by the connection (count of reconnects) that took them.
     var slotEpochs: [SlotKey: Int] = [:]
     var renewing = false
+    var takingOver = false
+    var takeOverPasses = 0
     /// Counters (tests, metrics).
     public private(set) var claimedCount = 0
-    /// Claimed rows whose last lease had run out (another process died or stalled holding them).
+    /// Rows queued again because the process sending them stopped renewing its lease.
     public private(set) var leaseTakeovers = 0
 
     var connected = false
@@ -93,38 +94,55 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
 
     func armLeaseTimer() {
         guard let t = leaseTimer else { return }
-        reactor.arm(t, at: reactor.now + .milliseconds(lease.milliseconds / 3))
+        reactor.arm(t, at: reactor.now + .milliseconds(max(lease.milliseconds / 3, 100)))
     }
 
-    /// Every third of a lease: the rows held get a full lease again (one statement).
+    var heartbeatQuery: PGQuery {
+        PGQuery(PostgresSQL.heartbeat, [.int(lease.owner), .int(PostgresServerStore.nowMilliseconds() + lease.milliseconds),
+                                        .int(startedAt), .text(PostgresServerStore.hostName)])
+    }
+
+    static let hostName: String = {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count) == 0 else { return "?" }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    /// Every third of a lease: this process's lease renewed (one row), then the rows of
+    /// processes whose lease ran out queued again for whoever claims them first.
     public func onDeadline() {
         armLeaseTimer()
-        guard !owned.isEmpty, !renewing, connected else { return }
-        renewing = true
-        let now = PostgresServerStore.nowMilliseconds()
-        let ids = Array(owned)
-        run([PGQuery(PostgresSQL.extendLeases, [PGArray.int8(ids), .int(lease.owner), .int(now + lease.milliseconds)])],
-            { [self] (result: Result<Int, Error>) in
-            renewing = false
-            switch result {
-            case .success(let n) where n < ids.count:
-                logger.debug("lease renewal: \(ids.count - n) of \(ids.count) row(s) no longer ours or finished meanwhile")
-            case .success: break
-            case .failure(let e): logger.warning("lease renewal failed (retried in \(lease.milliseconds / 3000) s): \(e)")
-            }
-        }) { $0[0].affectedRows }
+        guard connected else { return }
+        if !renewing {
+            renewing = true
+            run([heartbeatQuery], { [self] (result: Result<Bool, Error>) in
+                renewing = false
+                heartbeatAnswered(result)
+            }) { $0[0].rowCount == 1 && $0[0].bool(0, 0) }
+        }
+        if !takingOver {
+            takingOver = true
+            takeOverPasses += 1
+            // Every tenth pass also rows whose owner has no `processes` row at all (a process
+            // that claimed after its row was removed as dead, then died): a scan of every
+            // `sending` row, so not every time.
+            run([PGQuery(PostgresSQL.takeOver, [.int(PostgresServerStore.nowMilliseconds()), .text(takeOverPasses % 10 == 1 ? "true" : "false")])], { [self] (result: Result<Int, Error>) in
+                takingOver = false
+                if case .success(let n) = result, n > 0 {
+                    leaseTakeovers += n
+                    logger.notice("\(n) message(s) queued again: the process sending them stopped renewing its lease (--lease-seconds)")
+                }
+            }) { $0[0].rowCount == 1 ? $0[0].int(0, 0) : 0 }
+        }
     }
 
-    /// Keeps `owned` in step with what a committed batch did.
-    func track(_ batch: CommitBatch, _ results: [CommitItemResult]) {
-        for (item, result) in zip(batch.items, results) {
-            if case .accept(_, true) = item, case .inserted(let id) = result { owned.insert(id) }
-        }
-        for w in batch.statusWrites {
-            switch w {
-            case .sending(let id): owned.insert(id)
-            case .requeue(let id), .attempt(let id, _, _, _, _): owned.remove(id)
-            }
+    func heartbeatAnswered(_ result: Result<Bool, Error>) {
+        heartbeats += 1
+        switch result {
+        case .success(true) where heartbeats > 1:
+            logger.warning("this process's lease had run out (stalled or cut off longer than --lease-seconds): messages it was sending may have been taken over and sent by another process as well")
+        case .success: break
+        case .failure(let e): logger.warning("lease renewal failed (retried in \(lease.milliseconds / 3000) s): \(e)")
         }
     }
 
@@ -160,16 +178,19 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     func loadDirectory() {
         directoryLoading = true
         directoryStale = false
-        let sent = connection.send([PGQuery(PostgresSQL.listen), PGQuery(PostgresSQL.tokens), PGQuery(PostgresSQL.mailboxes),
+        // The lease first: no row of this process is ever `sending` without its `processes` row
+        // (a process that died before its first renewal would leave rows no one takes over).
+        let sent = connection.send([heartbeatQuery, PGQuery(PostgresSQL.listen), PGQuery(PostgresSQL.tokens), PGQuery(PostgresSQL.mailboxes),
                                     PGQuery(PostgresSQL.templates)]) { [self] result in
             directoryLoading = false
             switch result {
             case .success(let outcomes):
-                guard outcomes.count == 4, case .ok = outcomes[0], case .ok(let t) = outcomes[1], case .ok(let m) = outcomes[2],
-                      case .ok(let tp) = outcomes[3] else {
+                guard outcomes.count == 5, case .ok(let hb) = outcomes[0], case .ok = outcomes[1], case .ok(let t) = outcomes[2],
+                      case .ok(let m) = outcomes[3], case .ok(let tp) = outcomes[4] else {
                     logger.error("reading the directory failed: \(outcomes); retrying on the next notification or connection")
                     return
                 }
+                heartbeatAnswered(.success(hb.rowCount == 1 && hb.bool(0, 0) && heartbeats > 0))
                 tokensByID = Dictionary(PostgresRows.tokens(t).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 mailboxList = PostgresRows.mailboxes(m)
                 templatesByIdentifier = Dictionary(PostgresRows.templates(tp).map { ($0.identifier, $0) }, uniquingKeysWith: { a, _ in a })
@@ -213,7 +234,6 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
         let now = PostgresServerStore.nowMilliseconds()
         let done: (CommitOutcome) -> Void = { [self] outcome in
             isCommitting = false
-            if case .committed(let results) = outcome { track(batch, results) }
             completion(outcome)
         }
         var queries: [PGQuery] = []
@@ -345,8 +365,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
 
     // MARK: Queue
 
-    /// Nothing to do on a shared queue: what a crashed process left `sending` is due again when
-    /// its lease runs out, and the ordinary claim takes it (whichever process it was).
+    /// Nothing to do on a shared queue: what a crashed process left `sending` is queued again
+    /// once its lease has run out (`onDeadline`), by whichever process notices first.
     public func requeueInterrupted(nowMilliseconds now: Int64, completion: @escaping (Result<Int, Error>) -> Void) {
         completion(.success(0))
     }
@@ -354,19 +374,13 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     /// Claims up to `limit` due rows for this process (they come back `sending`, leased).
     public func dueMessages(nowMilliseconds now: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void) {
         run([PGQuery(PostgresSQL.indexScansOnly),
-             PGQuery(PostgresSQL.claim, [.int(now), .int(Int64(limit)), .int(lease.owner), .int(now + lease.milliseconds)]),
+             PGQuery(PostgresSQL.claim, [.int(now), .int(Int64(limit)), .int(lease.owner)]),
              PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.allScans)], completion) { [self] r in
             let d = r[1]
             let rows = (0..<d.rowCount).map {
                 QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
                               recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7),
                               markedSending: true)
-            }
-            for m in rows { owned.insert(m.id) }
-            let takenOver = (0..<d.rowCount).filter { d.bool($0, 8) }.count
-            if takenOver > 0 {
-                leaseTakeovers += takenOver
-                logger.notice("\(takenOver) message(s) taken over from a process whose lease ran out")
             }
             claimedCount += rows.count
             return DueScan(rows: rows, nextDue: r[2].isNull(0, 0) ? nil : r[2].int64(0, 0))
@@ -436,6 +450,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
         run([PGQuery(PostgresSQL.sweep, [.int(cutoff), .int(Int64(limit))])], completion) { $0[0].affectedRows }
     }
 
+    /// Nothing in flight any more when this is called. (This process's `processes` row stays:
+    /// it expires with its lease and goes in a later takeover pass, holding nothing.)
     public func finish() {}
 
     public func close() { connection.stop() }

@@ -106,7 +106,7 @@ let otherBody = """
 
     /// 5 000 messages over two processes to a real relay; one process is killed (SIGKILL) in
     /// the middle. The other takes over the messages the dead one held once their leases run
-    /// out (`--lease-seconds 3`): every accepted message reaches the relay, and a message
+    /// out (`--lease-seconds 3`; it says so in its log): every accepted message reaches the relay, and a message
     /// arrives twice only if the dead process was past its final `.` (same Message-ID).
     @Test func aKilledProcessesMessagesAreDeliveredByTheOther() throws {
         let pg = try PrivatePostgres()
@@ -137,7 +137,7 @@ let otherBody = """
             sent += round.count
         }
         #expect(accepted == sent)
-        _ = try b.waitForLine(containing: "taken over from a process whose lease ran out", timeoutSeconds: 30)
+        _ = try b.waitForLine(containing: "queued again: the process sending them stopped renewing its lease", timeoutSeconds: 30)
         let admin = try adminStore(f.db)
         try waitUntil("every message sent", seconds: 120) { try admin.statusCounts() == ["sent": accepted] }
         let stored = try admin.auditEntries(limit: 10_000)
