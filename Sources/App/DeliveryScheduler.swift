@@ -139,6 +139,12 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 if m.markedSending { writes.append(.requeue(m.id)) }
                 continue
             }
+            if store.scansClaim && !m.markedSending {
+                // Inserted `queued` (no room when the batch was made): on a shared queue it is
+                // any process's now, and only a claim may take it.
+                armScanNextIteration()
+                continue
+            }
             deliver(m)
         }
     }
@@ -148,6 +154,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// allowed) held one iteration — and every request in flight — for hundreds of milliseconds
     /// of SQLite work; in batches it is taken over many iterations with requests in between.
     static let scanBatch = 512
+    static let minScanBatch = 128
 
     /// Reads due rows not already held, up to the memory cap and `scanBatch`; then arms the
     /// timer for the next batch (the next loop iteration, after this one's commit) or the next
@@ -172,7 +179,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             return
         }
         let room = maxHeld - active.count
-        guard room > 0 else {
+        guard room > 0, !(overflowed && active.count >= maxHeld / 2) else {
             overflowed = true
             return
         }
@@ -193,13 +200,19 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 for m in fresh.prefix(take) { deliver(m) }
                 // Claimed but no room for them after all: back to the queue.
                 for m in fresh.dropFirst(take) where m.markedSending { writes.append(.requeue(m.id)) }
-                // A full result may hide more due rows: the next batch if they fit, else when
-                // memory frees up.
+                // A full result may hide more due rows: the next batch if a worthwhile one fits
+                // (deliveries free room while a scan is on its way, a few rows at a time: batches
+                // of those cost a statement each), else when half the memory is free again.
                 let more = scan.rows.count == limit || fresh.count > take
-                overflowed = more && take == room
-                if more && take < room { armScanNextIteration() }
-                if let next = scan.nextDue { armScan(atMilliseconds: next) }
-                if let poll = store.scanPollMilliseconds { armScan(atMilliseconds: now + poll) }
+                overflowed = more && maxHeld - active.count < DeliveryScheduler.minScanBatch
+                if more && !overflowed { armScanNextIteration() }
+                // Memory full: the next scan comes when half of it is free again (`delivered`),
+                // not at the next due time — with the intake overflowing, that is a few
+                // milliseconds away again and again, and each scan would take a handful of rows.
+                if !overflowed {
+                    if let next = scan.nextDue { armScan(atMilliseconds: next) }
+                    if let poll = store.scanPollMilliseconds { armScan(atMilliseconds: now + poll) }
+                }
                 scanSucceeded()
             case .failure(let error):
                 scanFailed(error, now: now)

@@ -115,9 +115,20 @@ enum PostgresSQL {
     }
 
     /// The session plans every statement for its arguments (`plan_cache_mode=force_custom_plan`,
-    /// PostgresConnection); these two bracket the one statement that keeps a generic plan.
-    static let genericPlans = PGStatement("generic_plans", "SET plan_cache_mode = force_generic_plan")
-    static let customPlans = PGStatement("custom_plans", "SET plan_cache_mode = force_custom_plan")
+    /// PostgresConnection). These two bracket the segments of the hot path — the group commit
+    /// and the queue claim — whose statements instead keep one generic plan each, made with
+    /// sequential and bitmap scans off: every plan they can get is then an index range, fixed
+    /// once (planning per execution cost more than the execution for batches of a few rows, and
+    /// a plan chosen from stale statistics once bitmap-scanned and sorted a whole backlog). A
+    /// failing segment's rollback undoes the first one too.
+    static let batchPlans = PGStatement("batch_plans", """
+        SELECT set_config('plan_cache_mode', 'force_generic_plan', false), set_config('enable_seqscan', 'off', false),
+               set_config('enable_bitmapscan', 'off', false)
+        """)
+    static let sessionPlans = PGStatement("session_plans", """
+        SELECT set_config('plan_cache_mode', 'force_custom_plan', false), set_config('enable_seqscan', 'on', false),
+               set_config('enable_bitmapscan', 'on', false)
+        """)
 
     /// Status writes in runs of one kind, each run one statement (order kept across runs).
     /// Every write of a row this process is sending is conditional on still owning it: a lease
@@ -256,14 +267,6 @@ enum PostgresSQL {
         FROM u JOIN message_bodies b ON b.id = u.id
         ORDER BY u.id
         """)
-    /// Bracket the queue scans: an ordered range of the due index, never a bitmap scan of every
-    /// due row and a sort. The planner chose that whenever the table's statistics were older
-    /// than a backlog (no ANALYZE yet of a table grown by 100 000 rows: 269 due rows estimated,
-    /// 59 000 sorted per scan, 40 ms each). A failing segment's rollback restores them too.
-    static let indexScansOnly = PGStatement("index_scans_only",
-        "SELECT set_config('enable_bitmapscan', 'off', false), set_config('enable_seqscan', 'off', false)")
-    static let allScans = PGStatement("all_scans",
-        "SELECT set_config('enable_bitmapscan', 'on', false), set_config('enable_seqscan', 'on', false)")
     static let nextDue = PGStatement("next_due",
         "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > $1::bigint")
     static let queueCounts = PGStatement("queue_counts", """

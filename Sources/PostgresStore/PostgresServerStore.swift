@@ -236,7 +236,11 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             isCommitting = false
             completion(outcome)
         }
-        var queries: [PGQuery] = []
+        // The whole segment with generic plans over index scans (PostgresSQL.batchPlans): its
+        // statements run once per loop iteration, and planning each for its arguments was most
+        // of their cost (a fifth of the server's CPU per accepted message; for the outcome
+        // writes of a few rows each, more than executing them).
+        var queries: [PGQuery] = [PGQuery(PostgresSQL.batchPlans)]
         var lookUps: [Int] = [], accepts: [Int] = []
         var accepted: [(NewMessage, Bool)] = []
         for (i, item) in batch.items.enumerated() {
@@ -252,16 +256,11 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
         }
         var acceptAt: Int?
         if !accepted.isEmpty {
-            // accept_batch alone with a generic plan (its plan does not depend on the arrays'
-            // contents, and planning it for every batch was a fifth of the server's CPU per
-            // message); the session's custom plans again right after. Should the segment fail,
-            // its rollback undoes the first SET as well.
-            queries.append(PGQuery(PostgresSQL.genericPlans))
             acceptAt = queries.count
             queries.append(PGQuery(PostgresSQL.acceptBatch, PostgresSQL.acceptBatchParameters(accepted, cutoff: batch.idempotencyCutoff, lease: lease)))
-            queries.append(PGQuery(PostgresSQL.customPlans))
         }
         queries += PostgresSQL.batchedQueries(batch.statusWrites, lease: lease, now: now)
+        queries.append(PGQuery(PostgresSQL.sessionPlans))
         let sent = connection.send(queries) { [self] result in
             switch result {
             case .failure(let e):
@@ -273,8 +272,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                         perItemFallbacks += 1
                         return commitPerItem(batch, completion: done)
                     }
-                    if n < lookUps.count {
-                        results[lookUps[n]] = PostgresServerStore.itemResult(r, isAccept: false)
+                    if n >= 1 && n <= lookUps.count {
+                        results[lookUps[n - 1]] = PostgresServerStore.itemResult(r, isAccept: false)
                     } else if n == acceptAt {
                         guard r.rowCount == accepts.count else { return done(.failed("accept_batch answered \(r.rowCount) rows for \(accepts.count)")) }
                         for row in 0..<r.rowCount { results[accepts[row]] = PostgresServerStore.acceptResult(r, row, offset: 1) }
@@ -373,9 +372,9 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
 
     /// Claims up to `limit` due rows for this process (they come back `sending`, leased).
     public func dueMessages(nowMilliseconds now: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void) {
-        run([PGQuery(PostgresSQL.indexScansOnly),
+        run([PGQuery(PostgresSQL.batchPlans),
              PGQuery(PostgresSQL.claim, [.int(now), .int(Int64(limit)), .int(lease.owner)]),
-             PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.allScans)], completion) { [self] r in
+             PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.sessionPlans)], completion) { [self] r in
             let d = r[1]
             let rows = (0..<d.rowCount).map {
                 QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
