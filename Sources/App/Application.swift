@@ -234,6 +234,7 @@ public final class Application: SignalHandler, DeadlineHandler {
             } catch {
                 throw StartupError("cannot create the embedded demo: \(error)")
             }
+            if let all = try? db.mailboxes() { warnIfMailFromIsNoMailbox(all) }
             return SQLiteServerStore(db: db, reactor: reactor, logger: logger)
         case .postgres(let uri):
             // Before the loop runs (nothing is served yet), blocking: the migrations under
@@ -242,7 +243,10 @@ public final class Application: SignalHandler, DeadlineHandler {
             do {
                 let admin = try PostgresAdminStore(uri: uri)
                 // Under `--workers N` only worker 0 makes the demo (one token, one banner).
-                if (options.workerIndex ?? 0) == 0 { demoToken = try EmbeddedDefault.createIfEmpty(admin, logger: logger) }
+                if (options.workerIndex ?? 0) == 0 {
+                    demoToken = try EmbeddedDefault.createIfEmpty(admin, logger: logger)
+                    if let all = try? admin.mailboxes() { warnIfMailFromIsNoMailbox(all) }
+                }
             } catch {
                 throw StartupError("cannot open the database \(StoreLocation.postgres(uri: uri)): \(error)")
             }
@@ -253,6 +257,16 @@ public final class Application: SignalHandler, DeadlineHandler {
                 throw StartupError("bad PostgreSQL URI: \(error)")
             }
         }
+    }
+
+    /// `--mail-from-address` picks the default mailbox by its address: one that names none is a
+    /// mistake worth saying once, at start (it would otherwise be ignored silently).
+    func warnIfMailFromIsNoMailbox(_ all: [MailboxRecord]) {
+        guard let from = options.mailFromAddress else { return }
+        let enabled = all.filter(\.enabled)
+        guard !enabled.contains(where: { $0.address.lowercased() == from.lowercased() }) else { return }
+        let fallback = enabled.first.map { "the first enabled mailbox (\($0.name) <\($0.address)>)" } ?? "no mailbox (none is enabled)"
+        logger.warning("--mail-from-address \(from) is the address of no enabled mailbox: requests without \"mailbox\" use \(fallback); add one with: tickiti-mail mailbox add --name NAME --address \(from) --dsn …")
     }
 
     /// The shutdown grace passed with SMTP sessions still busy.

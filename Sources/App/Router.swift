@@ -97,10 +97,22 @@ public enum CoreRoutes {
     static let healthBody = Array("{\"ok\":true}".utf8)
     static let jsonHeaders = HTTPHeaders([(name: "Content-Type", value: "application/json")])
 
-    /// `GET /healthz` → `200 {"ok":true}`, no authentication.
+    /// `GET /healthz` → `200 {"ok":true}`, no authentication. `GET /`: a browser (it asks for
+    /// `text/html`) is sent to the audit page; an API client gets the usual JSON 404.
+    /// `GET /favicon.ico`: 204 (the page's icon is inline; this only quiets the browser's probe).
     public static func install(on router: Router) {
         router.add("GET", "/healthz") { _, _ in
             .respond(HTTPResponse(status: 200, headers: jsonHeaders, body: healthBody))
+        }
+        router.add("GET", "/") { request, _ in
+            guard let accept = request.head.headers["Accept"], accept.lowercased().contains("text/html") else {
+                return .respond(APIError.notFound(request.head.method, "/").response)
+            }
+            return .respond(HTTPResponse(status: 303, headers: HTTPHeaders([(name: "Location", value: "/audit"), (name: "Content-Length", value: "0")]),
+                                         body: []))
+        }
+        router.add("GET", "/favicon.ico") { _, _ in
+            .respond(HTTPResponse(status: 204, headers: HTTPHeaders([(name: "Cache-Control", value: "max-age=86400")]), body: []))
         }
     }
 }

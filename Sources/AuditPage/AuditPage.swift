@@ -16,6 +16,7 @@ public enum AuditPage {
     /// Served paths → files.
     public static let files: [String: File] = [
         "/audit": File(contentType: "text/html; charset=utf-8", bytes: PackageResources.index_html),
+        "/audit/": File(contentType: "text/html; charset=utf-8", bytes: PackageResources.index_html),
         "/audit/audit.js": File(contentType: "text/javascript; charset=utf-8", bytes: PackageResources.audit_js),
         "/audit/audit.css": File(contentType: "text/css; charset=utf-8", bytes: PackageResources.audit_css),
     ]

@@ -164,6 +164,11 @@ struct MailboxCommand: ParsableCommand {
             if let ca = parsed.caFile, access(ca, R_OK) != 0 {
                 throw usageError("--dsn: ca_file \(ca) is not readable")
             }
+            if case .file(let directory) = parsed.transport, let blocker = Mailbox.notAFolder(on: directory) {
+                // The server creates missing folders (relative ones in its working directory,
+                // here assumed to be this one); a file in the way would fail every delivery.
+                throw usageError("--dsn: file://\(directory) cannot be a folder: \(blocker) is a file")
+            }
         }
 
         func run() throws {
@@ -224,4 +229,18 @@ func redactPassword(_ dsn: String) -> String {
     let userInfo = dsn[dsn.index(schemeEnd, offsetBy: 2)..<at]
     guard let colon = userInfo.firstIndex(of: ":") else { return dsn }
     return String(dsn[..<dsn.index(after: colon)]) + "***" + String(dsn[at...])
+}
+
+enum Mailbox {
+    /// The first existing component of `directory`'s path that is not a folder, if any.
+    static func notAFolder(on directory: String) -> String? {
+        var path = directory.hasPrefix("/") ? "" : "."
+        for part in directory.split(separator: "/") {
+            path += "/" + part
+            var st = stat()
+            guard stat(path, &st) == 0 else { return nil }   // missing from here on: made at delivery
+            if (st.st_mode & S_IFMT) != S_IFDIR { return path.hasPrefix("./") ? String(path.dropFirst(2)) : path }
+        }
+        return nil
+    }
 }

@@ -8,6 +8,10 @@ import Store
 import Templates
 
 func readTextFile(_ path: String) throws -> String {
+    var st = stat()
+    if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+        throw usageError("\(path) is a folder, not a file")
+    }
     guard let f = fopen(path, "rb") else {
         throw usageError("cannot read \(path): \(String(cString: strerror(errno)))")
     }
@@ -21,6 +25,7 @@ func readTextFile(_ path: String) throws -> String {
         if bytes.count > 4 << 20 { throw usageError("\(path) is larger than 4 MiB") }
     }
     guard let s = String(validating: bytes, as: UTF8.self) else { throw usageError("\(path) is not UTF-8 text") }
+    guard s.contains(where: { !$0.isWhitespace }) else { throw usageError("\(path) is empty: a template needs a body") }
     return s
 }
 

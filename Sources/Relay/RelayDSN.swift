@@ -65,6 +65,11 @@ public struct RelayDSN: Sendable, Equatable {
             if let at = rest.lastIndex(of: "@") {
                 let userInfo = rest[..<at]
                 hostPort = rest[rest.index(after: at)...]
+                // "smtp://us@r:p@ss@host" would silently be user "us@r": an @ in the user name or
+                // password must be written %40.
+                guard !userInfo.contains("@") else {
+                    throw fail("the user name or password contains \"@\": write it as %40 (smtp://user%40example.com:secret@host)")
+                }
                 let parts = userInfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
                 guard let u = RelayDSN.percentDecode(parts[0]), !u.isEmpty else { throw fail("bad user name encoding") }
                 user = u

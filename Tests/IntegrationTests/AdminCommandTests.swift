@@ -72,5 +72,29 @@ import Testing
         let (rcMissing, _) = try tickiti(["template", "add", "--db", db, "--identifier", "x", "--subject", "s", "--html-file", dir + "/nope.html"])
         #expect(rcMissing != 0)
         #expect(try tickiti(["template", "list", "--db", db]).1.contains("inv\tInvoice {{invoice_number}}"))
+
+        // A folder or an empty file is no template: refused in one line, the stored one kept.
+        try "  \n".write(toFile: dir + "/empty.html", atomically: true, encoding: .utf8)
+        for (file, says) in [(dir, "is a folder, not a file"), (dir + "/empty.html", "is empty")] {
+            let (rc, out) = try tickiti(["template", "add", "--db", db, "--identifier", "inv", "--subject", "s", "--html-file", file])
+            #expect(rc != 0 && out.contains(says) && out.split(separator: "\n").count == 1, "\(out)")
+        }
+        #expect(try tickiti(["template", "list", "--db", db]).1.contains("inv\tInvoice {{invoice_number}}"))
+    }
+
+    /// A file:// mailbox whose folder cannot be made (a file in the way) fails at `mailbox add`,
+    /// not with every delivery for a day; an unencoded @ in a user name is refused.
+    @Test func mailboxDSNsThatCouldNeverWorkAreRefused() throws {
+        let dir = makeTempDir()
+        try "x".write(toFile: dir + "/plain", atomically: true, encoding: .utf8)
+        let (rc, out) = try tickiti(["mailbox", "add", "--db", dir + "/m.db", "--name", "m", "--address", "a@b.example",
+                                     "--dsn", "file://" + dir + "/plain/out"])
+        #expect(rc != 0 && out.contains("\(dir)/plain is a file") && out.split(separator: "\n").count == 1, "\(out)")
+        let (rcAt, at) = try tickiti(["mailbox", "add", "--db", dir + "/m.db", "--name", "m", "--address", "a@b.example",
+                                      "--dsn", "smtp://us@r:p@ss@relay.example"])
+        #expect(rcAt != 0 && at.contains("%40"), "\(at)")
+        // A folder that does not exist yet is fine: delivery makes it.
+        #expect(try tickiti(["mailbox", "add", "--db", dir + "/m.db", "--name", "m", "--address", "a@b.example",
+                             "--dsn", "file://" + dir + "/new/out"]).0 == 0)
     }
 }

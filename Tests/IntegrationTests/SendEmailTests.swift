@@ -406,3 +406,34 @@ let templateBody = """
         #expect(!f.server.stderrLines.contains { $0.contains("demo token") })
     }
 }
+
+@Suite struct FirstStartTests {
+    /// A browser at `/` lands on the audit page; an API client still gets the JSON 404;
+    /// `/audit/` is the page too and the favicon probe is quiet.
+    @Test func theRootSendsBrowsersToTheAudit() throws {
+        let f = try SendFixture()
+        func get(_ path: String, accept: String?) throws -> TestResponse {
+            let c = try f.connect()
+            try c.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n" + (accept.map { "Accept: \($0)\r\n" } ?? "") + "\r\n")
+            return try c.readResponse()
+        }
+        let browser = try get("/", accept: "text/html,application/xhtml+xml,*/*;q=0.8")
+        #expect(browser.status == 303 && browser.header("Location") == "/audit")
+        let api = try get("/", accept: "application/json")
+        #expect(api.status == 404 && api.text.contains("not_found"))
+        #expect(try get("/", accept: nil).status == 404)
+        let page = try get("/audit/", accept: "text/html")
+        #expect(page.status == 200 && page.text.contains("<title>Sent mail audit") && page.text.contains("rel=\"icon\""))
+        #expect(try get("/favicon.ico", accept: nil).status == 204)
+    }
+
+    /// `--mail-from-address` naming no enabled mailbox is said once at start.
+    @Test func aMailFromAddressOfNoMailboxIsWarnedAbout() throws {
+        let f = try SendFixture(mailFrom: "nobody@nowhere.example")
+        let line = try f.server.waitForLine(containing: "--mail-from-address nobody@nowhere.example is the address of no enabled mailbox")
+        #expect(line.contains("Sales"), "names the mailbox used instead: \(line)")
+        let g = try SendFixture(mailFrom: "support@shop.example")
+        #expect(try g.post(directBody).status == 200)
+        #expect(g.server.count("is the address of no enabled mailbox") == 0)
+    }
+}

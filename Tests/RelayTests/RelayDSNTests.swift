@@ -40,6 +40,8 @@ import Testing
         "smtp://host?max_connections=0", "smtp://host?max_connections=1000", "smtp://host?verify_peer=no",
         "smtp://host?unknown=1", "smtp://host?ca_file=", "smtp://%zz:pw@host", "file://", "file://u:p@dir",
         "smtp://host\r\nRCPT", "smtp://[::1", "smtp://host?starttls",
+        // An unencoded @ in the user name or password (it would be user "us@r" of host "ss@host").
+        "smtp://us@r:p@ss@host", "smtp://user@example.com:pw@host",
     ])
     func invalidDSNsAreRejected(dsn: String) {
         #expect(throws: RelayDSN.ParseError.self) { try RelayDSN(parsing: dsn) }
