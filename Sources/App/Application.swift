@@ -46,6 +46,10 @@ public final class Application: SignalHandler, DeadlineHandler {
     public private(set) var scheduler: DeliveryScheduler?
     var auditService: AuditService?
     var demoToken: String?
+    /// Once the listener is bound (a start that cannot bind makes nothing, so the next start
+    /// still shows the demo token): the embedded demo if the store is empty, then the
+    /// mailboxes for the `--mail-from-address` check.
+    var afterBind: (() throws -> (String?, [MailboxRecord]?))?
 
     public init(options: ServeOptions, logger: Logger) throws {
         self.options = options
@@ -166,6 +170,16 @@ public final class Application: SignalHandler, DeadlineHandler {
         if let address = options.metricsListen {
             try startMetrics(address, service: service, scheduler: scheduler, store: store)
         }
+        if let afterBind {
+            let mailboxes: [MailboxRecord]?
+            do {
+                (demoToken, mailboxes) = try afterBind()
+            } catch {
+                throw StartupError("cannot create the embedded demo: \(error)")
+            }
+            if let mailboxes { warnIfMailFromIsNoMailbox(mailboxes) }
+            self.afterBind = nil
+        }
         scheduler.start()
         let url = "\(server.scheme)://\(bound)"
         onListening?(url)
@@ -229,12 +243,7 @@ public final class Application: SignalHandler, DeadlineHandler {
             } catch {
                 throw StartupError("cannot open the database \(path): \(error)")
             }
-            do {
-                demoToken = try EmbeddedDefault.createIfEmpty(db, logger: logger)
-            } catch {
-                throw StartupError("cannot create the embedded demo: \(error)")
-            }
-            if let all = try? db.mailboxes() { warnIfMailFromIsNoMailbox(all) }
+            afterBind = { [logger] in (try EmbeddedDefault.createIfEmpty(db, logger: logger), try? db.mailboxes()) }
             return SQLiteServerStore(db: db, reactor: reactor, logger: logger)
         case .postgres(let uri):
             // Before the loop runs (nothing is served yet), blocking: the migrations under
@@ -244,8 +253,7 @@ public final class Application: SignalHandler, DeadlineHandler {
                 let admin = try PostgresAdminStore(uri: uri)
                 // Under `--workers N` only worker 0 makes the demo (one token, one banner).
                 if (options.workerIndex ?? 0) == 0 {
-                    demoToken = try EmbeddedDefault.createIfEmpty(admin, logger: logger)
-                    if let all = try? admin.mailboxes() { warnIfMailFromIsNoMailbox(all) }
+                    afterBind = { [logger] in (try EmbeddedDefault.createIfEmpty(admin, logger: logger), try? admin.mailboxes()) }
                 }
             } catch {
                 throw StartupError("cannot open the database \(StoreLocation.postgres(uri: uri)): \(error)")

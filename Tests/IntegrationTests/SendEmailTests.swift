@@ -427,6 +427,20 @@ let templateBody = """
         #expect(try get("/favicon.ico", accept: nil).status == 204)
     }
 
+    /// A first start that cannot bind its port makes no demo, so the next start still shows
+    /// the demo token (it used to be made, never shown, and never made again).
+    @Test func aStartThatCannotBindLeavesTheDemoForTheNextStart() throws {
+        let dir = makeTempDir()
+        let (fd, port) = boundLoopbackSocket(SOCK_STREAM)
+        defer { close(fd) }
+        #expect(listen(fd, 1) == 0)
+        let (rc, out) = try run([binaryPath(), "serve", "--db", dir + "/d.db", "--listen", "127.0.0.1:\(port)", "--plain-http"])
+        #expect(rc != 0 && out.contains("cannot listen"), "\(out)")
+        #expect(!out.contains("demo token"))
+        let p = try ServerProcess(arguments: ["serve", "--db", dir + "/d.db", "--listen", "127.0.0.1:0", "--plain-http"], workingDirectory: dir)
+        _ = try p.waitForLine(containing: "demo token (shown once): ")
+    }
+
     /// `--mail-from-address` naming no enabled mailbox is said once at start.
     @Test func aMailFromAddressOfNoMailboxIsWarnedAbout() throws {
         let f = try SendFixture(mailFrom: "nobody@nowhere.example")
