@@ -85,6 +85,9 @@ final class Connection: IOHandler, DeadlineHandler {
     var outOffset = 0
     /// TLS records ready to send, from `cipherOffset`.
     var cipherOut: [UInt8] = []
+    /// The first byte read on a TLS connection was seen; it was that of a plain HTTP request.
+    var sawFirstByte = false
+    var plainHTTPOnTLSPort = false
     var cipherOffset = 0
 
     /// The last queued response says `Connection: close`: parse nothing more.
@@ -224,6 +227,14 @@ final class Connection: IOHandler, DeadlineHandler {
                 total += n
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 if let tls {
+                    // A TLS record starts with its type (22 for the ClientHello); "GET …" or
+                    // "POST …" is plain HTTP sent to the TLS port: said so in plain HTTP (as
+                    // nginx does) instead of a TLS alert the client cannot read.
+                    if !sawFirstByte {
+                        sawFirstByte = true
+                        if let b = bytes.first, b >= 0x41 && b <= 0x5A { plainHTTPOnTLSPort = true }
+                    }
+                    if plainHTTPOnTLSPort { return true }
                     tls.feed(bytes)
                 } else {
                     input.append(contentsOf: bytes)
@@ -236,6 +247,16 @@ final class Connection: IOHandler, DeadlineHandler {
 
     /// Runs everything the bytes we have allow: handshake, decrypt, parse, dispatch.
     func process() {
+        if state == .handshaking && plainHTTPOnTLSPort {
+            let body = "This port speaks HTTPS, and this request was sent as plain HTTP: use an https:// URL.\n"
+            cipherOut.append(contentsOf: Array(("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8))
+            fatalTLSError = true   // no close_notify: there is no TLS session
+            server.handshakeFailures += 1
+            server.logPeerFault("handshake", "plain HTTP on the TLS port (fd \(fd)): answered 400 in plain HTTP")
+            beginClose(reason: "plain HTTP on the TLS port")
+            return
+        }
         if state == .handshaking {
             guard let tls else { preconditionFailure("handshaking without TLS") }
             switch tls.handshake() {

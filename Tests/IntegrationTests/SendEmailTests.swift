@@ -441,6 +441,19 @@ let templateBody = """
         _ = try p.waitForLine(containing: "demo token (shown once): ")
     }
 
+    /// Plain HTTP sent to the HTTPS port is answered in plain HTTP, saying so (as nginx does),
+    /// not with a TLS alert the client cannot read; the port still serves TLS after it.
+    @Test func plainHTTPOnTheTLSPortIsToldSo() throws {
+        let f = try SendFixture()
+        let plain = try TestClient(port: f.port, caFile: nil)
+        try plain.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let r = try plain.readResponse()
+        #expect(r.status == 400 && r.text.contains("sent as plain HTTP") && r.header("Connection") == "close", "\(r.status) \(r.text)")
+        let c = try f.connect()
+        try c.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+    }
+
     /// `--mail-from-address` naming no enabled mailbox is said once at start.
     @Test func aMailFromAddressOfNoMailboxIsWarnedAbout() throws {
         let f = try SendFixture(mailFrom: "nobody@nowhere.example")

@@ -191,7 +191,7 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 final class TestClient {
-    let fd: Int32
+    private(set) var fd: Int32
     var ssl: OpaquePointer?
     var ctx: OpaquePointer?
     var buffered: [UInt8] = []
@@ -235,7 +235,11 @@ final class TestClient {
     func close() {
         if let ssl { SSL_free(ssl); self.ssl = nil }
         if let ctx { SSL_CTX_free(ctx); self.ctx = nil }
-        if fcntl(fd, F_GETFD) >= 0 { Glibc.close(fd) }
+        // Once: a second close (deinit after an explicit close) would close whatever another
+        // test thread opened under this number meanwhile — the cause of rare EBADF, "epoll_ctl:
+        // Bad file descriptor" and "bad record mac" failures in tests running beside it.
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
     }
 
     var peerSubject: String? {
