@@ -204,7 +204,9 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
                 // (deliveries free room while a scan is on its way, a few rows at a time: batches
                 // of those cost a statement each), else when half the memory is free again.
                 let more = scan.rows.count == limit || fresh.count > take
-                overflowed = more && maxHeld - active.count < DeliveryScheduler.minScanBatch
+                // (At most half of memory: below that, deliveries still in flight are what
+                // frees it, and their completion rescans.)
+                overflowed = more && maxHeld - active.count < min(DeliveryScheduler.minScanBatch, maxHeld / 2)
                 if more && !overflowed { armScanNextIteration() }
                 // Memory full: the next scan comes when half of it is free again (`delivered`),
                 // not at the next due time — with the intake overflowing, that is a few
