@@ -82,6 +82,26 @@ import Testing
         #expect(try tickiti(["template", "list", "--db", db]).1.contains("inv\tInvoice {{invoice_number}}"))
     }
 
+    /// `--version`, and a mistyped subcommand at any level: one error line with a "did you mean",
+    /// a usage line, exit status 64 (EX_USAGE, as ArgumentParser's own argument errors).
+    @Test(arguments: [
+        (["servee"], "unknown command 'servee' — did you mean 'tickiti-mail serve'?"),
+        (["token", "crate"], "unknown command 'crate' — did you mean 'tickiti-mail token create'?"),
+        (["mailbox", "lst"], "did you mean 'tickiti-mail mailbox list'?"),
+        (["frobnicate"], "tickiti-mail: error: unknown command 'frobnicate'\nUsage: tickiti-mail serve|token|"),
+    ])
+    func mistypedCommandsGetADidYouMean(args: [String], says: String) throws {
+        let (rc, out) = try tickiti(args)
+        #expect(rc == 64)
+        #expect(out.contains(says), "\(out)")
+        #expect(out.split(separator: "\n").count == 2, "\(out)")
+    }
+
+    @Test func versionIsPrinted() throws {
+        let (rc, out) = try tickiti(["--version"])
+        #expect(rc == 0 && out.hasPrefix("tickiti-mail "), "\(out)")
+    }
+
     /// A file:// mailbox whose folder cannot be made (a file in the way) fails at `mailbox add`,
     /// not with every delivery for a day; an unencoded @ in a user name is refused.
     @Test func mailboxDSNsThatCouldNeverWorkAreRefused() throws {
