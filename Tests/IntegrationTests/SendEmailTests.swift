@@ -438,6 +438,7 @@ let templateBody = """
         #expect(rc != 0 && out.contains("cannot listen"), "\(out)")
         #expect(!out.contains("demo token"))
         let p = try ServerProcess(arguments: ["serve", "--db", dir + "/d.db", "--listen", "127.0.0.1:0", "--plain-http"], workingDirectory: dir)
+        defer { p.signal(SIGKILL) }   // its stderr reader holds it alive until the pipe closes
         _ = try p.waitForLine(containing: "demo token (shown once): ")
     }
 

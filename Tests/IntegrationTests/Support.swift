@@ -477,9 +477,32 @@ func run(_ argv: [String], timeoutSeconds: Int = 60) throws -> (Int32, String) {
     p.standardOutput = out
     p.standardError = out
     try p.run()
-    p.waitUntilExit()
+    let status = waitForExit(p)
     let data = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    return (status, String(decoding: data, as: UTF8.self))
+}
+
+/// `Process.waitUntilExit()`, except that it cannot hang: Foundation's monitor once missed a
+/// child's exit (a zombie `timeout` for minutes, the test spinning in `waitUntilExit` until CI
+/// killed the run). A child that has been a zombie for a second is reaped here.
+func waitForExit(_ p: Process) -> Int32 {
+    let pid = p.processIdentifier
+    var zombieSince: Date?
+    while p.isRunning {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first
+        if state == "Z" {
+            if zombieSince == nil { zombieSince = Date() }
+            if Date().timeIntervalSince(zombieSince!) > 1 {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                }
+            }
+        }
+        usleep(10_000)
+    }
+    return p.terminationStatus
 }
 
 struct WaitTimeout: Error, CustomStringConvertible {
