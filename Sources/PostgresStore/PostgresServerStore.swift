@@ -45,8 +45,6 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     var renewing = false
     var takingOver = false
     var takeOverPasses = 0
-    /// Counters (tests, metrics).
-    public private(set) var claimedCount = 0
     /// Rows queued again because the process sending them stopped renewing its lease.
     public private(set) var leaseTakeovers = 0
 
@@ -381,7 +379,6 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                               recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7),
                               markedSending: true)
             }
-            claimedCount += rows.count
             return DueScan(rows: rows, nextDue: r[2].isNull(0, 0) ? nil : r[2].int64(0, 0))
         }
     }

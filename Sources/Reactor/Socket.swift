@@ -15,6 +15,25 @@ public enum Socket {
     /// `reusePort`: SO_REUSEPORT, for the workers of `serve --workers N`, which listen on one
     /// port each with a socket of its own (the kernel spreads new connections over them).
     public static func listenTCP(_ address: SocketAddress, backlog: Int32 = 4096, reusePort: Bool = false) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
+        let fd = try boundTCP(address, reusePort: reusePort)
+        if Glibc.listen(fd, backlog) != 0 {
+            let err = errno
+            Syscall.close(fd)
+            throw SystemError(code: err, call: "listen \(address)")
+        }
+        return (fd, try localAddress(fd))
+    }
+
+    /// A TCP socket bound to `address` with SO_REUSEPORT and never listening: it holds the port
+    /// (port 0 → the one picked) for workers that bind it with SO_REUSEPORT and listen; it
+    /// receives no connections itself.
+    public static func reserveTCP(_ address: SocketAddress) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
+        let fd = try boundTCP(address, reusePort: true)
+        return (fd, try localAddress(fd))
+    }
+
+    /// socket + SO_REUSEADDR (+ SO_REUSEPORT) + IPV6_V6ONLY for v6 + bind.
+    static func boundTCP(_ address: SocketAddress, reusePort: Bool) throws(SystemError) -> Int32 {
         let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | nonBlockingCloexec, 0)
         if fd < 0 { throw SystemError(code: errno, call: "socket") }
         var on: Int32 = 1
@@ -29,33 +48,7 @@ public enum Socket {
             Syscall.close(fd)
             throw SystemError(code: err, call: "bind \(address)")
         }
-        if Glibc.listen(fd, backlog) != 0 {
-            let err = errno
-            Syscall.close(fd)
-            throw SystemError(code: err, call: "listen \(address)")
-        }
-        return (fd, try localAddress(fd))
-    }
-
-    /// A TCP socket bound to `address` with SO_REUSEPORT and never listening: it holds the port
-    /// (port 0 → the one picked) for workers that bind it with SO_REUSEPORT and listen; it
-    /// receives no connections itself.
-    public static func reserveTCP(_ address: SocketAddress) throws(SystemError) -> (fd: Int32, bound: SocketAddress) {
-        let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | nonBlockingCloexec, 0)
-        if fd < 0 { throw SystemError(code: errno, call: "socket") }
-        var on: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size))
-        if address.family == AF_INET6 {
-            _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
-        }
-        let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
-        if rc != 0 {
-            let err = errno
-            Syscall.close(fd)
-            throw SystemError(code: err, call: "bind \(address)")
-        }
-        return (fd, try localAddress(fd))
+        return fd
     }
 
     /// The address a socket is bound to.
