@@ -193,6 +193,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                 mailboxList = PostgresRows.mailboxes(m)
                 templatesByIdentifier = Dictionary(PostgresRows.templates(tp).map { ($0.identifier, $0) }, uniquingKeysWith: { a, _ in a })
                 version += 1
+                // Said once per load: tests (and operators) wait on it to know a change is seen.
+                logger.info("directory \(directoryLoaded ? "reloaded" : "loaded"): \(tokensByID.count) tokens, \(mailboxList.count) mailboxes, \(templatesByIdentifier.count) templates")
                 directoryLoaded = true
                 if directoryStale { loadDirectory() }
             case .failure:

@@ -47,8 +47,22 @@ final class SendFixture {
     }
 
     @discardableResult
+    /// On PostgreSQL an admin change reaches the running server as a NOTIFY and a fresh copy of
+    /// the directory, an event later; a change made while it runs waits for its "directory
+    /// reloaded" line, so the next request is answered as of the change (SQLite's server sees it
+    /// on its next loop iteration anyway).
     func cli(_ args: [String]) throws -> (status: Int32, output: String, lastLine: String) {
+        let changes = ["create", "revoke", "add", "disable", "enable", "remove", "update"].contains(args[1])
+        let awaitReload = changes && !TestStore.isSQLite && server.map { $0.process.isRunning } == true
+        var before = 0
+        if awaitReload {
+            _ = try server.waitForLine(containing: "directory loaded: ")
+            before = server.count("directory reloaded: ")
+        }
         let (rc, out) = try run([binaryPath()] + [args[0], args[1], "--db", db] + args.dropFirst(2))
+        if awaitReload && rc == 0 {
+            try server.waitForCount(of: "directory reloaded: ", above: before)
+        }
         return (rc, out, out.split(separator: "\n").last.map(String.init) ?? "")
     }
 

@@ -429,6 +429,17 @@ final class ServerProcess: @unchecked Sendable {
         }
     }
 
+    /// Waits (bounded) until more than `n` stderr lines contain `text`.
+    func waitForCount(of text: String, above n: Int, timeoutSeconds: Double = 10) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        lock.lock()
+        defer { lock.unlock() }
+        while lines.filter({ $0.contains(text) }).count <= n {
+            if eof { throw TestFailure("server exited before printing \"\(text)\" again; stderr:\n\(lines.joined(separator: "\n"))") }
+            if !lock.wait(until: deadline) { throw TestFailure("no new \"\(text)\" within \(timeoutSeconds)s; stderr:\n\(lines.joined(separator: "\n"))") }
+        }
+    }
+
     var stderrLines: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 
     /// The port from "listening on https://127.0.0.1:PORT".
