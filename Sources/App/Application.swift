@@ -48,8 +48,10 @@ public final class Application: SignalHandler, DeadlineHandler {
     var demoToken: String?
     /// Once the listener is bound (a start that cannot bind makes nothing, so the next start
     /// still shows the demo token): the embedded demo if the store is empty, then the
-    /// mailboxes for the `--mail-from-address` check.
-    var afterBind: (() throws -> (String?, [MailboxRecord]?))?
+    /// `--mail-from-address` check. Under `--workers N` only worker 0 (one token, one banner).
+    var seedsDemo: Bool { (options.workerIndex ?? 0) == 0 }
+    /// Set when the start-up cannot go on (the demo could not be written): `run` throws it.
+    var startupFailure: StartupError?
 
     public init(options: ServeOptions, logger: Logger) throws {
         self.options = options
@@ -116,9 +118,10 @@ public final class Application: SignalHandler, DeadlineHandler {
         // A store that connects in the loop (PostgreSQL): give it a moment before accepting,
         // so the first requests are not 503s. Bounded: past it, it is served 503 until ready.
         let readyBy = Instant.now() + .seconds(10)
-        while store.unavailableReason != nil && Instant.now() < readyBy {
+        while store.unavailableReason != nil && store.startupFailure == nil && Instant.now() < readyBy {
             do { try reactor.runOnce(maxWait: .milliseconds(20)) } catch { break }
         }
+        if let failure = store.startupFailure { throw StartupError("cannot use the database: \(failure)") }
         if let reason = store.unavailableReason { logger.warning("starting without the store (\(reason)): answering 503 until it is back") }
         let directory = Directory(store: store, reactor: reactor, logger: logger)
         let service = SendEmailService(store: store, reactor: reactor, directory: directory, logger: logger, mailFromAddress: options.mailFromAddress,
@@ -170,27 +173,16 @@ public final class Application: SignalHandler, DeadlineHandler {
         if let address = options.metricsListen {
             try startMetrics(address, service: service, scheduler: scheduler, store: store)
         }
-        if let afterBind {
-            let mailboxes: [MailboxRecord]?
-            do {
-                (demoToken, mailboxes) = try afterBind()
-            } catch {
-                throw StartupError("cannot create the embedded demo: \(error)")
-            }
-            if let mailboxes { warnIfMailFromIsNoMailbox(mailboxes) }
-            self.afterBind = nil
-        }
         scheduler.start()
         let url = "\(server.scheme)://\(bound)"
         onListening?(url)
-        if let token = demoToken {
-            onDemo?(EmbeddedDefault.banner(token: token, url: url, caFile: certificatePaths?.cert))
-        }
+        if seedsDemo { seedDemo(store: store, url: url) }
         do {
             try reactor.run()
         } catch {
             throw StartupError("event loop failed: \(error)")
         }
+        if let startupFailure { throw startupFailure }
         // Status writes made by the last iteration's outcomes, made durable.
         store.finish()
         service.commitRemaining()
@@ -230,7 +222,30 @@ public final class Application: SignalHandler, DeadlineHandler {
 
     var shutdownTimer: TimerHandle?
 
-    /// The store `--db` names, migrated; the embedded demo on an empty one.
+    /// The embedded demo on an empty store (a completion: PostgreSQL's comes from the loop),
+    /// its banner, then the `--mail-from-address` check against the mailboxes as they are now.
+    func seedDemo(store: ServerStore, url: String) {
+        let (seed, secret) = EmbeddedDefault.seed()
+        store.seedIfEmpty(seed) { [self] result in
+            switch result {
+            case .success(let id?):
+                logger.notice("empty database: created the demo mailbox \(seed.mailboxName) (\(seed.mailboxDSN)), template \(seed.templateIdentifier) and a send-email token")
+                demoToken = "\(id)|\(secret)"
+                onDemo?(EmbeddedDefault.banner(token: "\(id)|\(secret)", url: url, caFile: certificatePaths?.cert))
+                warnIfMailFromIsNoMailbox([(seed.mailboxName, seed.mailboxAddress)])
+            case .success(nil):
+                let enabled = ((try? store.mailboxes()) ?? []).filter(\.enabled).map { ($0.name, $0.address) }
+                warnIfMailFromIsNoMailbox(enabled)
+            case .failure(let e as StoreNotReady):
+                logger.warning("the embedded demo is not created (\(store.unavailableReason ?? e.description)): an empty database gets it on the next start")
+            case .failure(let e):
+                startupFailure = StartupError("cannot create the embedded demo: \(e)")
+                reactor.stop()
+            }
+        }
+    }
+
+    /// The store `--db` names (migrated: SQLite now, PostgreSQL in the loop once connected).
     func openStore(resolver: Resolver) throws -> ServerStore {
         switch StoreLocation(options.databasePath) {
         case .sqlite(let path):
@@ -243,21 +258,10 @@ public final class Application: SignalHandler, DeadlineHandler {
             } catch {
                 throw StartupError("cannot open the database \(path): \(error)")
             }
-            afterBind = { [logger] in (try EmbeddedDefault.createIfEmpty(db, logger: logger), try? db.mailboxes()) }
             return SQLiteServerStore(db: db, reactor: reactor, logger: logger)
         case .postgres(let uri):
-            // Before the loop runs (nothing is served yet), blocking: the migrations under
-            // their advisory lock and the embedded demo. The loop itself never calls libpq
-            // synchronously (PostgresServerStore).
-            do {
-                let admin = try PostgresAdminStore(uri: uri)
-                // Under `--workers N` only worker 0 makes the demo (one token, one banner).
-                if (options.workerIndex ?? 0) == 0 {
-                    afterBind = { [logger] in (try EmbeddedDefault.createIfEmpty(admin, logger: logger), try? admin.mailboxes()) }
-                }
-            } catch {
-                throw StartupError("cannot open the database \(StoreLocation.postgres(uri: uri)): \(error)")
-            }
+            // libpq only in the loop, never blocking it: connecting (with our own resolver),
+            // the migrations under their advisory lock, the directory (PostgresServerStore).
             do {
                 return try PostgresServerStore(uri: uri, reactor: reactor, resolver: resolver, logger: logger,
                                                leaseSeconds: options.leaseSeconds)
@@ -269,9 +273,8 @@ public final class Application: SignalHandler, DeadlineHandler {
 
     /// `--mail-from-address` picks the default mailbox by its address: one that names none is a
     /// mistake worth saying once, at start (it would otherwise be ignored silently).
-    func warnIfMailFromIsNoMailbox(_ all: [MailboxRecord]) {
+    func warnIfMailFromIsNoMailbox(_ enabled: [(name: String, address: String)]) {
         guard let from = options.mailFromAddress else { return }
-        let enabled = all.filter(\.enabled)
         guard !enabled.contains(where: { $0.address.lowercased() == from.lowercased() }) else { return }
         let fallback = enabled.first.map { "the first enabled mailbox (\($0.name) <\($0.address)>)" } ?? "no mailbox (none is enabled)"
         logger.warning("--mail-from-address \(from) is the address of no enabled mailbox: requests without \"mailbox\" use \(fallback); add one with: tickiti-mail mailbox add --name NAME --address \(from) --dsn …")

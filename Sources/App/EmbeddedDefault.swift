@@ -3,7 +3,6 @@
 /// the `file://` transport, the `invoice_delivery` template (placeholders `invoice_number`,
 /// `amount`, `due_date`) and a `send-email` token, shown once with a working `curl` line.
 import Auth
-import Logging
 import Store
 
 enum EmbeddedDefault {
@@ -31,21 +30,15 @@ enum EmbeddedDefault {
         Thank you for your business.
         """
 
-    /// Creates the demo when the database is empty; returns the token (shown once) or nil.
-    static func createIfEmpty(_ db: AdminStore, logger: Logger) throws -> String? {
-        guard try db.mailboxes().isEmpty, try db.tokens().isEmpty else { return nil }
-        let now = SendEmailService.nowMilliseconds()
+    /// The demo as the store writes it (`ServerStore.seedIfEmpty`), and its token's secret.
+    static func seed() -> (DemoSeed, secret: String) {
         var rng = SystemRandomNumberGenerator()
         let secret = BearerToken.makeSecret(using: &rng)
-        var id: Int64 = 0
-        try db.transaction {
-            _ = try db.addMailbox(name: mailboxName, address: mailboxAddress, displayName: "Tickiti Demo Billing",
-                                  dsn: outbox, enabled: true, now: now)
-            try db.putTemplate(identifier: templateIdentifier, subject: subject, html: html, text: text, now: now)
-            id = try db.createToken(name: "demo", secretHash: BearerToken.hash(secret: secret), abilities: [Ability.sendEmail], now: now)
-        }
-        logger.notice("empty database: created the demo mailbox \(mailboxName) (\(outbox)), template \(templateIdentifier) and a send-email token")
-        return "\(id)|\(secret)"
+        let seed = DemoSeed(mailboxName: mailboxName, mailboxAddress: mailboxAddress, mailboxDisplayName: "Tickiti Demo Billing",
+                            mailboxDSN: outbox, templateIdentifier: templateIdentifier, templateSubject: subject, templateHTML: html,
+                            templateText: text, tokenName: "demo", tokenSecretHash: BearerToken.hash(secret: secret),
+                            tokenAbilities: [Ability.sendEmail], now: SendEmailService.nowMilliseconds())
+        return (seed, secret)
     }
 
     static func banner(token: String, url: String, caFile: String?) -> [String] {

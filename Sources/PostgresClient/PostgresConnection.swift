@@ -69,11 +69,13 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
     final class Segment {
         let id: Int
         let sentAt: Instant
+        let timeout: Duration
         var outcomes: [PGOutcome?]
         let completion: (Result<[PGOutcome], PGError>) -> Void
-        init(id: Int, sentAt: Instant, count: Int, completion: @escaping (Result<[PGOutcome], PGError>) -> Void) {
+        init(id: Int, sentAt: Instant, timeout: Duration, count: Int, completion: @escaping (Result<[PGOutcome], PGError>) -> Void) {
             self.id = id
             self.sentAt = sentAt
+            self.timeout = timeout
             outcomes = Array(repeating: nil, count: count)
             self.completion = completion
         }
@@ -94,6 +96,8 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
     var registration: Registration?
     var wantsWrite = false
     var prepared: Set<String> = []
+    /// When the last segment was answered (the next one's wait counts from then).
+    var lastAnswerAt = Instant.now()
     var expected: [Expected] = []
     var expectedHead = 0
     var headHasResult = false
@@ -269,8 +273,10 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
 
     // MARK: Sending
 
+    /// `timeout`: how long this segment may wait for its answer (default `queryTimeout`; a
+    /// migration's may be long), counted from when it is the oldest one waiting.
     @discardableResult
-    public func send(_ queries: [PGQuery], completion: @escaping (Result<[PGOutcome], PGError>) -> Void) -> Bool {
+    public func send(_ queries: [PGQuery], timeout: Duration? = nil, completion: @escaping (Result<[PGOutcome], PGError>) -> Void) -> Bool {
         guard state == .ready, let c = conn else { return false }
         // Statements new to this connection: prepared in a segment of their own first.
         var preparing = false
@@ -292,7 +298,7 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
         }
         let id = nextSegment
         nextSegment += 1
-        let segment = Segment(id: id, sentAt: reactor.now, count: queries.count, completion: completion)
+        let segment = Segment(id: id, sentAt: reactor.now, timeout: timeout ?? options.queryTimeout, count: queries.count, completion: completion)
         segments[id] = segment
         segmentOrder.append(id)
         for (i, q) in queries.enumerated() {
@@ -310,7 +316,7 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
             return true
         }
         expected.append(.sync(segment: id))
-        if let t = queryTimer, !reactor.isArmed(t) { reactor.arm(t, after: options.queryTimeout) }
+        if let t = queryTimer, !reactor.isArmed(t) { reactor.arm(t, after: segment.timeout) }
         flush()
         return true
     }
@@ -434,6 +440,7 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
 
     func finishSegment(_ id: Int) {
         guard let s = segments.removeValue(forKey: id) else { return }
+        lastAnswerAt = reactor.now
         if segmentOrderHead < segmentOrder.count && segmentOrder[segmentOrderHead] == id { segmentOrderHead += 1 }
         if segmentOrderHead > 64 && segmentOrderHead * 2 > segmentOrder.count {
             segmentOrder.removeFirst(segmentOrderHead)
@@ -448,7 +455,8 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
         guard let t = queryTimer else { return }
         while segmentOrderHead < segmentOrder.count && segments[segmentOrder[segmentOrderHead]] == nil { segmentOrderHead += 1 }
         if segmentOrderHead < segmentOrder.count, let oldest = segments[segmentOrder[segmentOrderHead]] {
-            reactor.arm(t, at: oldest.sentAt + options.queryTimeout)
+            // A segment that waited behind a longer one gets its own time from then on.
+            reactor.arm(t, at: max(oldest.sentAt, lastAnswerAt) + oldest.timeout)
         } else {
             reactor.cancel(t)
         }
@@ -456,7 +464,8 @@ public final class PostgresConnection: IOHandler, ResolutionHandler {
 
     func queryTimedOut() {
         guard state == .ready, !segments.isEmpty else { return }
-        fail(PGError(sqlState: nil, message: "no answer from PostgreSQL within \(options.queryTimeout)", connectionLost: true))
+        let waited = segmentOrderHead < segmentOrder.count ? segments[segmentOrder[segmentOrderHead]]?.timeout ?? options.queryTimeout : options.queryTimeout
+        fail(PGError(sqlState: nil, message: "no answer from PostgreSQL within \(waited)", connectionLost: true))
     }
 
     func drainNotifications() {

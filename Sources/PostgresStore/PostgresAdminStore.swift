@@ -1,7 +1,7 @@
-/// PostgresAdminStore: `AdminStore` on PostgreSQL for the admin commands, `store copy` and
-/// the server's start-up (migrations and the embedded demo, before the loop runs). These run
-/// outside any loop, so libpq is used synchronously here (`PQconnectdb`, `PQexecParams`);
-/// `serve`'s loop never does (`PostgresServerStore`).
+/// PostgresAdminStore: `AdminStore` on PostgreSQL for the admin commands and `store copy`.
+/// These run outside any loop, so libpq is used synchronously here (`PQconnectdb`,
+/// `PQexecParams`); `serve` never does — its migrations and embedded demo run in the loop
+/// (`PostgresServerStore+Migration`, `seedIfEmpty`).
 ///
 /// Every write to tokens, mailboxes or templates ends with `NOTIFY tickiti_directory` in its
 /// own transaction: every server LISTENs and drops its copy when the commit lands.

@@ -241,6 +241,37 @@ enum PostgresSQL {
         }
     }
 
+    // MARK: Start-up
+
+    /// The embedded demo, only into a store with no mailbox and no token; serialised by a
+    /// transaction lock (two processes starting on one empty database make one demo), with the
+    /// NOTIFY every directory write sends. Result: the new token's id, or no row.
+    static let seedLock = PGStatement("seed_lock", "SELECT pg_advisory_xact_lock($1::bigint)")
+    static let seed = PGStatement("seed", """
+        WITH e AS MATERIALIZED (
+            SELECT NOT EXISTS (SELECT 1 FROM mailboxes) AND NOT EXISTS (SELECT 1 FROM tokens) AS empty
+        ), m AS (
+            INSERT INTO mailboxes (name, address, display_name, dsn, enabled, created_at)
+            SELECT $1::text, $2::text, $3::text, $4::text, true, $12::bigint FROM e WHERE e.empty
+        ), t AS (
+            INSERT INTO templates (identifier, subject, html, text, created_at, updated_at)
+            SELECT $5::text, $6::text, $7::text, $8::text, $12::bigint, $12::bigint FROM e WHERE e.empty
+            ON CONFLICT (identifier) DO UPDATE SET subject = EXCLUDED.subject, html = EXCLUDED.html, text = EXCLUDED.text,
+                updated_at = EXCLUDED.updated_at
+        ), k AS (
+            INSERT INTO tokens (name, secret_hash, abilities, created_at)
+            SELECT $9::text, $10::bytea, $11::text, $12::bigint FROM e WHERE e.empty
+            RETURNING id
+        )
+        SELECT k.id, pg_notify('\(PostgresSchema.directoryChannel)', '') FROM k
+        """)
+
+    static func seedParameters(_ d: DemoSeed) -> [PGValue] {
+        [.text(d.mailboxName), .text(d.mailboxAddress), .text(d.mailboxDisplayName), .text(d.mailboxDSN), .text(d.templateIdentifier),
+         .text(d.templateSubject), .text(d.templateHTML), .text(d.templateText), .text(d.tokenName), .bytes(d.tokenSecretHash),
+         .text(d.tokenAbilities.joined(separator: ",")), .int(d.now)]
+    }
+
     // MARK: Directory
 
     static let listen = PGStatement("listen", "LISTEN \(PostgresSchema.directoryChannel)")

@@ -48,7 +48,11 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     /// Rows queued again because the process sending them stopped renewing its lease.
     public private(set) var leaseTakeovers = 0
 
+    /// Connected and migrated: statements may be sent.
     var connected = false
+    var migrating = false
+    /// A migration the database refused: the store stays unavailable, saying why.
+    var migrationFailure: String?
     var directoryLoaded = false
     var directoryLoading = false
     var directoryStale = false
@@ -145,6 +149,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     }
 
     public var unavailableReason: String? {
+        if let f = migrationFailure { return "the schema migration failed: \(f)" }
+        if migrating { return "migrating the database schema" }
         if !connected { return "the database is unreachable; reconnecting" }
         if !directoryLoaded { return "loading tokens, mailboxes and templates" }
         return nil
@@ -152,15 +158,21 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
 
     // MARK: Connection events
 
+    public var startupFailure: String? { migrationFailure }
+
     public func postgresConnected(_ c: PostgresConnection) {
-        connected = true
         if reconnects > 0 { logger.notice("PostgreSQL connection back") }
-        loadDirectory()
+        migrationFailure = nil
+        migrate { [self] in
+            connected = true
+            loadDirectory()
+        }
     }
 
     public func postgresDisconnected(_ c: PostgresConnection, _ error: PGError) {
         if connected { logger.error("PostgreSQL connection lost: \(error); answering 503 and reconnecting") }
         connected = false
+        migrating = false
         reconnects += 1
         // NOTIFYs sent meanwhile are lost: the copy is loaded again on the next connection.
         directoryLoaded = false
@@ -178,7 +190,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
         directoryStale = false
         // The lease first: no row of this process is ever `sending` without its `processes` row
         // (a process that died before its first renewal would leave rows no one takes over).
-        let sent = connection.send([heartbeatQuery, PGQuery(PostgresSQL.listen), PGQuery(PostgresSQL.tokens), PGQuery(PostgresSQL.mailboxes),
+        let sent = send([heartbeatQuery, PGQuery(PostgresSQL.listen), PGQuery(PostgresSQL.tokens), PGQuery(PostgresSQL.mailboxes),
                                     PGQuery(PostgresSQL.templates)]) { [self] result in
             directoryLoading = false
             switch result {
@@ -202,6 +214,13 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             }
         }
         if !sent { directoryLoading = false }
+    }
+
+    // MARK: Start-up
+
+    public func seedIfEmpty(_ seed: DemoSeed, completion: @escaping (Result<Int64?, Error>) -> Void) {
+        run([PGQuery(PostgresSQL.seedLock, [.int(PostgresSchema.migrationLock + 1)]), PGQuery(PostgresSQL.seed, PostgresSQL.seedParameters(seed))],
+            completion) { $0[1].rowCount == 1 ? $0[1].int64(0, 0) : nil }
     }
 
     // MARK: Directory
@@ -261,7 +280,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
         }
         queries += PostgresSQL.batchedQueries(batch.statusWrites, lease: lease, now: now)
         queries.append(PGQuery(PostgresSQL.sessionPlans))
-        let sent = connection.send(queries) { [self] result in
+        let sent = send(queries) { [self] result in
             switch result {
             case .failure(let e):
                 done(.failed("\(e)"))
@@ -308,7 +327,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     func send(_ all: [PGQuery], positions: [Int], itemCount: Int, results: [CommitItemResult], attempt: Int,
               completion: @escaping (CommitOutcome) -> Void) {
         var held = results
-        let sent = connection.send(positions.map { all[$0] }) { [self] result in
+        let sent = send(positions.map { all[$0] }) { [self] result in
             switch result {
             case .failure(let e):
                 completion(.failed("\(e)"))
@@ -374,7 +393,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     public func dueMessages(nowMilliseconds now: Int64, limit: Int, completion: @escaping (Result<DueScan, Error>) -> Void) {
         run([PGQuery(PostgresSQL.batchPlans),
              PGQuery(PostgresSQL.claim, [.int(now), .int(Int64(limit)), .int(lease.owner)]),
-             PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.sessionPlans)], completion) { [self] r in
+             PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.sessionPlans)], completion) { r in
             let d = r[1]
             let rows = (0..<d.rowCount).map {
                 QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
@@ -454,9 +473,15 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
 
     public func close() { connection.stop() }
 
+    /// A segment, once connected and migrated (false, nothing sent, before).
+    func send(_ queries: [PGQuery], completion: @escaping (Result<[PGOutcome], PGError>) -> Void) -> Bool {
+        guard connected else { return false }
+        return connection.send(queries, completion: completion)
+    }
+
     /// One segment; `read` turns its results into the answer. Not connected: fails at once.
     func run<T>(_ queries: [PGQuery], _ completion: @escaping (Result<T, Error>) -> Void, read: @escaping ([PGResult]) -> T) {
-        let sent = connection.send(queries) { result in
+        let sent = send(queries) { result in
             switch result {
             case .failure(let e):
                 completion(.failure(e))

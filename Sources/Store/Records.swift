@@ -182,3 +182,51 @@ public struct TokenSummary: Sendable, Equatable {
         self.revokedAt = revokedAt
     }
 }
+
+/// What `serve` puts into an empty store (App's EmbeddedDefault): one mailbox, one template
+/// and one token, written in one transaction only when the store has no mailbox and no token.
+public struct DemoSeed: Sendable {
+    public var mailboxName: String
+    public var mailboxAddress: String
+    public var mailboxDisplayName: String
+    public var mailboxDSN: String
+    public var templateIdentifier: String
+    public var templateSubject: String
+    public var templateHTML: String
+    public var templateText: String
+    public var tokenName: String
+    public var tokenSecretHash: [UInt8]
+    public var tokenAbilities: [String]
+    public var now: Int64
+
+    public init(mailboxName: String, mailboxAddress: String, mailboxDisplayName: String, mailboxDSN: String, templateIdentifier: String,
+                templateSubject: String, templateHTML: String, templateText: String, tokenName: String, tokenSecretHash: [UInt8],
+                tokenAbilities: [String], now: Int64) {
+        self.mailboxName = mailboxName
+        self.mailboxAddress = mailboxAddress
+        self.mailboxDisplayName = mailboxDisplayName
+        self.mailboxDSN = mailboxDSN
+        self.templateIdentifier = templateIdentifier
+        self.templateSubject = templateSubject
+        self.templateHTML = templateHTML
+        self.templateText = templateText
+        self.tokenName = tokenName
+        self.tokenSecretHash = tokenSecretHash
+        self.tokenAbilities = tokenAbilities
+        self.now = now
+    }
+}
+
+extension AdminStore {
+    /// `seed` written when the store has no mailbox and no token; the new token's id, or nil.
+    public func seedIfEmpty(_ seed: DemoSeed) throws -> Int64? {
+        try transaction {
+            guard try mailboxes().isEmpty, try tokens().isEmpty else { return nil }
+            _ = try addMailbox(name: seed.mailboxName, address: seed.mailboxAddress, displayName: seed.mailboxDisplayName,
+                               dsn: seed.mailboxDSN, enabled: true, now: seed.now)
+            try putTemplate(identifier: seed.templateIdentifier, subject: seed.templateSubject, html: seed.templateHTML,
+                            text: seed.templateText, now: seed.now)
+            return try createToken(name: seed.tokenName, secretHash: seed.tokenSecretHash, abilities: seed.tokenAbilities, now: seed.now)
+        }
+    }
+}

@@ -15,6 +15,9 @@ public protocol ServerStore: AnyObject {
     /// Why nothing can be committed at this moment (nil = ready): requests are then answered
     /// `503` at once, and `GET /readyz` says so.
     var unavailableReason: String? { get }
+    /// Why this store can never become ready as it is (a migration the database refused):
+    /// `serve` exits at start saying so.
+    var startupFailure: String? { get }
     /// A group commit is on its way (PostgreSQL): the next one waits for its completion.
     var isCommitting: Bool { get }
 
@@ -60,6 +63,12 @@ public protocol ServerStore: AnyObject {
     /// The backlog by status (`queued`, `sending`, `deferred`) now; nil if the store cannot say.
     func queueCounts(completion: @escaping ([String: Int]?) -> Void)
 
+    // MARK: Start-up
+
+    /// The embedded demo: `seed` written in one transaction when the store has no mailbox and
+    /// no token; the new token's id, or nil when the store was not empty.
+    func seedIfEmpty(_ seed: DemoSeed, completion: @escaping (Result<Int64?, Error>) -> Void)
+
     // MARK: Upkeep
 
     /// Deletes at most `limit` idempotency records created before `cutoff` (count deleted).
@@ -70,6 +79,7 @@ public protocol ServerStore: AnyObject {
 }
 
 extension ServerStore {
+    public var startupFailure: String? { nil }
     public var scansClaim: Bool { false }
     public var scanPollMilliseconds: Int64? { nil }
     public var leaseTakeovers: Int { 0 }

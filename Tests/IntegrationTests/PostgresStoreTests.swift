@@ -90,6 +90,44 @@ final class PrivatePostgres {
         return outcome!
     }
 
+    /// `serve` migrates in its loop (no blocking libpq): two servers starting at once on an
+    /// empty database make one schema (each version once) and one demo, the schema identical
+    /// to the one the admin commands' blocking migration makes; a database whose schema is
+    /// newer than the program stops `serve` at start with a clear line.
+    @Test func serveMigratesInTheLoopAsTheAdminCommandsDo() throws {
+        let pg = try PrivatePostgres()
+        let served = try pg.newDatabase(), administered = try pg.newDatabase()
+        let cert = try TestCertificate.make()
+        let args = ["serve", "--db", served, "--listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key]
+        let a = try ServerProcess(arguments: args), b = try ServerProcess(arguments: args)
+        defer { a.signal(SIGKILL); b.signal(SIGKILL) }
+        _ = try a.waitForPort()
+        _ = try b.waitForPort()
+        _ = try run([binaryPath(), "token", "list", "--db", administered])
+        let (_, versions) = try run(["psql", served, "-qAtc", "SELECT string_agg(version::text, ',' ORDER BY version) FROM tickiti_schema"])
+        #expect(versions.trimmingCharacters(in: .whitespacesAndNewlines) == (1...PostgresSchema.steps.count).map(String.init).joined(separator: ","))
+        try waitUntil("the demo token on one of the two servers") { a.count("demo token (shown once)") + b.count("demo token (shown once)") == 1 }
+        #expect(try adminStore(served).tokens().map(\.name) == ["demo"])
+
+        let shape = """
+            SELECT string_agg(table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, ''), ' | ' ORDER BY table_name, column_name)
+            FROM information_schema.columns WHERE table_schema = 'public'
+            UNION ALL SELECT string_agg(indexdef, ' | ' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'
+            """
+        let (_, s1) = try run(["psql", served, "-qAtc", shape]), (_, s2) = try run(["psql", administered, "-qAtc", shape])
+        #expect(s1.contains("messages.status text NO") && s1.contains("CREATE"))
+        #expect(s1 == s2)
+
+        let newer = try pg.newDatabase()
+        _ = try run([binaryPath(), "token", "list", "--db", newer])
+        _ = try run(["psql", newer, "-qAtc", "INSERT INTO tickiti_schema VALUES (99)"])
+        let c = try ServerProcess(arguments: ["serve", "--db", newer, "--listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key])
+        defer { c.signal(SIGKILL) }
+        #expect(try c.waitForExit() != 0)
+        #expect(c.stderrLines.contains { $0.contains("schema version 99 is newer than this program's") })
+        #expect(c.count("listening on") == 0)
+    }
+
     /// The host is a name (`localhost`): resolved by our resolver from /etc/hosts, handed to
     /// libpq as hostaddr. A key taken mid-batch is answered by its record; the rest commit.
     /// A status write that fails (a CHECK) is dropped and the batch is committed again

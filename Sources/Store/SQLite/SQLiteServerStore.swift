@@ -171,6 +171,12 @@ public final class SQLiteServerStore: ServerStore {
 
     public func queueCounts(completion: @escaping ([String: Int]?) -> Void) { completion(try? db.queueCounts()) }
 
+    // MARK: Start-up
+
+    public func seedIfEmpty(_ seed: DemoSeed, completion: (Result<Int64?, Error>) -> Void) {
+        completion(Result { try db.seedIfEmpty(seed) })
+    }
+
     // MARK: Upkeep
 
     public func sweepIdempotency(createdBefore cutoff: Int64, limit: Int, completion: (Result<Int, Error>) -> Void) {
