@@ -126,6 +126,7 @@ public final class Application: SignalHandler, DeadlineHandler {
         let directory = Directory(store: store, reactor: reactor, logger: logger)
         let service = SendEmailService(store: store, reactor: reactor, directory: directory, logger: logger, mailFromAddress: options.mailFromAddress,
                                        retentionSeconds: options.idempotencyRetentionSeconds)
+        service.maxAttachmentBytes = options.maxAttachmentBytes
         sendService = service
         var deliveryOptions = DeliveryScheduler.Options(
             retry: RetryPolicy(baseSeconds: options.retryBaseSeconds, maxSeconds: options.retryMaxSeconds,

@@ -49,6 +49,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     let reactor: Reactor
     var logger: Logger
     let mailFromAddress: String?
+    /// `--max-attachment-bytes`
+    public var maxAttachmentBytes = SendAPI.defaultMaxAttachmentBytes
     let retentionMilliseconds: Int64
     var random = FastRandom()
 
@@ -168,7 +170,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// Steps 6 and 7: validation, then the mailbox, the content and the message's bytes.
     func build(_ body: JSONValue, token: StoredToken, key: String, fingerprint: [UInt8], now: Int64) throws -> NewMessage {
         // 6. Validation.
-        let send = try SendAPI.validate(body).get()
+        let send = try SendAPI.validate(body, maxAttachmentBytes: maxAttachmentBytes).get()
 
         // 7. Execution: mailbox, content, message.
         let mailbox = try chooseMailbox(send.mailbox)
@@ -180,6 +182,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         case .direct(let s, let c):
             subject = s
             html = c
+            text = send.text
         case .template(let identifier, let data):
             guard let template = try directory.template(identifier) else {
                 throw APIError.validation([("template_identifier", ["no template \"\(identifier)\" exists"])])
@@ -200,7 +203,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             templateID = identifier
         }
         let message = MessageBuilder.build(
-            .init(fromAddress: mailbox.address, fromName: mailbox.displayName, to: send.toAddress, subject: subject, html: html, text: text),
+            .init(fromAddress: mailbox.address, fromName: mailbox.displayName, to: send.toAddress, subject: subject, html: html, text: text,
+                  replyTo: send.replyTo, headers: send.headers, attachments: send.attachments),
             epochSeconds: Int(now / 1000), random: &random)
 
         var responseBody = "{\"ok\":true,\"data\":{\"mailbox\":"

@@ -26,6 +26,8 @@ public struct ServeOptions: Sendable {
     public var shutdownGrace: Duration = .seconds(5)
     /// `--idempotency-retention-seconds`
     public var idempotencyRetentionSeconds = 86_400
+    /// `--max-attachment-bytes`
+    public var maxAttachmentBytes = 10 << 20
     /// SQLite durability (see Store/Database.swift); FULL unless asked otherwise.
     public var synchronous: Database.Synchronous = .full
     /// Delivery (SPEC §5): `--retry-base-seconds`, `--retry-max-seconds`, `--max-queue-age-seconds`,

@@ -46,8 +46,11 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-head-bytes"), help: "Request line + headers limit; beyond: 431.")
     var maxHeadBytes = 16384
 
-    @Option(name: .customLong("max-body-bytes"), help: "Request body limit; beyond: 413.")
-    var maxBodyBytes = 10_485_760
+    @Option(name: .customLong("max-body-bytes"), help: "Request body limit; beyond: 413, answered before the body is read. Base64 makes attachments a third larger: keep it above --max-attachment-bytes × 4/3.")
+    var maxBodyBytes = 20_971_520
+
+    @Option(name: .customLong("max-attachment-bytes"), help: "The attachments of one message together, once decoded; beyond: 422 naming the limit.")
+    var maxAttachmentBytes = 10_485_760
 
     @Option(name: .customLong("max-body-bytes-in-flight"),
             help: "Memory all request bodies being received may hold together; a body that does not fit gets 503 with Retry-After before it is read.")
@@ -120,6 +123,7 @@ struct Serve: ParsableCommand {
         }
         if maxHeadBytes < 256 || maxHeadBytes > 1 << 20 { throw usageError("--max-head-bytes must be 256…1048576") }
         if maxBodyBytes < 0 { throw usageError("--max-body-bytes must be ≥ 0") }
+        if maxAttachmentBytes < 0 { throw usageError("--max-attachment-bytes must be ≥ 0") }
         if maxBodyBytesInFlight < maxBodyBytes {
             throw usageError("--max-body-bytes-in-flight must be at least --max-body-bytes (\(maxBodyBytes)), or no body of the largest size could ever be received")
         }
@@ -178,6 +182,7 @@ struct Serve: ParsableCommand {
         options.maxConnections = maxConnections
         options.maxBodyBytesInFlight = maxBodyBytesInFlight
         options.idempotencyRetentionSeconds = idempotencyRetentionSeconds
+        options.maxAttachmentBytes = maxAttachmentBytes
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
         guard leaseSeconds >= 1 else {
             printError("tickiti-mail: error: --lease-seconds must be at least 1")

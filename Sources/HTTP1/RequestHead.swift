@@ -8,7 +8,7 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Body bytes (de-chunked); beyond → 413.
     public var maxBodyBytes: Int
 
-    public init(maxHeadBytes: Int = 16384, maxBodyBytes: Int = 10_485_760) {
+    public init(maxHeadBytes: Int = 16384, maxBodyBytes: Int = 20_971_520) {
         self.maxHeadBytes = maxHeadBytes
         self.maxBodyBytes = maxBodyBytes
     }

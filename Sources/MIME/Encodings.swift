@@ -116,6 +116,19 @@ public enum Encodings {
         return words.joined(separator: "\r\n ")
     }
 
+    /// A caller's extra header field value (no CR/LF): printable ASCII as is, folded before
+    /// spaces to 78 columns where it can be (a long URL cannot, and must not become encoded
+    /// words: List-Unsubscribe is read by machines); otherwise RFC 2047 words, on a line of
+    /// their own when the name leaves no room for one.
+    public static func headerValue(_ s: String, nameLength: Int) -> String {
+        if isPrintableASCII(s) {
+            return foldAtSpaces(s, firstLineTaken: nameLength + 2) ?? s
+        }
+        let words = headerText(s)
+        if !words.hasPrefix("=?") { return words }
+        return nameLength + 2 + 68 > 78 ? "\r\n " + words : words
+    }
+
     /// Folds `s` by inserting CRLF before spaces so that lines are at most 78 columns (the
     /// first line already holds `firstLineTaken` columns of header name); nil when a word
     /// does not fit on a line of its own.

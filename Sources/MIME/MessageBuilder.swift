@@ -2,10 +2,12 @@
 /// stored; every delivery attempt sends exactly these bytes (SPEC §4 "The message on the
 /// wire"). Pure: the time and a random source are parameters.
 ///
-/// Shape: From (display name + address), To, Subject (RFC 2047 when not ASCII), Date,
-/// Message-ID `<32 hex digits@mailbox-domain>`, MIME-Version, then `multipart/alternative`
-/// with a text/plain part (the template's text or derived from the HTML) and the text/html
-/// part, both UTF-8 and quoted-printable — so every line is ASCII and ≤ 78 octets, well
+/// Shape: From (display name + address), To, Reply-To, Subject (RFC 2047 when not ASCII),
+/// Date, Message-ID `<32 hex digits@mailbox-domain>`, the caller's extra fields, MIME-Version,
+/// then `multipart/alternative` with a text/plain part (given, the template's, or derived from
+/// the HTML) and the text/html part — inside `multipart/related` with the inline parts when
+/// there are any, inside `multipart/mixed` with the attachments when there are any. Text parts
+/// are UTF-8 and quoted-printable — so every line is ASCII and ≤ 78 octets, well
 /// within RFC 5322's 998 — with CRLF line ends. A display name is a quoted-string (or
 /// encoded-words when not ASCII); CR/LF can never reach a header (callers validate, and
 /// this builder refuses them too).
@@ -22,18 +24,28 @@ public enum MessageBuilder {
         public var subject: String
         public var html: String
         public var text: String?
-        public init(fromAddress: String, fromName: String?, to: String, subject: String, html: String, text: String?) {
+        /// `Reply-To` addresses (validated by the caller).
+        public var replyTo: [String] = []
+        /// Extra header fields (names from the caller's allow-list; values without CR/LF).
+        public var headers: [MessageHeader] = []
+        public var attachments: [AttachmentPart] = []
+        public init(fromAddress: String, fromName: String?, to: String, subject: String, html: String, text: String?,
+                    replyTo: [String] = [], headers: [MessageHeader] = [], attachments: [AttachmentPart] = []) {
             self.fromAddress = fromAddress
             self.fromName = fromName
             self.to = to
             self.subject = subject
             self.html = html
             self.text = text
+            self.replyTo = replyTo
+            self.headers = headers
+            self.attachments = attachments
         }
     }
 
     public static func build<R: RandomNumberGenerator>(_ m: Input, epochSeconds: Int, random: inout R) -> OutgoingMessage {
-        for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] {
+        for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] + m.replyTo + m.headers.flatMap({ [$0.name, $0.value] })
+            + m.attachments.flatMap({ [$0.filename, $0.contentType, $0.contentID ?? ""] }) {
             precondition(!v.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }), "CR/LF in a header value")
         }
         let domain = m.fromAddress.utf8.lastIndex(of: 0x40).map { String(m.fromAddress[m.fromAddress.utf8.index(after: $0)...]) } ?? "localhost"
@@ -49,24 +61,67 @@ public enum MessageBuilder {
         appendHex(random.next(), &boundary)
 
         let text = m.text ?? HTMLText.plainText(fromHTML: m.html)
+        let inline = m.attachments.filter { $0.contentID != nil }
+        let attached = m.attachments.filter { $0.contentID == nil }
         var out: [UInt8] = []
-        out.reserveCapacity(640 + m.html.utf8.count * 2 + text.utf8.count + m.subject.utf8.count * 2)
+        out.reserveCapacity(640 + m.html.utf8.count * 2 + text.utf8.count + m.subject.utf8.count * 2
+                            + m.attachments.reduce(0) { $0 + $1.base64.utf8.count * 78 / 76 + 300 })
         out.append(utf8: "From: "); out.append(utf8: mailbox(name: m.fromName, address: m.fromAddress)); out.append(utf8: "\r\n")
         out.append(utf8: "To: "); out.append(utf8: m.to); out.append(utf8: "\r\n")
+        if !m.replyTo.isEmpty {
+            let list = m.replyTo.joined(separator: ", ")
+            out.append(utf8: "Reply-To: "); out.append(utf8: Encodings.foldAtSpaces(list, firstLineTaken: 10) ?? list); out.append(utf8: "\r\n")
+        }
         out.append(utf8: "Subject: "); out.append(utf8: Encodings.headerText(m.subject)); out.append(utf8: "\r\n")
         out.append(utf8: "Date: "); Encodings.appendRFC5322Date(epochSeconds: epochSeconds, to: &out); out.append(utf8: "\r\n")
         out.append(utf8: "Message-ID: "); out.append(contentsOf: idBytes); out.append(utf8: "\r\n")
-        out.append(utf8: "MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"")
-        out.append(contentsOf: boundary)
-        out.append(utf8: "\"\r\n\r\n")
+        for h in m.headers {
+            out.append(utf8: h.name); out.append(utf8: ": ")
+            out.append(utf8: Encodings.headerValue(h.value, nameLength: h.name.utf8.count)); out.append(utf8: "\r\n")
+        }
+        out.append(utf8: "MIME-Version: 1.0\r\n")
+
+        // multipart/mixed (attachments) ⊃ multipart/related (inline parts) ⊃ multipart/alternative,
+        // each level only when needed; one boundary per level.
+        func open(_ type: StaticString, _ suffix: UInt8, _ extra: String = "") -> [UInt8] {
+            let b = boundary + [0x5F, suffix]
+            out.append(utf8: "Content-Type: "); out.append(utf8: type); out.append(utf8: ";\r\n boundary=\"")
+            out.append(contentsOf: b); out.append(utf8: "\""); out.append(utf8: extra); out.append(utf8: "\r\n\r\n")
+            return b
+        }
+        func delimiter(_ b: [UInt8]) { out.append(utf8: "--"); out.append(contentsOf: b); out.append(utf8: "\r\n") }
+        func close(_ b: [UInt8]) { out.append(utf8: "--"); out.append(contentsOf: b); out.append(utf8: "--\r\n") }
+        func part(_ a: AttachmentPart) {
+            out.append(utf8: "Content-Type: "); out.append(utf8: a.contentType); out.append(utf8: ";\r\n ")
+            out.append(utf8: Encodings.nameParameter(a.filename)); out.append(utf8: "\r\n")
+            out.append(utf8: a.contentID == nil ? "Content-Disposition: attachment;\r\n " : "Content-Disposition: inline;\r\n ")
+            out.append(utf8: Encodings.filenameParameter(a.filename)); out.append(utf8: "\r\n")
+            if let cid = a.contentID { out.append(utf8: "Content-ID: <"); out.append(utf8: cid); out.append(utf8: ">\r\n") }
+            out.append(utf8: "Content-Transfer-Encoding: base64\r\n\r\n")
+            Base64.appendLines(of: a.base64, to: &out)
+        }
+
+        let mixed = attached.isEmpty ? nil : open("multipart/mixed", 0x6D)
+        if let mixed { delimiter(mixed) }
+        let related = inline.isEmpty ? nil : open("multipart/related", 0x72, ";\r\n type=\"multipart/alternative\"")
+        if let related { delimiter(related) }
+        let alternative = open("multipart/alternative", 0x61)
         for (type, body) in [("text/plain" as StaticString, text), ("text/html", m.html)] {
-            out.append(utf8: "--"); out.append(contentsOf: boundary)
-            out.append(utf8: "\r\nContent-Type: "); out.append(utf8: type)
+            delimiter(alternative)
+            out.append(utf8: "Content-Type: "); out.append(utf8: type)
             out.append(utf8: "; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
             out.append(contentsOf: Encodings.quotedPrintable(body))
             out.append(utf8: "\r\n")
         }
-        out.append(utf8: "--"); out.append(contentsOf: boundary); out.append(utf8: "--\r\n")
+        close(alternative)
+        if let related {
+            for a in inline { delimiter(related); part(a) }
+            close(related)
+        }
+        if let mixed {
+            for a in attached { delimiter(mixed); part(a) }
+            close(mixed)
+        }
         return OutgoingMessage(messageID: messageID, bytes: out)
     }
 

@@ -10,6 +10,10 @@
 public struct MessageHeader: Sendable, Equatable {
     public var name: String
     public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
 }
 
 public struct ReadMessage: Sendable, Equatable {

@@ -18,6 +18,11 @@ public struct SendRequest: Sendable, Equatable {
     /// A mailbox *name*.
     public var mailbox: String?
     public var validateAddress: Bool
+    /// Shape A's plain-text part instead of the one derived from the HTML.
+    public var text: String? = nil
+    public var replyTo: [String] = []
+    public var headers: [MessageHeader] = []
+    public var attachments: [AttachmentPart] = []
 
     public var usesTemplate: Bool {
         if case .template = content { return true }
@@ -82,8 +87,18 @@ public enum SendAPI {
         return nil
     }
 
+    /// The fields a send_email body may have (SPEC §4); any other is refused by name.
+    public static let knownFields: Set<String> = [
+        "to_address", "subject", "content", "template_identifier", "data", "mailbox", "validate_address",
+        "text", "reply_to", "headers", "attachments",
+    ]
+    /// In the contract but not in this version yet: refused, saying so (never ignored).
+    static let comingFields: Set<String> = ["cc", "bcc", "metadata"]
+
+    public static let defaultMaxAttachmentBytes = 10 << 20
+
     /// Field rules; every problem is reported, each under its field.
-    public static func validate(_ body: JSONValue) -> Result<SendRequest, APIError> {
+    public static func validate(_ body: JSONValue, maxAttachmentBytes: Int = defaultMaxAttachmentBytes) -> Result<SendRequest, APIError> {
         var fields: [(String, [String])] = []
         func add(_ field: String, _ message: String) {
             if let i = fields.firstIndex(where: { $0.0 == field }) { fields[i].1.append(message) } else { fields.append((field, [message])) }
@@ -91,6 +106,18 @@ public enum SendAPI {
         func present(_ k: String) -> JSONValue? {
             guard let v = body[k], v != .null else { return nil }
             return v
+        }
+        if case .object(let members) = body {
+            var seen = Set<String>()
+            for m in members {
+                if !seen.insert(m.key).inserted {
+                    add(m.key, "is given more than once")
+                } else if comingFields.contains(m.key) {
+                    add(m.key, "is not supported by this version of tickiti-mail yet")
+                } else if !knownFields.contains(m.key) {
+                    add(m.key, "is not a known field")
+                }
+            }
         }
 
         var validateAddress = false
@@ -164,8 +191,181 @@ public enum SendAPI {
             }
             result = .template(identifier: id, data: d)
         }
+        var text: String?
+        if let v = present("text") {
+            if hasB || !hasA {
+                add("text", "is only for subject/content (a template has its own text part)")
+            } else if case .string(let t) = v, !t.isEmpty {
+                text = t
+            } else {
+                add("text", "must be a non-empty string")
+            }
+        }
+        let replyTo = addresses("reply_to", present("reply_to"), max: 5, validateAddress: validateAddress, add)
+        let headers = extraHeaders(present("headers"), add)
+        let attachments = attachmentParts(present("attachments"), maxBytes: maxAttachmentBytes, add)
+
         guard fields.isEmpty, let result else { return .failure(.validation(fields)) }
-        return .success(SendRequest(toAddress: to, content: result, mailbox: mailbox, validateAddress: validateAddress))
+        return .success(SendRequest(toAddress: to, content: result, mailbox: mailbox, validateAddress: validateAddress, text: text,
+                                    replyTo: replyTo, headers: headers, attachments: attachments))
+    }
+
+    /// A string or an array of strings, each an address by the recipient rules; duplicates
+    /// (case-insensitive) once.
+    static func addresses(_ field: String, _ value: JSONValue?, max: Int, validateAddress: Bool, _ add: (String, String) -> Void) -> [String] {
+        let items: [JSONValue]
+        switch value {
+        case nil: return []
+        case .string?: items = [value!]
+        case .array(let a)?:
+            if a.isEmpty { add(field, "must not be an empty array") }
+            items = a
+        case let v?:
+            add(field, "must be an address or an array of addresses, not \(v.typeName)")
+            return []
+        }
+        if items.count > max { add(field, "has \(items.count) addresses; at most \(max) are allowed") }
+        var out: [String] = []
+        var seen = Set<String>()
+        for (i, item) in items.enumerated() {
+            let name = value.map { if case .array = $0 { return "\(field)[\(i)]" } else { return field } } ?? field
+            guard case .string(let s) = item else {
+                add(name, "must be a string, not \(item.typeName)")
+                continue
+            }
+            if let p = EmailAddress.injectionProblem(s) {
+                add(name, p)
+            } else if validateAddress, let p = EmailAddress.syntaxProblem(s) {
+                add(name, "is not a valid email address: \(p)")
+            } else if seen.insert(s.lowercased()).inserted {
+                out.append(s)
+            }
+        }
+        return out
+    }
+
+    /// The header names a message may be given besides `X-…` (SPEC §4).
+    static let allowedHeaders = ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "In-Reply-To", "References", "Auto-Submitted", "Precedence"]
+    public static let maxHeaders = 50
+    public static let maxHeaderValueBytes = 900
+
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        // RFC 7230 tchar.
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(b)
+    }
+
+    static func extraHeaders(_ value: JSONValue?, _ add: (String, String) -> Void) -> [MessageHeader] {
+        guard let value else { return [] }
+        guard case .object(let members) = value else {
+            add("headers", "must be an object of header name → value, not \(value.typeName)")
+            return []
+        }
+        if members.count > maxHeaders { add("headers", "has \(members.count) headers; at most \(maxHeaders) are allowed") }
+        var out: [MessageHeader] = []
+        var seen = Set<String>()
+        for m in members {
+            let field = "headers.\(m.key)"
+            let lower = m.key.lowercased()
+            let canonical = allowedHeaders.first { $0.lowercased() == lower }
+            guard !m.key.isEmpty, m.key.utf8.allSatisfy(isTokenByte), canonical != nil || (lower.hasPrefix("x-") && m.key.utf8.count > 2) else {
+                add(field, "is not a header a message may be given: X-… names (letters, digits, -) or one of \(allowedHeaders.joined(separator: ", "))")
+                continue
+            }
+            guard seen.insert(lower).inserted else {
+                add(field, "is given more than once (header names are case-insensitive)")
+                continue
+            }
+            guard case .string(let v) = m.value else {
+                add(field, "must be a string, not \(m.value.typeName)")
+                continue
+            }
+            if v.isEmpty { add(field, "must not be empty"); continue }
+            if v.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) { add(field, "must not contain CR, LF or NUL"); continue }
+            if v.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) { add(field, "must not contain control characters"); continue }
+            if v.utf8.count > maxHeaderValueBytes { add(field, "must be at most \(maxHeaderValueBytes) bytes"); continue }
+            out.append(MessageHeader(name: canonical ?? m.key, value: v))
+        }
+        return out
+    }
+
+    public static let maxAttachments = 50
+
+    static func attachmentParts(_ value: JSONValue?, maxBytes: Int, _ add: (String, String) -> Void) -> [AttachmentPart] {
+        guard let value else { return [] }
+        guard case .array(let items) = value else {
+            add("attachments", "must be an array of {filename, content, content_type?, content_id?}, not \(value.typeName)")
+            return []
+        }
+        if items.count > maxAttachments { add("attachments", "has \(items.count) attachments; at most \(maxAttachments) are allowed") }
+        var out: [AttachmentPart] = []
+        var total = 0
+        var contentIDs = Set<String>()
+        for (i, item) in items.enumerated() {
+            let at = "attachments[\(i)]"
+            guard case .object(let members) = item else {
+                add(at, "must be an object {filename, content, content_type?, content_id?}, not \(item.typeName)")
+                continue
+            }
+            var ok = true
+            func problem(_ f: String, _ message: String) { add("\(at).\(f)", message); ok = false }
+            for m in members where !["filename", "content", "content_type", "content_id"].contains(m.key) {
+                problem(m.key, "is not a known field of an attachment")
+            }
+            var filename = ""
+            switch item["filename"] {
+            case nil, .null?: problem("filename", "is required")
+            case .string(let f)?:
+                filename = f
+                if f.isEmpty { problem("filename", "must not be empty") }
+                else if f.utf8.count > 255 { problem("filename", "must be at most 255 bytes") }
+                else if f.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" }) { problem("filename", "must be a file name, without / or \\") }
+                else if f.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }) {
+                    problem("filename", "must not contain control characters")
+                } else if let ext = MediaTypes.fileExtension(f), MediaTypes.blockedExtensions.contains(ext) {
+                    problem("filename", "is an executable type (.\(ext)) that mail systems block; send it inside an archive or as a link")
+                }
+            case let v?: problem("filename", "must be a string, not \(v.typeName)")
+            }
+            var content = ""
+            var size = 0
+            switch item["content"] {
+            case nil, .null?: problem("content", "is required (the file's bytes in base64)")
+            case .string(let c)?:
+                switch Base64.check(c) {
+                case .success(let n):
+                    content = c
+                    size = n
+                case .failure(let p): problem("content", p.description)
+                }
+            case let v?: problem("content", "must be a base64 string, not \(v.typeName)")
+            }
+            var contentType = MediaTypes.forFilename(filename)
+            switch item["content_type"] {
+            case nil, .null?: break
+            case .string(let t)? where MediaTypes.isValid(t): contentType = t.lowercased()
+            case .string?: problem("content_type", "must be a media type type/subtype such as application/pdf (no parameters)")
+            case let v?: problem("content_type", "must be a string, not \(v.typeName)")
+            }
+            var contentID: String?
+            switch item["content_id"] {
+            case nil, .null?: break
+            case .string(let c)?:
+                if c.isEmpty || c.utf8.count > 250 || !c.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x3C && $0 != 0x3E }) {
+                    problem("content_id", "must be 1–250 ASCII characters without spaces, < or > (referenced as cid:… from the HTML)")
+                } else if !contentIDs.insert(c).inserted {
+                    problem("content_id", "is used by an earlier attachment")
+                } else {
+                    contentID = c
+                }
+            case let v?: problem("content_id", "must be a string, not \(v.typeName)")
+            }
+            total += size
+            if ok { out.append(AttachmentPart(filename: filename, base64: content, contentType: contentType, contentID: contentID, decodedSize: size)) }
+        }
+        if total > maxBytes {
+            add("attachments", "total \(total) bytes once decoded, over the limit of \(maxBytes) (--max-attachment-bytes)")
+        }
+        return out
     }
 }
 

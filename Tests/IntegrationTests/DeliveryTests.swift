@@ -85,6 +85,48 @@ extension SendFixture {
         #expect(try f.attempts(1).map(\.outcome) == ["sent"])
     }
 
+    /// The invoice with its PDF: a 5 MiB attachment, reply-to and custom headers, accepted,
+    /// stored once and delivered over STARTTLS byte for byte; the attachment decodes back
+    /// bit for bit. The same key with another attachment is a conflict; an unknown field, a
+    /// data: URL and an attachment over --max-attachment-bytes are 422s naming the field.
+    @Test func aFiveMebibyteAttachmentOverSTARTTLS() throws {
+        let relay = try TestRelay(["--starttls", cert.cert, cert.key])
+        let f = try SendFixture(relayDSN: "smtp://localhost:\(relay.port)?ca_file=\(cert.cert)", extraArgs: ["--max-attachment-bytes", "6000000"])
+        var rng = SystemRandomNumberGenerator()
+        let pdf = (0..<(5 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let encoded = Data(pdf).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+            .replacingOccurrences(of: "\r\n", with: "\\r\\n")
+        func body(_ content: String) -> String {
+            #"{"to_address":"billing@acme.example","subject":"Invoice INV-7","content":"<p>Attached.</p>","reply_to":"accounts@shop.example","headers":{"X-Invoice":"INV-7"},"attachments":[{"filename":"INV-7.pdf","content":""# + content + #""}]}"#
+        }
+        let key = UUID().uuidString
+        let r = try f.post(body(encoded), key: key)
+        #expect(r.status == 200, "\(r.text)")
+        let e = try f.waitFor(1, status: "sent", seconds: 60)
+        let m = try #require(relay.messages.first)
+        #expect(m["tls"] as? Bool == true)
+        let data = Array((m["data"] as! String).unicodeScalars.map { UInt8($0.value) })
+        #expect(data == e.raw, "the relay received exactly the stored bytes")
+        let raw = String(decoding: e.raw, as: UTF8.self)
+        #expect(raw.contains("Reply-To: accounts@shop.example\r\n") && raw.contains("X-Invoice: INV-7\r\n"))
+        #expect(raw.contains("Content-Type: multipart/mixed;"))
+        let start = try #require(raw.range(of: "filename=\"INV-7.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"))
+        let tail = raw[start.upperBound...]
+        let b64 = String(tail[..<tail.range(of: "\r\n--")!.lowerBound])
+        #expect(b64.split(separator: "\r\n").allSatisfy { $0.count <= 76 })
+        #expect(Data(base64Encoded: b64, options: .ignoreUnknownCharacters).map(Array.init) == pdf, "the attachment bit for bit")
+
+        let other = try f.post(body(Data(pdf.prefix(1000)).base64EncodedString()), key: key)
+        #expect(other.status == 409 && other.text.contains("idempotency_key_conflict"))
+        let unknown = try f.post(#"{"to_address":"a@b.example","subject":"s","content":"c","validate_adress":true}"#)
+        #expect(unknown.status == 422 && unknown.text.contains(#""validate_adress":["is not a known field"]"#))
+        let dataURL = try f.post(body("data:application/pdf;base64,JVBERi0x"))
+        #expect(dataURL.status == 422 && dataURL.text.contains("attachments[0].content") && dataURL.text.contains("data: URL"))
+        let big = try f.post(body(Data(count: 6_000_001).base64EncodedString()))
+        #expect(big.status == 422 && big.text.contains("--max-attachment-bytes"))
+        #expect(try f.auditCount() == 1)
+    }
+
     @Test func authLoginWhenPlainIsNotOffered() throws {
         let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--auth", "mailer:pw", "--login-only"])
         let f = try SendFixture(relayDSN: "smtp://mailer:pw@localhost:\(relay.port)?ca_file=\(cert.cert)")

@@ -222,3 +222,121 @@ struct FixedRandom: RandomNumberGenerator {
         #expect(decoded["mid"] as? String == m.messageID)
     }
 }
+
+/// The layouts of SPEC §4 (alternative; related around it for inline parts; mixed around that
+/// for attachments), decoded by two independent MIME parsers — Python's `email` and ripmime
+/// (C, Debian) — whose attachment bytes must be ours bit for bit, non-ASCII names exactly.
+@Suite struct AttachmentLayoutTests {
+    static let pdf: [UInt8] = Array("%PDF-1.4\n".utf8) + (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + (0..<300).map { UInt8(truncatingIfNeeded: $0) }
+
+    func build(inline: Bool, attached: Bool) -> OutgoingMessage {
+        var parts: [AttachmentPart] = []
+        if attached {
+            parts.append(AttachmentPart(filename: "Rechnung März 2026.pdf", base64: Encodings.base64(Self.pdf), contentType: "application/pdf",
+                                        contentID: nil, decodedSize: Self.pdf.count))
+            parts.append(AttachmentPart(filename: "orders (Q4) 50% off.csv", base64: "YSxiDQoxLDINCg==", contentType: "text/csv", contentID: nil, decodedSize: 10))
+        }
+        if inline {
+            parts.append(AttachmentPart(filename: "logo.png", base64: Encodings.base64(Self.png), contentType: "image/png", contentID: "logo@shop.example",
+                                        decodedSize: Self.png.count))
+        }
+        var r = FixedRandom()
+        return MessageBuilder.build(.init(fromAddress: "billing@shop.example", fromName: "Shop", to: "alice@example.org", subject: "Invoice",
+                                          html: "<p>Your invoice <img src=\"cid:logo@shop.example\"></p>", text: "Your invoice",
+                                          replyTo: ["help@shop.example", "ops@shop.example"],
+                                          headers: [MessageHeader(name: "X-Order-Id", value: "SP-2412-0489"),
+                                                    MessageHeader(name: "X-Note", value: "Grüße aus Köln")],
+                                          attachments: parts), epochSeconds: 1_795_000_000, random: &r)
+    }
+
+    func python(_ path: String) throws -> [String: Any] {
+        let script = """
+        import email, email.policy, json, sys, hashlib
+        m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+        def tree(p):
+            return p.get_content_type() if not p.is_multipart() else [p.get_content_type()] + [tree(c) for c in p.iter_parts()]
+        files = []
+        for p in m.walk():
+            if p.get_filename():
+                files.append({"name": p.get_filename(), "sha": hashlib.sha256(p.get_payload(decode=True)).hexdigest(),
+                              "cid": p.get("content-id"), "disposition": p.get_content_disposition()})
+        print(json.dumps({"tree": tree(m), "files": files, "defects": sum(len(p.defects) for p in m.walk()),
+                          "reply_to": str(m["reply-to"]), "note": str(m["x-note"]), "order": str(m["x-order-id"])}))
+        """
+        let (rc, out) = try runProcess(["python3", "-c", script, path])
+        #expect(rc == 0, "\(out)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+    }
+
+    func runProcess(_ argv: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+    }
+
+    static func sha256Hex(_ bytes: [UInt8]) throws -> String {
+        let dir = NSTemporaryDirectory() + "sha-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        FileManager.default.createFile(atPath: dir, contents: Data(bytes))
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [dir]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(String(decoding: out, as: UTF8.self).prefix(64))
+    }
+
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func layoutsDecodeInTwoParsers(inline: Bool, attached: Bool) throws {
+        let m = build(inline: inline, attached: attached)
+        let s = String(decoding: m.bytes, as: UTF8.self)
+        for line in s.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 998) }
+        #expect(!s.contains("\r\n.\r\n"))
+        let dir = NSTemporaryDirectory() + "layout-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/m.eml"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(m.bytes)))
+
+        let d = try python(path)
+        let alternative: [Any] = ["multipart/alternative", "text/plain", "text/html"]
+        let related: [Any] = inline ? ["multipart/related", alternative, "image/png"] : alternative
+        let expected: [Any] = attached ? ["multipart/mixed", related, "application/pdf", "text/csv"] : related
+        #expect(NSArray(array: d["tree"] as? [Any] ?? []) == NSArray(array: expected), "\(d["tree"] ?? "")")
+        #expect(d["defects"] as? Int == 0)
+        #expect(d["reply_to"] as? String == "help@shop.example, ops@shop.example")
+        #expect(d["note"] as? String == "Grüße aus Köln")
+        #expect(d["order"] as? String == "SP-2412-0489")
+        var want: [String: String] = [:]
+        if attached {
+            want["Rechnung März 2026.pdf"] = try Self.sha256Hex(Self.pdf)
+            want["orders (Q4) 50% off.csv"] = try Self.sha256Hex(Array("a,b\r\n1,2\r\n".utf8))
+        }
+        if inline { want["logo.png"] = try Self.sha256Hex(Self.png) }
+        let files = (d["files"] as? [[String: Any]]) ?? []
+        #expect(Dictionary(files.map { ($0["name"] as? String ?? "", $0["sha"] as? String ?? "") }, uniquingKeysWith: { a, _ in a }) == want)
+        for f in files where f["name"] as? String == "logo.png" {
+            #expect(f["cid"] as? String == "<logo@shop.example>" && f["disposition"] as? String == "inline")
+        }
+
+        // ripmime: writes each part with a file name under that name.
+        let (rc, out) = try runProcess(["ripmime", "-i", path, "-d", dir + "/out", "--no-nameless"])
+        #expect(rc == 0, "\(out)")
+        for (name, sha) in want {
+            let data = FileManager.default.contents(atPath: dir + "/out/" + name)
+            #expect(data != nil, "ripmime wrote no \(name): \((try? FileManager.default.contentsOfDirectory(atPath: dir + "/out")) ?? [])")
+            if let data { #expect(try Self.sha256Hex(Array(data)) == sha) }
+        }
+    }
+}

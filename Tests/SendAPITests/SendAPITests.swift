@@ -32,7 +32,7 @@ func body(_ s: String) -> JSONValue { try! JSONParser.parse(Array(s.utf8)) }
     }
 
     @Test func seedExampleADirectContent() throws {
-        let r = try SendAPI.validate(body(#"{"to_address":"customer@example.com","subject":"Your order #1042","content":"<p>Thanks!</p>","mailbox":"Sales","validate_address":true,"extra":1}"#)).get()
+        let r = try SendAPI.validate(body(#"{"to_address":"customer@example.com","subject":"Your order #1042","content":"<p>Thanks!</p>","mailbox":"Sales","validate_address":true}"#)).get()
         #expect(r == SendRequest(toAddress: "customer@example.com", content: .direct(subject: "Your order #1042", html: "<p>Thanks!</p>"),
                                  mailbox: "Sales", validateAddress: true))
         #expect(!r.usesTemplate)
