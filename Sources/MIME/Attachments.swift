@@ -67,29 +67,48 @@ public enum Base64 {
     }
 
     public static func check(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<Int, Problem> {
-        var count = 0, padding = 0
-        var last: UInt8 = 0
-        var i = 0
-        while i < bytes.count {
-            let b = bytes[i]
-            if isSpace(b) { i += 1; continue }
-            if b == 0x3D {
-                padding += 1
-                if padding > 2 { return .failure(.misplacedPadding(position: i)) }
-            } else {
-                if padding > 0 { return .failure(.misplacedPadding(position: i - 1)) }
-                let v = values[Int(b)]
-                if v == 0xFF { return .failure(.badCharacter(character(at: i, in: bytes), position: i)) }
-                last = v
+        // The table as a local buffer: a global's lazy-initialisation check per byte made this
+        // 3× slower.
+        values.withUnsafeBufferPointer { table in
+            var count = 0, padding = 0
+            var last: UInt8 = 0
+            var i = 0
+            // Four characters at a time while all are of the alphabet (values < 64; 0xFF marks
+            // the rest): one branch per four bytes.
+            while padding == 0 && i + 4 <= bytes.count {
+                let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])], c = table[Int(bytes[i + 2])], d = table[Int(bytes[i + 3])]
+                if (a | b | c | d) & 0x80 != 0 { break }
+                last = d
+                count += 4
+                i += 4
             }
-            count += 1
-            i += 1
+            while i < bytes.count {
+                let b = bytes[i]
+                let v = table[Int(b)]
+                if v != 0xFF && padding == 0 {   // the common case: an alphabet character
+                    last = v
+                    count += 1
+                    i += 1
+                    continue
+                }
+                if isSpace(b) { i += 1; continue }
+                if b == 0x3D {
+                    padding += 1
+                    if padding > 2 { return .failure(.misplacedPadding(position: i)) }
+                } else if padding > 0 {
+                    return .failure(.misplacedPadding(position: i - 1))
+                } else {
+                    return .failure(.badCharacter(character(at: i, in: bytes), position: i))
+                }
+                count += 1
+                i += 1
+            }
+            guard count % 4 == 0 else { return .failure(.badLength(count)) }
+            // The unused low bits of the last character must be zero (RFC 4648 §3.5): otherwise
+            // two different texts would decode to the same bytes.
+            if padding == 1 && last & 0x03 != 0 || padding == 2 && last & 0x0F != 0 { return .failure(.nonCanonicalEnding) }
+            return .success(count / 4 * 3 - padding)
         }
-        guard count % 4 == 0 else { return .failure(.badLength(count)) }
-        // The unused low bits of the last character must be zero (RFC 4648 §3.5): otherwise two
-        // different texts would decode to the same bytes.
-        if padding == 1 && last & 0x03 != 0 || padding == 2 && last & 0x0F != 0 { return .failure(.nonCanonicalEnding) }
-        return .success(count / 4 * 3 - padding)
     }
 
     static func character(at i: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Character {
@@ -98,32 +117,46 @@ public enum Base64 {
         return String(decoding: UnsafeBufferPointer(rebasing: bytes[i..<end]), as: UTF8.self).first ?? "?"
     }
 
-    /// `text` (checked) without its whitespace, in lines of 76 characters ending CRLF.
+    /// `text` (checked) without its whitespace, in lines of 76 characters ending CRLF: runs of
+    /// base64 characters copied as blocks (a byte loop cost as much as the check).
     public static func appendLines(of text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in
             let count = bytes.count
-            // Written through the buffer: one pass, no per-byte append bookkeeping.
+            guard count > 0, let src = bytes.baseAddress else { return }
             let capacity = count + (count / 76 + 1) * 2
             let start = out.count
             out.append(contentsOf: repeatElement(0, count: capacity))
             var n = start
-            var line = 0
             out.withUnsafeMutableBufferPointer { o in
-                for b in bytes where !isSpace(b) {
-                    o[n] = b
-                    n += 1
-                    line += 1
+                let dst = o.baseAddress!
+                var line = 0
+                var i = 0
+                while i < count {
+                    if isSpace(src[i]) { i += 1; continue }
+                    var end = i
+                    let limit = min(count, i + 76 - line)
+                    // Checked base64 is ASCII: a word has whitespace iff it has a byte < 0x21.
+                    while end + 8 <= limit {
+                        let w = UnsafeRawPointer(src + end).loadUnaligned(as: UInt64.self)
+                        if (w &- 0x2121_2121_2121_2121) & ~w & 0x8080_8080_8080_8080 != 0 { break }
+                        end += 8
+                    }
+                    while end < limit && !isSpace(src[end]) { end += 1 }
+                    (dst + n).update(from: src + i, count: end - i)
+                    n += end - i
+                    line += end - i
+                    i = end
                     if line == 76 {
-                        o[n] = 0x0D
-                        o[n + 1] = 0x0A
+                        dst[n] = 0x0D
+                        dst[n + 1] = 0x0A
                         n += 2
                         line = 0
                     }
                 }
                 if line > 0 {
-                    o[n] = 0x0D
-                    o[n + 1] = 0x0A
+                    dst[n] = 0x0D
+                    dst[n + 1] = 0x0A
                     n += 2
                 }
             }

@@ -3,6 +3,28 @@ import Testing
 @testable import JSON
 
 @Suite struct JSONTests {
+    /// The string scanner reads eight bytes at a time: whatever special byte (an escape, the
+    /// closing quote, a control character, a non-ASCII character) sits at whatever offset of
+    /// a word, the result is the byte-at-a-time one.
+    @Test func specialBytesAtEveryOffsetOfTheWordScan() throws {
+        for length in 0..<40 {
+            for position in 0..<max(length, 1) {
+                let filler = String(repeating: "x", count: length)
+                func at(_ insert: String) -> String {
+                    var chars = Array(filler)
+                    if position < chars.count { chars.remove(at: position) }
+                    return String(chars.prefix(position)) + insert + String(chars.dropFirst(position))
+                }
+                #expect(try JSONParser.parse(Array("\"\(at("\\n"))\"".utf8)) == .string(at("\n")))
+                #expect(try JSONParser.parse(Array("\"\(at("é"))\"".utf8)) == .string(at("é")))
+                #expect(throws: JSONError.self) { try JSONParser.parse(Array("\"\(at("\u{01}"))\"".utf8)) }
+                #expect(throws: JSONError.self) { try JSONParser.parse(Array("\"\(at("\u{1F}"))\"".utf8)) }
+                #expect(throws: JSONError.self) { try JSONParser.parse(Array("\"\(at("\u{FF}"))".utf8.map { $0 == 0xC3 ? 0xFF : $0 } + [0x22])) }
+            }
+            #expect(try JSONParser.parse(Array("\"\(String(repeating: "y", count: length))\"".utf8)) == .string(String(repeating: "y", count: length)))
+        }
+    }
+
     @Test(arguments: [
         ("{}", JSONValue.object([])),
         ("[]", .array([])),
