@@ -18,7 +18,7 @@ final class Counter: DeliveryHandler {
     var sent = 0
     var other = 0
     var lastProblem = ""
-    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome) {
+    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?) {
         if case .sent = outcome { sent += 1 } else {
             other += 1
             lastProblem = "\(outcome)"

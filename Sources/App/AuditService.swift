@@ -188,5 +188,21 @@ extension JSONWriter {
         add("idempotency_key", e.idempotencyKey)
         add("attempt_count", literal: String(e.attempts))
         add("last_reply", e.lastReply)
+        // Several recipients (Cc, Bcc): each one's kind, state and last reply; null otherwise.
+        guard let list = e.recipients else {
+            add("recipients", literal: "null")
+            return
+        }
+        key("recipients")
+        open("[")
+        for r in list {
+            open("{")
+            add("address", r.address)
+            add("kind", r.kind.rawValue)
+            add("status", r.status.rawValue)
+            add("last_reply", r.lastReply)
+            close("}")
+        }
+        close("]")
     }
 }

@@ -272,7 +272,12 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         case .file(let directory):
             delivered(m.id, FileTransport.write(m, to: directory))
         case .relay(let pool):
-            pool.enqueue(DeliveryJob(id: m.id, envelope: Envelope(from: m.from, to: m.recipient, message: m.raw)))
+            // Several recipients: an RCPT for each one still pending (one refused for now is
+            // retried alone in a later transaction; one accepted is never given it twice).
+            let pending = m.recipients?.filter { $0.status == .pending }.map(\.address) ?? []
+            let envelope = pending.isEmpty ? Envelope(from: m.from, to: m.recipient, message: m.raw)
+                : Envelope(from: m.from, recipients: pending, message: m.raw)
+            pool.enqueue(DeliveryJob(id: m.id, envelope: envelope))
         case .unusable(let reply):
             delivered(m.id, .deferred(reply))
         }
@@ -349,12 +354,12 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
 
     // MARK: Outcomes
 
-    public func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome) {
+    public func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?) {
         if case .sent = outcome { outputHeld = true }   // the pool holds that session's output (holdOutputUntilCommitted)
-        delivered(job.id, outcome)
+        delivered(job.id, outcome, recipients: recipients)
     }
 
-    func delivered(_ id: Int64, _ outcome: DeliveryOutcome) {
+    func delivered(_ id: Int64, _ transactionOutcome: DeliveryOutcome, recipients replies: [SMTPReply]? = nil) {
         guard let m = active.removeValue(forKey: id) else { return }
         if abandoning {
             // Not the relay's doing: back to `queued`, due at once after the restart.
@@ -363,6 +368,16 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         }
         let now = DeliveryScheduler.nowMilliseconds()
         let attempts = m.attempts + 1
+        var outcome = transactionOutcome
+        var list = m.recipients
+        if list != nil {
+            outcome = RecipientOutcomes.settle(&list!, transactionOutcome, replies: replies)
+            if case .deferred = outcome, case .giveUp = options.retry.afterDeferral(attempts: attempts, acceptedAtMilliseconds: m.acceptedAt, nowMilliseconds: now) {
+                outcome = RecipientOutcomes.giveUp(&list!, after: "gave up after \(attempts) attempt(s) and \(options.retry.maxQueueAgeSeconds)s in the queue")
+            }
+            // Before the attempt's own write (which ends this process's claim on the row).
+            writes.append(.recipients(id: id, list: RecipientState.encode(list!)))
+        }
         switch outcome {
         case .sent(let r):
             sentCount += 1

@@ -204,7 +204,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
         let message = MessageBuilder.build(
             .init(fromAddress: mailbox.address, fromName: mailbox.displayName, to: send.toAddress, subject: subject, html: html, text: text,
-                  replyTo: send.replyTo, headers: send.headers, attachments: send.attachments),
+                  replyTo: send.replyTo, cc: send.cc, headers: send.headers, attachments: send.attachments),
             epochSeconds: Int(now / 1000), random: &random)
 
         var responseBody = "{\"ok\":true,\"data\":{\"mailbox\":"
@@ -215,7 +215,10 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         return NewMessage(
             acceptedAt: now, tokenID: token.id, tokenName: token.name, idempotencyKey: key, fingerprint: fingerprint,
             responseStatus: 200, responseBody: bodyBytes, mailboxName: mailbox.name, mailboxAddress: mailbox.address,
-            recipient: send.toAddress, subject: subject, template: templateID, messageID: message.messageID, raw: message.bytes)
+            recipient: send.toAddress, subject: subject, template: templateID, messageID: message.messageID, raw: message.bytes,
+            recipients: send.cc.isEmpty && send.bcc.isEmpty ? nil
+                : [RecipientState(address: send.toAddress, kind: .to)] + send.cc.map { RecipientState(address: $0, kind: .cc) }
+                    + send.bcc.map { RecipientState(address: $0, kind: .bcc) })
     }
 
     // MARK: Reads
@@ -303,7 +306,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 guard case .accept(let m, let sending) = item.item, case .inserted(let id) = result else { continue }
                 queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
                                             recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
-                                            markedSending: sending))
+                                            markedSending: sending, recipients: m.recipients))
             }
             if !queued.isEmpty { scheduler.accepted(queued) }
         }

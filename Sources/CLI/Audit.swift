@@ -56,6 +56,9 @@ struct AuditCommand: ParsableCommand {
             print("idempotency-key: \(e.idempotencyKey)")
             print("mailbox:         \(e.mailboxName) <\(e.mailboxAddress)>")
             print("recipient:       \(e.recipient)")
+            for r in e.recipients ?? [] {
+                print("  \(r.kind.rawValue.padding(toLength: 3, withPad: " ", startingAt: 0)) \(r.address): \(r.status.rawValue)\(r.lastReply.map { " (\($0))" } ?? "")")
+            }
             print("subject:         \(e.subject)")
             print("template:        \(e.template ?? "-")")
             print("message-id:      \(e.messageID)")
@@ -76,6 +79,12 @@ func auditJSON(_ e: AuditEntry) -> JSONValue {
         JSONMember(key: "mailbox_address", value: .string(e.mailboxAddress)), JSONMember(key: "recipient", value: .string(e.recipient)),
         JSONMember(key: "subject", value: .string(e.subject)), JSONMember(key: "template", value: s(e.template)),
         JSONMember(key: "message_id", value: .string(e.messageID)), JSONMember(key: "last_reply", value: s(e.lastReply)),
+        JSONMember(key: "recipients", value: e.recipients.map { list in
+            .array(list.map { r in
+                .object([JSONMember(key: "address", value: .string(r.address)), JSONMember(key: "kind", value: .string(r.kind.rawValue)),
+                         JSONMember(key: "status", value: .string(r.status.rawValue)), JSONMember(key: "last_reply", value: s(r.lastReply))])
+            })
+        } ?? .null),
     ])
 }
 

@@ -26,11 +26,14 @@ public enum MessageBuilder {
         public var text: String?
         /// `Reply-To` addresses (validated by the caller).
         public var replyTo: [String] = []
+        /// `Cc` addresses (Bcc recipients are the envelope's only: never here).
+        public var cc: [String] = []
         /// Extra header fields (names from the caller's allow-list; values without CR/LF).
         public var headers: [MessageHeader] = []
         public var attachments: [AttachmentPart] = []
         public init(fromAddress: String, fromName: String?, to: String, subject: String, html: String, text: String?,
-                    replyTo: [String] = [], headers: [MessageHeader] = [], attachments: [AttachmentPart] = []) {
+                    replyTo: [String] = [], cc: [String] = [], headers: [MessageHeader] = [], attachments: [AttachmentPart] = []) {
+            self.cc = cc
             self.fromAddress = fromAddress
             self.fromName = fromName
             self.to = to
@@ -44,7 +47,7 @@ public enum MessageBuilder {
     }
 
     public static func build<R: RandomNumberGenerator>(_ m: Input, epochSeconds: Int, random: inout R) -> OutgoingMessage {
-        for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] + m.replyTo + m.headers.flatMap({ [$0.name, $0.value] })
+        for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] + m.replyTo + m.cc + m.headers.flatMap({ [$0.name, $0.value] })
             + m.attachments.flatMap({ [$0.filename, $0.contentType, $0.contentID ?? ""] }) {
             precondition(!v.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }), "CR/LF in a header value")
         }
@@ -68,6 +71,10 @@ public enum MessageBuilder {
                             + m.attachments.reduce(0) { $0 + $1.base64.utf8.count * 78 / 76 + 300 })
         out.append(utf8: "From: "); out.append(utf8: mailbox(name: m.fromName, address: m.fromAddress)); out.append(utf8: "\r\n")
         out.append(utf8: "To: "); out.append(utf8: m.to); out.append(utf8: "\r\n")
+        if !m.cc.isEmpty {
+            let list = m.cc.joined(separator: ", ")
+            out.append(utf8: "Cc: "); out.append(utf8: Encodings.foldAtSpaces(list, firstLineTaken: 4) ?? list); out.append(utf8: "\r\n")
+        }
         if !m.replyTo.isEmpty {
             let list = m.replyTo.joined(separator: ", ")
             out.append(utf8: "Reply-To: "); out.append(utf8: Encodings.foldAtSpaces(list, firstLineTaken: 10) ?? list); out.append(utf8: "\r\n")

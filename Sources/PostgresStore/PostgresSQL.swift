@@ -24,9 +24,9 @@ enum PostgresSQL {
             RETURNING 1
         ), m AS (
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at, owner)
+                                  template, message_id, status, attempts, next_attempt_at, owner, recipients)
             SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0,
-                   $6::bigint, CASE WHEN $15::text = 'sending' THEN $17::bigint END
+                   $6::bigint, CASE WHEN $15::text = 'sending' THEN $17::bigint END, $18::text
             FROM k
             RETURNING id
         ), b AS (
@@ -41,7 +41,7 @@ enum PostgresSQL {
         [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),
          .int(m.acceptedAt), .int(cutoff), .text(m.tokenName), .text(m.mailboxName), .text(m.mailboxAddress), .text(m.recipient),
          .text(m.subject), m.template.map { .text($0) } ?? .null, .text(m.messageID), .text(sending ? "sending" : "queued"), .bytes(m.raw),
-         .int(lease.owner)]
+         .int(lease.owner), m.recipients.map { .text(RecipientState.encode($0)) } ?? .null]
     }
 
     /// The same for a whole group commit in ONE statement: the accepted messages travel as
@@ -73,10 +73,10 @@ enum PostgresSQL {
             ORDER BY i.ord
         ), m AS (
             INSERT INTO messages (id, accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at, owner)
+                                  template, message_id, status, attempts, next_attempt_at, owner, recipients)
             SELECT ids.id, i.accepted_at, i.token_name, i.key, i.mailbox_name, i.mailbox_address, i.recipient, i.subject, i.template,
                    i.message_id, i.queue_status, 0,
-                   i.accepted_at, CASE WHEN i.queue_status = 'sending' THEN $17::bigint END
+                   i.accepted_at, CASE WHEN i.queue_status = 'sending' THEN $17::bigint END, ($18::text[])[ids.ord::integer]
             FROM input i JOIN ids ON ids.ord = i.ord
         ), b AS (
             -- The bodies by subscript, not through the input's rows: every join of those rows
@@ -104,7 +104,8 @@ enum PostgresSQL {
          PGArray.text(items.map { $0.0.mailboxAddress }), PGArray.text(items.map { $0.0.recipient }),
          PGArray.text(items.map { $0.0.subject }), PGArray.text(items.map { $0.0.template }),
          PGArray.text(items.map { $0.0.messageID }), PGArray.text(items.map { $0.1 ? "sending" : "queued" }),
-         PGArray.bytea(items.map { $0.0.raw }), .int(cutoff), .int(lease.owner)]
+         PGArray.bytea(items.map { $0.0.raw }), .int(cutoff), .int(lease.owner),
+         PGArray.text(items.map { $0.0.recipients.map(RecipientState.encode) })]
     }
 
     /// Who this process is on the shared queue and how long its lease lasts (SPEC §7).
@@ -205,6 +206,9 @@ enum PostgresSQL {
                 }
                 out.append(PGQuery(recordAttemptBatch, [PGArray.int8(ids), PGArray.text(statuses), PGArray.text(replies),
                                                         PGArray.int8(ats), PGArray.int8(nexts), .int(lease.owner)]))
+            case .recipients:
+                out.append(query(writes[i], lease: lease, now: now))
+                j += 1
             }
             i = j
         }
@@ -238,8 +242,13 @@ enum PostgresSQL {
         case .requeue(let id): return PGQuery(requeue, [.int(id), .int(lease.owner), .int(now)])
         case .attempt(let id, let status, let reply, let at, let next):
             return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next), .int(lease.owner)])
+        case .recipients(let id, let list):
+            return PGQuery(setRecipients, [.int(id), .text(list), .int(lease.owner)])
         }
     }
+
+    static let setRecipients = PGStatement("set_recipients",
+        "UPDATE messages SET recipients = $2::text WHERE id = $1::bigint AND owner = $3::bigint")
 
     // MARK: Start-up
 
@@ -292,9 +301,9 @@ enum PostgresSQL {
         ), u AS (
             UPDATE messages m SET status = 'sending', owner = $3::bigint
             FROM c WHERE m.id = c.id
-            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts
+            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts, m.recipients
         )
-        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts
+        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts, u.recipients
         FROM u JOIN message_bodies b ON b.id = u.id
         ORDER BY u.id
         """)
@@ -327,7 +336,7 @@ enum PostgresSQL {
 
     static let auditColumns = """
         id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
-        message_id, status, attempts, last_reply
+        message_id, status, attempts, last_reply, recipients
         """
 
     /// A page's statement for the filters present (each shape prepared once), and its values.
@@ -381,7 +390,8 @@ enum PostgresSQL {
                    tokenName: r.string(row, 3), idempotencyKey: r.string(row, 4), mailboxName: r.string(row, 5),
                    mailboxAddress: r.string(row, 6), recipient: r.string(row, 7), subject: r.string(row, 8),
                    template: r.optionalString(row, 9), messageID: r.string(row, 10), status: r.string(row, 11),
-                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 14) : [])
+                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 15) : [],
+                   recipients: RecipientState.decode(r.optionalString(row, 14)))
     }
 
     static func attempts(_ r: PGResult) -> [DeliveryAttempt] {

@@ -136,6 +136,9 @@ enum PostgresSchema {
             "CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE status IN ('queued', 'deferred')",
             "CREATE INDEX messages_sending ON messages (owner) WHERE status = 'sending'",
         ],
+        // 5: a message with Cc or Bcc recipients: each one's state (RecipientState.encode);
+        // NULL for the usual message with only its To.
+        ["ALTER TABLE messages ADD COLUMN recipients TEXT"],
     ]
 
     /// The channel admin commands NOTIFY after changing tokens, mailboxes or templates.

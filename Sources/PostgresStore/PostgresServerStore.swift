@@ -398,7 +398,7 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             let rows = (0..<d.rowCount).map {
                 QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
                               recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7),
-                              markedSending: true)
+                              markedSending: true, recipients: RecipientState.decode(d.optionalString($0, 8)))
             }
             return DueScan(rows: rows, nextDue: r[2].isNull(0, 0) ? nil : r[2].int64(0, 0))
         }

@@ -26,7 +26,9 @@ public protocol DeliveryHandler: AnyObject {
     /// The outcome of one message. Called from the loop; `.sent` should be committed before
     /// anything else is done for this message (the duplicate window, SessionMachine `.data`):
     /// the session that reported it writes nothing more until `outcomesCommitted()` is called.
-    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome)
+    /// `recipients`: each envelope recipient's RCPT reply, in order, when they all came (a
+    /// refused one was not given the message whatever the outcome says).
+    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?)
 }
 
 /// Session slots of a mailbox shared by several processes (PostgreSQL: session-level advisory
@@ -210,12 +212,12 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
         return waiting.popFirst()
     }
 
-    func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome) {
+    func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?) {
         if holdOutputUntilCommitted, case .sent = outcome, !s.holdingOutput {
             s.holdingOutput = true
             holding.append(s)
         }
-        handler?.delivered(job, outcome)
+        handler?.delivered(job, outcome, recipients: recipients)
     }
 
     /// The outcomes reported so far are committed: sessions may write again.
@@ -244,7 +246,7 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
                 let jobs = Array(waiting)
                 waiting.removeAll()
                 logger.warning("relay \(name) unusable, deferring \(jobs.count) waiting message(s): \(failure)")
-                for j in jobs { handler?.delivered(j, DeliveryOutcome.classify(failure).asSiteFailure) }
+                for j in jobs { handler?.delivered(j, DeliveryOutcome.classify(failure).asSiteFailure, recipients: nil) }
             }
         }
         dispatch()

@@ -51,7 +51,7 @@ protocol SessionOwner: AnyObject {
     func sessionReady(_ s: SMTPSession)
     /// The session can pipeline one more message behind the one in flight: the next job, or nil.
     func nextPipelinedJob(for s: SMTPSession) -> DeliveryJob?
-    func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome)
+    func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?)
     func sessionClosed(_ s: SMTPSession, failure: SMTPReply?)
 }
 
@@ -242,11 +242,11 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
                 owner?.sessionReady(self)
             case .pipelineNext:
                 pipelineNext()
-            case .outcome(let o):
+            case .outcome(let o, let recipients):
                 guard !jobs.isEmpty else { preconditionFailure("outcome without a job") }
                 let j = jobs.removeFirst()
                 if case .sent = o { messagesSent += 1 }
-                owner?.session(self, finished: j, o)
+                owner?.session(self, finished: j, o, recipients: recipients)
             case .close(let failure):
                 end(failure: failure)
             }
@@ -261,7 +261,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     func pipelineNext() {
         while phase != .closed, jobs.count == 1, machine.canPipelineNext, let j = owner?.nextPipelinedJob(for: self) {
             if let refusal = machine.preflight(j.envelope) {
-                owner?.session(self, finished: j, refusal)
+                owner?.session(self, finished: j, refusal, recipients: nil)
                 continue
             }
             jobs.append(j)
@@ -511,7 +511,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         let left = jobs
         jobs.removeAll()
         for j in left {
-            owner?.session(self, finished: j, .deferred(failure ?? .local(421, "4.4.2", "session closed")))
+            owner?.session(self, finished: j, .deferred(failure ?? .local(421, "4.4.2", "session closed")), recipients: nil)
         }
         phase = .closed   // before the last flush: a write error there must not end us twice
         if let tls, failure == nil, tls.isHandshakeComplete {

@@ -3,7 +3,10 @@
 /// SIZE), computed once.
 public struct Envelope: Sendable {
     public var from: String
-    public var to: String
+    /// The first recipient (the message's To).
+    public var to: String { recipients[0] }
+    /// Every envelope recipient, one RCPT TO each, in this order (To, Cc, Bcc; never empty).
+    public var recipients: [String]
     /// The message exactly as stored at acceptance (CRLF line ends).
     public var message: [UInt8]
     /// RFC 6531: a non-ASCII address or header needs the SMTPUTF8 extension.
@@ -12,12 +15,17 @@ public struct Envelope: Sendable {
     public var has8BitContent: Bool
 
     public init(from: String, to: String, message: [UInt8]) {
+        self.init(from: from, recipients: [to], message: message)
+    }
+
+    public init(from: String, recipients: [String], message: [UInt8]) {
+        precondition(!recipients.isEmpty, "an envelope without a recipient")
         self.from = from
-        self.to = to
+        self.recipients = recipients
         self.message = message
         let eightBit = Envelope.hasHighBit(message)
         has8BitContent = eightBit
-        needsSMTPUTF8 = Envelope.hasHighBit(from) || Envelope.hasHighBit(to) || (eightBit && Envelope.headersHave8Bit(message))
+        needsSMTPUTF8 = Envelope.hasHighBit(from) || recipients.contains(where: Envelope.hasHighBit) || (eightBit && Envelope.headersHave8Bit(message))
     }
 
     static func hasHighBit(_ m: [UInt8]) -> Bool { m.withUnsafeBytes(hasHighBit) }

@@ -80,7 +80,9 @@ public struct SessionMachine: Sendable {
         /// The outcome of the oldest message submitted and not yet reported (at most two are
         /// outstanding: one awaiting its end-of-data reply, one pipelined behind it). On `.sent`
         /// commit it before anything else.
-        case outcome(DeliveryOutcome)
+        /// `recipients`: each envelope recipient's RCPT reply, in order, once all came (nil
+        /// when the transaction ended before — a refused MAIL, a lost connection).
+        case outcome(DeliveryOutcome, recipients: [SMTPReply]?)
         /// Close the connection. `failure` is set when the session ended by a failure.
         case close(failure: SMTPReply?)
     }
@@ -90,8 +92,11 @@ public struct SessionMachine: Sendable {
     public struct Transaction: Sendable {
         var envelope: Envelope
         var pending: [Step]
-        /// The first refusal (MAIL or RCPT); decides the outcome.
+        /// The first refusal (MAIL, DATA, or every RCPT); decides the outcome.
         var refusal: SMTPReply?
+        /// The RCPT replies so far, in envelope order.
+        var rcptReplies: [SMTPReply] = []
+        var recipientReplies: [SMTPReply]? { rcptReplies.count == envelope.recipients.count ? rcptReplies : nil }
         var pipelined: Bool
         /// A 354 arrived although the transaction was refused: we sent a lone ".".
         var abandoned = false
@@ -231,11 +236,11 @@ public struct SessionMachine: Sendable {
     mutating func fail(_ reply: SMTPReply) -> [Action] {
         var actions: [Action] = []
         switch state {
-        case .transaction:
-            actions.append(.outcome(.deferred(reply)))
-        case .data(_, let next):
-            actions.append(.outcome(.deferred(reply)))
-            if next != nil { actions.append(.outcome(.deferred(reply))) }
+        case .transaction(let t):
+            actions.append(.outcome(.deferred(reply), recipients: t.recipientReplies))
+        case .data(let t, let next):
+            actions.append(.outcome(.deferred(reply), recipients: t.recipientReplies))
+            if let next { actions.append(.outcome(.deferred(reply), recipients: next.recipientReplies)) }
         case .closed:
             return []
         default:
@@ -326,16 +331,16 @@ public struct SessionMachine: Sendable {
                 // The reply to our lone "."; the outcome is the refusal already seen.
                 let refusal = t.refusal ?? r
                 state = .rset
-                return [.outcome(DeliveryOutcome.classify(refusal).asFailure), .send(Array("RSET\r\n".utf8))]
+                return [.outcome(DeliveryOutcome.classify(refusal).asFailure, recipients: t.recipientReplies), .send(Array("RSET\r\n".utf8))]
             }
             let outcome = DeliveryOutcome.classify(r)
             if let next {
                 // Whatever this reply was, the relay is in a clean state and reads the next
                 // transaction's commands, already sent.
                 state = .transaction(next)
-                return [.outcome(outcome)]
+                return [.outcome(outcome, recipients: t.recipientReplies)]
             }
-            return becomeReady(after: [.outcome(outcome)])
+            return becomeReady(after: [.outcome(outcome, recipients: t.recipientReplies)])
 
         case .rset:
             guard r.code == 250 else { return fail(r) }
@@ -405,7 +410,7 @@ public struct SessionMachine: Sendable {
     /// Why this relay cannot take the message, decided before a byte is sent (nil: go ahead).
     public func preflight(_ e: Envelope) -> DeliveryOutcome? {
         // Defence in depth against command injection: addresses were checked at acceptance.
-        if SessionMachine.unsafeInCommand(e.from) || SessionMachine.unsafeInCommand(e.to) {
+        if SessionMachine.unsafeInCommand(e.from) || e.recipients.contains(where: SessionMachine.unsafeInCommand) {
             return .failed(.local(553, "5.1.3", "address not allowed in an SMTP command"))
         }
         if e.needsSMTPUTF8 && !capabilities.smtpUTF8 {
@@ -419,7 +424,7 @@ public struct SessionMachine: Sendable {
     }
 
     mutating func begin(_ e: Envelope) -> [Action] {
-        if let refusal = preflight(e) { return becomeReady(after: [.outcome(refusal)]) }
+        if let refusal = preflight(e) { return becomeReady(after: [.outcome(refusal, recipients: nil)]) }
         let (t, actions) = startTransaction(e)
         state = .transaction(t)
         return actions
@@ -430,15 +435,17 @@ public struct SessionMachine: Sendable {
     func startTransaction(_ e: Envelope) -> (Transaction, [Action]) {
         // Written as bytes (string concatenation cost ~5 000 instructions a message).
         var command: [UInt8] = []
-        command.reserveCapacity(e.from.utf8.count + e.to.utf8.count + 80)
+        command.reserveCapacity(e.from.utf8.count + e.recipients.reduce(0) { $0 + $1.utf8.count + 12 } + 80)
         command.append(utf8: "MAIL FROM:<"); command.append(utf8: e.from); command.append(utf8: ">")
         if capabilities.size != nil { command.append(utf8: " SIZE="); command.append(utf8: String(e.message.count)) }
         if e.has8BitContent && capabilities.eightBitMIME { command.append(utf8: " BODY=8BITMIME") }
         if e.needsSMTPUTF8 { command.append(utf8: " SMTPUTF8") }
         command.append(utf8: "\r\n")
         if capabilities.pipelining {
-            command.append(utf8: "RCPT TO:<"); command.append(utf8: e.to); command.append(utf8: ">\r\nDATA\r\n")
-            return (Transaction(envelope: e, pending: [.mail, .rcpt, .data], refusal: nil, pipelined: true), [.send(command)])
+            for to in e.recipients { command.append(utf8: "RCPT TO:<"); command.append(utf8: to); command.append(utf8: ">\r\n") }
+            command.append(utf8: "DATA\r\n")
+            let pending = [Step.mail] + Array(repeating: Step.rcpt, count: e.recipients.count) + [.data]
+            return (Transaction(envelope: e, pending: pending, refusal: nil, pipelined: true), [.send(command)])
         }
         return (Transaction(envelope: e, pending: [.mail], refusal: nil, pipelined: false), [.send(command)])
     }
@@ -447,19 +454,35 @@ public struct SessionMachine: Sendable {
         guard let step = t.pending.first else { preconditionFailure("transaction with nothing pending") }
         t.pending.removeFirst()
         switch step {
-        case .mail, .rcpt:
-            let ok = step == .mail ? r.code == 250 : (r.code == 250 || r.code == 251)
-            if !ok && t.refusal == nil { t.refusal = r.isIntermediate ? .local(451, "4.5.0", "unexpected reply \(r)") : r }
+        case .mail:
+            if r.code != 250 && t.refusal == nil { t.refusal = r.isIntermediate ? .local(451, "4.5.0", "unexpected reply \(r)") : r }
             if t.pipelined {
                 state = .transaction(t)
                 return []
             }
             if t.refusal != nil { return refuse(t) }
-            if step == .mail {
+            t.pending = [.rcpt]
+            state = .transaction(t)
+            return [.send(Array(SessionMachine.rcpt(t.envelope.recipients[0]).utf8))]
+        case .rcpt:
+            // Each recipient's reply is its own (a refused one does not stop the others, RFC
+            // 5321 §3.3); only when the relay took none is the transaction refused.
+            let accepted = r.code == 250 || r.code == 251
+            t.rcptReplies.append(accepted || !r.isIntermediate ? r : .local(451, "4.5.0", "unexpected reply \(r)"))
+            let last = t.rcptReplies.count == t.envelope.recipients.count
+            if last && t.refusal == nil && !t.rcptReplies.contains(where: { $0.code == 250 || $0.code == 251 }) {
+                t.refusal = t.rcptReplies[0]
+            }
+            if t.pipelined {
+                state = .transaction(t)
+                return []
+            }
+            if !last {
                 t.pending = [.rcpt]
                 state = .transaction(t)
-                return [.send(Array(SessionMachine.rcpt(t.envelope.to).utf8))]
+                return [.send(Array(SessionMachine.rcpt(t.envelope.recipients[t.rcptReplies.count]).utf8))]
             }
+            if t.refusal != nil { return refuse(t) }
             t.pending = [.data]
             state = .transaction(t)
             return [.send(Array("DATA\r\n".utf8))]
@@ -484,7 +507,7 @@ public struct SessionMachine: Sendable {
     /// The transaction was refused before the message went: report, then RSET.
     mutating func refuse(_ t: Transaction) -> [Action] {
         state = .rset
-        return [.outcome(DeliveryOutcome.classify(t.refusal!).asFailure), .send(Array("RSET\r\n".utf8))]
+        return [.outcome(DeliveryOutcome.classify(t.refusal!).asFailure, recipients: t.recipientReplies), .send(Array("RSET\r\n".utf8))]
     }
 
     // MARK: Encoding

@@ -21,6 +21,9 @@ public struct SendRequest: Sendable, Equatable {
     /// Shape A's plain-text part instead of the one derived from the HTML.
     public var text: String? = nil
     public var replyTo: [String] = []
+    public var cc: [String] = []
+    /// Envelope recipients only: never in a header or in the stored bytes.
+    public var bcc: [String] = []
     public var headers: [MessageHeader] = []
     public var attachments: [AttachmentPart] = []
 
@@ -90,10 +93,12 @@ public enum SendAPI {
     /// The fields a send_email body may have (SPEC §4); any other is refused by name.
     public static let knownFields: Set<String> = [
         "to_address", "subject", "content", "template_identifier", "data", "mailbox", "validate_address",
-        "text", "reply_to", "headers", "attachments",
+        "text", "reply_to", "cc", "bcc", "headers", "attachments",
     ]
     /// In the contract but not in this version yet: refused, saying so (never ignored).
-    static let comingFields: Set<String> = ["cc", "bcc", "metadata"]
+    static let comingFields: Set<String> = ["metadata"]
+    /// To, Cc and Bcc together (SPEC §4).
+    public static let maxRecipients = 50
 
     public static let defaultMaxAttachmentBytes = 10 << 20
 
@@ -202,12 +207,19 @@ public enum SendAPI {
             }
         }
         let replyTo = addresses("reply_to", present("reply_to"), max: 5, validateAddress: validateAddress, add)
+        // Duplicates (case-insensitive) count once, across To, Cc and Bcc: the first wins.
+        var seen: Set<String> = [to.lowercased()]
+        let cc = addresses("cc", present("cc"), max: maxRecipients, validateAddress: validateAddress, add).filter { seen.insert($0.lowercased()).inserted }
+        let bcc = addresses("bcc", present("bcc"), max: maxRecipients, validateAddress: validateAddress, add).filter { seen.insert($0.lowercased()).inserted }
+        if 1 + cc.count + bcc.count > maxRecipients {
+            add(present("bcc") != nil ? "bcc" : "cc", "makes \(1 + cc.count + bcc.count) recipients with to_address and cc/bcc; at most \(maxRecipients) are allowed")
+        }
         let headers = extraHeaders(present("headers"), add)
         let attachments = attachmentParts(present("attachments"), maxBytes: maxAttachmentBytes, add)
 
         guard fields.isEmpty, let result else { return .failure(.validation(fields)) }
         return .success(SendRequest(toAddress: to, content: result, mailbox: mailbox, validateAddress: validateAddress, text: text,
-                                    replyTo: replyTo, headers: headers, attachments: attachments))
+                                    replyTo: replyTo, cc: cc, bcc: bcc, headers: headers, attachments: attachments))
     }
 
     /// A string or an array of strings, each an address by the recipient rules; duplicates

@@ -52,10 +52,13 @@ public struct NewMessage: Sendable {
     public var template: String?
     public var messageID: String
     public var raw: [UInt8]
+    /// Every envelope recipient (To, Cc, Bcc) when there is more than the To; nil otherwise.
+    public var recipients: [RecipientState]?
 
     public init(acceptedAt: Int64, tokenID: Int64, tokenName: String, idempotencyKey: String, fingerprint: [UInt8],
                 responseStatus: Int, responseBody: [UInt8], mailboxName: String, mailboxAddress: String, recipient: String,
-                subject: String, template: String?, messageID: String, raw: [UInt8]) {
+                subject: String, template: String?, messageID: String, raw: [UInt8], recipients: [RecipientState]? = nil) {
+        self.recipients = recipients
         self.acceptedAt = acceptedAt
         self.tokenID = tokenID
         self.tokenName = tokenName
@@ -90,8 +93,11 @@ public struct AuditEntry: Sendable, Equatable {
     public var lastReply: String?
     /// Only filled by `auditEntry(id:)`.
     public var raw: [UInt8]
+    /// Each envelope recipient with its state, when there is more than the To.
+    public var recipients: [RecipientState]?
 
-    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8]) {
+    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8], recipients: [RecipientState]? = nil) {
+        self.recipients = recipients
         self.id = id
         self.acceptedAt = acceptedAt
         self.sentAt = sentAt
@@ -122,9 +128,12 @@ public struct QueuedMessage: Sendable {
     public var attempts: Int
     /// The row is already `sending` (inserted so by the group commit that accepted it).
     public var markedSending: Bool
+    /// More recipients than the To: each with its state (only `pending` ones get an RCPT).
+    public var recipients: [RecipientState]?
 
     public init(id: Int64, acceptedAt: Int64, mailboxName: String, from: String, recipient: String, messageID: String, raw: [UInt8],
-                attempts: Int, markedSending: Bool = false) {
+                attempts: Int, markedSending: Bool = false, recipients: [RecipientState]? = nil) {
+        self.recipients = recipients
         self.id = id
         self.acceptedAt = acceptedAt
         self.mailboxName = mailboxName
@@ -227,6 +236,47 @@ extension AdminStore {
             try putTemplate(identifier: seed.templateIdentifier, subject: seed.templateSubject, html: seed.templateHTML,
                             text: seed.templateText, now: seed.now)
             return try createToken(name: seed.tokenName, secretHash: seed.tokenSecretHash, abilities: seed.tokenAbilities, now: seed.now)
+        }
+    }
+}
+
+
+/// One envelope recipient of a message with several (To, Cc, Bcc), and where it stands: each
+/// is given the message once (`accepted`), refused for good (`failed`), or still `pending`
+/// (refused for now: retried in a later transaction, as Postfix does).
+public struct RecipientState: Sendable, Equatable {
+    public enum Kind: String, Sendable { case to, cc, bcc }
+    public enum Status: String, Sendable { case pending, accepted, failed }
+    public var address: String
+    public var kind: Kind
+    public var status: Status
+    public var lastReply: String?
+
+    public init(address: String, kind: Kind, status: Status = .pending, lastReply: String? = nil) {
+        self.address = address
+        self.kind = kind
+        self.status = status
+        self.lastReply = lastReply
+    }
+
+    /// The stored form: a line per recipient, `kind status address[ reply]` (addresses never
+    /// hold spaces or control characters; a reply's are replaced by spaces).
+    public static func encode(_ list: [RecipientState]) -> String {
+        list.map { r in
+            var line = "\(r.kind.rawValue) \(r.status.rawValue) \(r.address)"
+            if let reply = r.lastReply {
+                line += " " + String(String.UnicodeScalarView(reply.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+            }
+            return line
+        }.joined(separator: "\n")
+    }
+
+    public static func decode(_ text: String?) -> [RecipientState]? {
+        guard let text, !text.isEmpty else { return nil }
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+            guard parts.count >= 3, let kind = Kind(rawValue: String(parts[0])), let status = Status(rawValue: String(parts[1])) else { return nil }
+            return RecipientState(address: String(parts[2]), kind: kind, status: status, lastReply: parts.count == 4 ? String(parts[3]) : nil)
         }
     }
 }

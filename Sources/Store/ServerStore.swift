@@ -144,6 +144,9 @@ public enum StatusWrite: Equatable {
     case requeue(Int64)
     /// A finished attempt: `sent`, `deferred` (due again at `next`) or `failed`.
     case attempt(id: Int64, status: String, reply: String, at: Int64, next: Int64)
+    /// A message with several recipients: where each stands after an attempt (the stored
+    /// form, `RecipientState.encode`); written with that attempt's `.attempt`.
+    case recipients(id: Int64, list: String)
 }
 
 public struct DueScan {

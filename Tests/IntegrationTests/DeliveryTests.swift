@@ -127,6 +127,54 @@ extension SendFixture {
         #expect(try f.auditCount() == 1)
     }
 
+    /// Cc and Bcc become RCPTs, Bcc in no header and not in the stored bytes; each recipient
+    /// its own outcome: one refused for good at RCPT (550) is not tried again, one refused for
+    /// now (451) is tried alone in a later transaction and then taken; the message ends `sent`
+    /// with the refused recipient named, and the audit shows each recipient's last reply.
+    @Test func ccAndBccWithPerRecipientOutcomes() throws {
+        let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--rcpt", "gone@acme.example=550 5.1.1 no such user",
+                                   "--rcpt", "nobody@acme.example=550 5.1.1 no such user",
+                                   "--rcpt-once", "busy@acme.example=451 4.2.1 mailbox busy, try later"])
+        let f = try SendFixture(relayDSN: "smtp://localhost:\(relay.port)?ca_file=\(cert.cert)", extraArgs: ["--retry-base-seconds", "1"])
+        let body = #"{"to_address":"billing@acme.example","cc":["accounts@acme.example","gone@acme.example","Billing@acme.example"],"bcc":"busy@acme.example","subject":"Invoice","content":"<p>Attached.</p>"}"#
+        #expect(try f.post(body).status == 200)
+        let first = try f.waitFor(1, status: "deferred")
+        #expect(first.lastReply?.contains("busy@acme.example") == true, "\(first.lastReply ?? "")")
+        let e = try f.waitFor(1, status: "sent", seconds: 30)
+        let raw = String(decoding: e.raw, as: UTF8.self)
+        #expect(raw.contains("\r\nCc: accounts@acme.example, gone@acme.example\r\n"), "Billing@ is the To again: once")
+        #expect(!raw.lowercased().contains("bcc") && !raw.contains("busy@acme.example"), "no Bcc in the stored bytes")
+        let sent = relay.messages
+        #expect(sent.count == 2)
+        #expect(sent.first?["to"] as? [String] == ["billing@acme.example", "accounts@acme.example"])
+        #expect(sent.last?["to"] as? [String] == ["busy@acme.example"], "only the deferred recipient, in the later transaction")
+        for m in sent { #expect(!(m["data"] as! String).lowercased().contains("bcc:")) }
+        #expect(e.lastReply?.contains("refused: gone@acme.example: 550 5.1.1 no such user") == true, "\(e.lastReply ?? "")")
+        let states = try #require(e.recipients)
+        #expect(states.map(\.address) == ["billing@acme.example", "accounts@acme.example", "gone@acme.example", "busy@acme.example"])
+        #expect(states.map(\.kind) == [.to, .cc, .cc, .bcc])
+        #expect(states.map(\.status) == [.accepted, .accepted, .failed, .accepted])
+        #expect(states[2].lastReply == "550 5.1.1 no such user")
+        #expect(states[3].lastReply?.hasPrefix("250 ") == true)
+        #expect(try f.attempts(1).map(\.outcome) == ["deferred", "sent"])
+        // The audit API and CLI show each recipient (the Bcc marked by its kind).
+        let shown = try f.cli(["audit", "show", "1"]).output
+        #expect(shown.contains("bcc busy@acme.example: accepted") && shown.contains("cc  gone@acme.example: failed (550 5.1.1 no such user)"), "\(shown)")
+        f.auditToken = try f.cli(["token", "create", "--name", "support", "--ability", "audit-read"]).lastLine
+        let api = try f.audit("/api/audit/1")
+        let listed = try #require(((api["data"] as? [String: Any])?["recipients"] as? [[String: Any]]))
+        #expect(listed.map { $0["kind"] as? String } == ["to", "cc", "cc", "bcc"])
+        #expect(listed.map { $0["status"] as? String } == ["accepted", "accepted", "failed", "accepted"])
+
+        // Every recipient refused for good: failed at once, and no DATA reached the relay.
+        let all = #"{"to_address":"gone@acme.example","bcc":"nobody@acme.example","subject":"s","content":"c"}"#
+        #expect(try f.post(all).status == 200)
+        let failed = try f.waitFor(2, status: "failed")
+        #expect(failed.lastReply?.contains("every recipient refused") == true, "\(failed.lastReply ?? "")")
+        #expect(failed.recipients?.map(\.status) == [.failed, .failed])
+        #expect(relay.messages.count == 2)
+    }
+
     @Test func authLoginWhenPlainIsNotOffered() throws {
         let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--auth", "mailer:pw", "--login-only"])
         let f = try SendFixture(relayDSN: "smtp://mailer:pw@localhost:\(relay.port)?ca_file=\(cert.cert)")

@@ -15,7 +15,7 @@ import Testing
 final class Outcomes: DeliveryHandler {
     var sent: [Int64] = []
     var other: [Int64] = []
-    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome) {
+    func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?) {
         if case .sent = outcome { sent.append(job.id) } else { other.append(job.id) }
     }
 }

@@ -43,8 +43,13 @@ struct SessionMachineTests {
                         follow.append(.submit(e))
                         break
                     }
-                case .outcome(let o):
-                    out.append("= \(o)")
+                case .outcome(let o, let recipients):
+                    // Recipient replies shown only for envelopes of several recipients.
+                    if let recipients, recipients.count > 1 {
+                        out.append("= \(o) [\(recipients.map(\.description).joined(separator: " | "))]")
+                    } else {
+                        out.append("= \(o)")
+                    }
                 case .close(let failure):
                     out.append("= close" + (failure.map { " (\($0))" } ?? ""))
                 }
@@ -65,6 +70,33 @@ struct SessionMachineTests {
     static let starttlsAuth = SessionMachine.Policy(security: .startTLS(required: true),
                                                     credentials: .init(user: "user", password: "pass"), clientName: "client.test")
     static let plainNoAuth = SessionMachine.Policy(security: .plain, credentials: nil, clientName: "client.test")
+
+    /// Several recipients: one RCPT each; a refused one does not stop the others (its reply is
+    /// reported with the outcome), and only a transaction whose every RCPT was refused is
+    /// refused — pipelined (DATA then refused by the relay) and not (no DATA sent).
+    @Test func severalRecipientsEachWithItsReply() {
+        let e = Envelope(from: "f@example.com", recipients: ["a@example.net", "b@example.net", "c@example.net"], message: Self.message)
+        let pipelined = run(Self.plainNoAuth, [
+            "220 relay ESMTP", "250-relay|250 PIPELINING",
+            "250 2.1.0 ok|250 2.1.5 ok|550 5.1.1 no such user|451 4.2.1 busy|354 go",
+            "250 2.0.0 queued", "221 bye",
+        ], messages: [e])
+        #expect(pipelined.contains("C: <message 39 octets>"), "the data goes: two recipients may still take it")
+        #expect(pipelined.contains("= sent: 250 2.0.0 queued [250 2.1.5 ok | 550 5.1.1 no such user | 451 4.2.1 busy]"), "\(pipelined)")
+        #expect(pipelined.filter { $0.hasPrefix("C: RCPT") }.count == 3)
+
+        let allRefused = run(Self.plainNoAuth, [
+            "220 relay ESMTP", "250 relay",
+            "250 2.1.0 ok", "550 5.1.1 no such user", "450 4.2.0 later", "554 5.7.1 denied",
+            "250 2.0.0 reset", "221 bye",
+        ], messages: [e])
+        #expect(!allRefused.contains("C: DATA"), "\(allRefused)")
+        #expect(allRefused.contains("= failed: 550 5.1.1 no such user [550 5.1.1 no such user | 450 4.2.0 later | 554 5.7.1 denied]"), "\(allRefused)")
+        #expect(allRefused.filter { $0.hasPrefix("C: RCPT") } == ["C: RCPT TO:<a@example.net>", "C: RCPT TO:<b@example.net>", "C: RCPT TO:<c@example.net>"])
+
+        let mailRefused = run(Self.plainNoAuth, ["220 relay ESMTP", "250 relay", "550 5.7.1 sender denied", "250 reset", "221 bye"], messages: [e])
+        #expect(mailRefused.contains("= failed: 550 5.7.1 sender denied"), "no RCPT replies: \(mailRefused)")
+    }
 
     @Test func pipelinedSessionWithSTARTTLSAndAuthPlain() {
         let t = run(Self.starttlsAuth, [

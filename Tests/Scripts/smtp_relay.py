@@ -11,6 +11,8 @@ Every AUTH attempt is appended to OUTDIR/auth.log with "tls" or "clear" — a te
                 [--max-sessions N] [--eod-delay SECONDS]
 PHASE is MAIL, RCPT or EOD (the reply to the end of data); TEXT e.g. "451 4.3.0 try later".
 With --reply-once the scripted replies apply to the first transaction only.
+--rcpt ADDRESS=TEXT refuses that recipient at RCPT with TEXT every time; --rcpt-once
+ADDRESS=TEXT only the first time it is given (a recipient refused for now, then taken).
 Concurrent sessions are counted: OUTDIR/sessions.state holds (JSON) {"now", "max", "refused"} after
 every change; with --max-sessions N a session beyond N is refused at once with Microsoft 365's
 "432 4.3.2 Concurrent connections limit exceeded". --eod-delay holds each end-of-data reply
@@ -34,9 +36,13 @@ p.add_argument("--reply-once", action="store_true")
 p.add_argument("--stall-eod", action="store_true")
 p.add_argument("--max-sessions", type=int, default=0)
 p.add_argument("--eod-delay", type=float, default=0)
+p.add_argument("--rcpt", action="append", default=[])
+p.add_argument("--rcpt-once", action="append", default=[])
 a = p.parse_args()
 os.makedirs(a.outdir, exist_ok=True)
 replies = dict(r.split("=", 1) for r in a.reply)
+rcpt_always = dict(r.split("=", 1) for r in a.rcpt)
+rcpt_once = dict(r.split("=", 1) for r in a.rcpt_once)
 state = {"n": 0, "transactions": 0}
 lock = threading.Lock()
 
@@ -63,6 +69,10 @@ class Handler:
         r = scripted("RCPT")
         if r:
             return r
+        if address in rcpt_always:
+            return rcpt_always[address]
+        if address in rcpt_once:
+            return rcpt_once.pop(address)
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

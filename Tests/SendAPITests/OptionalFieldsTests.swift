@@ -17,8 +17,6 @@ import Testing
         (#""validate_adress":true"#, "validate_adress", "is not a known field"),
         (#""Subject":"x""#, "Subject", "is not a known field"),
         (#""attachment":[]"#, "attachment", "is not a known field"),
-        (#""cc":"c@d.example""#, "cc", "is not supported by this version of tickiti-mail yet"),
-        (#""bcc":["c@d.example"]"#, "bcc", "is not supported by this version of tickiti-mail yet"),
         (#""metadata":{"order":"1"}"#, "metadata", "is not supported by this version of tickiti-mail yet"),
     ])
     func unknownFieldsAreRefusedByName(extra: String, field: String, message: String) {
@@ -65,6 +63,36 @@ import Testing
     func badReplyTo(extra: String, field: String) {
         guard case .failure(let e) = SendAPI.validate(body("{\(Self.base),\(extra)}")) else { Issue.record("accepted \(extra)"); return }
         #expect(e.fields.map(\.0) == [field], "\(e.fields)")
+    }
+
+    @Test func ccAndBccDeduplicatedAcrossFields() throws {
+        let r = try accept(#""cc":["x@shop.example","A@B.example","y@shop.example"],"bcc":["X@shop.example","z@shop.example"]"#)
+        #expect(r.cc == ["x@shop.example", "y@shop.example"], "the To (a@b.example) once")
+        #expect(r.bcc == ["z@shop.example"], "x@ is already a Cc")
+        #expect(try accept(#""cc":"c@shop.example""#).cc == ["c@shop.example"])
+    }
+
+    @Test(arguments: [
+        (#""cc":5"#, "cc"),
+        (#""cc":["ok@b.example","bad address@b.example"]"#, "cc[1]"),
+        (#""bcc":"x@y.example\r\nRCPT TO:<z@w.example>""#, "bcc"),
+        (#""bcc":["a@b.example>"]"#, "bcc[0]"),
+        (#""cc":"a@localhost","validate_address":true"#, "cc"),
+        (#""cc":[]"#, "cc"),
+    ])
+    func badCcAndBcc(extra: String, field: String) {
+        guard case .failure(let e) = SendAPI.validate(body("{\(Self.base),\(extra)}")) else { Issue.record("accepted \(extra)"); return }
+        #expect(e.fields.map(\.0) == [field], "\(e.fields)")
+    }
+
+    @Test func atMostFiftyRecipientsInAll() throws {
+        func list(_ n: Int, _ p: String) -> String { "[" + (0..<n).map { "\"\(p)\($0)@shop.example\"" }.joined(separator: ",") + "]" }
+        #expect(try accept("\"cc\":\(list(30, "c")),\"bcc\":\(list(19, "b"))").bcc.count == 19)
+        guard case .failure(let e) = SendAPI.validate(body("{\(Self.base),\"cc\":\(list(30, "c")),\"bcc\":\(list(20, "b"))}")) else {
+            Issue.record("accepted 51 recipients"); return
+        }
+        #expect(e.fields.map(\.0) == ["bcc"])
+        #expect(e.fields[0].1[0].contains("at most 50"))
     }
 
     @Test func headersOfTheAllowList() throws {

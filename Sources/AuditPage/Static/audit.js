@@ -176,6 +176,20 @@ async function openDetail(id) {
   };
   fact("Status", badge(m.status));
   fact("To", m.to);
+  if (m.recipients) {
+    // Cc and Bcc (Bcc marked: it is in no header), each with where it stands.
+    const ul = document.createElement("ul");
+    ul.className = "recipients";
+    for (const r of m.recipients) {
+      const li = document.createElement("li");
+      const b = badge(r.status === "accepted" ? "sent" : r.status === "pending" ? "deferred" : "failed");
+      b.textContent = r.status;
+      li.append(r.kind === "bcc" ? "Bcc (not in any header): " : r.kind === "cc" ? "Cc: " : "To: ", r.address, " — ", b);
+      if (r.last_reply) li.append(" " + r.last_reply);
+      ul.appendChild(li);
+    }
+    fact("Recipients", ul);
+  }
   fact("From", m.mailbox + " <" + m.mailbox_address + ">");
   fact("Accepted", formatTime(m.accepted_at));
   fact("Sent", formatTime(m.sent_at));

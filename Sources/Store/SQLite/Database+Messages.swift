@@ -22,12 +22,12 @@ extension Database {
     public func insertAccepted(_ m: NewMessage, sending: Bool = false) throws(SQLiteError) -> Int64 {
         try statement("""
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1)
+                                  template, message_id, status, attempts, next_attempt_at, recipients)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1, ?11)
             """)
             .bind(1, m.acceptedAt).bind(2, m.tokenName).bind(3, m.idempotencyKey).bind(4, m.mailboxName).bind(5, m.mailboxAddress)
             .bind(6, m.recipient).bind(7, m.subject).bind(8, m.template).bind(9, m.messageID)
-            .bind(10, sending ? "sending" : "queued").run()
+            .bind(10, sending ? "sending" : "queued").bind(11, m.recipients.map(RecipientState.encode)).run()
         let id = lastInsertRowID
         try statement("INSERT INTO message_bodies (id, raw) VALUES (?1, ?2)").bind(1, id).bind(2, blob: m.raw).run()
         try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
@@ -48,14 +48,15 @@ extension Database {
 
     static let auditColumns = """
         id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
-        message_id, status, attempts, last_reply
+        message_id, status, attempts, last_reply, recipients
         """
 
     func readAudit(_ s: Statement, raw: Bool) -> AuditEntry {
         AuditEntry(id: s.int64(0), acceptedAt: s.int64(1), sentAt: s.isNull(2) ? nil : s.int64(2), tokenName: s.string(3),
                    idempotencyKey: s.string(4), mailboxName: s.string(5), mailboxAddress: s.string(6), recipient: s.string(7),
                    subject: s.string(8), template: s.optionalString(9), messageID: s.string(10), status: s.string(11),
-                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(14) : [])
+                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(15) : [],
+                   recipients: RecipientState.decode(s.optionalString(14)))
     }
 
     public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {

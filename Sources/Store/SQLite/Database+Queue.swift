@@ -22,7 +22,7 @@ extension Database {
     static func dueSQL(_ status: String) -> String {
         """
         SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id,
-               (SELECT raw FROM message_bodies b WHERE b.id = messages.id), attempts, next_attempt_at
+               (SELECT raw FROM message_bodies b WHERE b.id = messages.id), attempts, next_attempt_at, recipients
         FROM messages WHERE status = '\(status)' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
         """
     }
@@ -35,7 +35,8 @@ extension Database {
             let s = try statement(sql).bind(1, now).bind(2, limit)
             while try s.step() {
                 rows.append((s.int64(8), QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
-                                                       recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7))))
+                                                       recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7),
+                                                       recipients: RecipientState.decode(s.optionalString(9)))))
             }
         }
         rows.sort { ($0.due, $0.message.id) < ($1.due, $1.message.id) }
@@ -48,6 +49,10 @@ extension Database {
 
     /// Records a finished attempt. `status` is `sent`, `deferred` or `failed`;
     /// `nextAttemptAt` matters for `deferred` only.
+    public func setRecipients(id: Int64, _ list: String) throws(SQLiteError) {
+        try statement("UPDATE messages SET recipients = ?2 WHERE id = ?1").bind(1, id).bind(2, list).run()
+    }
+
     public func recordAttempt(id: Int64, status: String, reply: String, atMilliseconds at: Int64, nextAttemptAt: Int64) throws(SQLiteError) {
         try statement("""
             UPDATE messages SET status = ?2, attempts = attempts + 1, last_reply = ?3,

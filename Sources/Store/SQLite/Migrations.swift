@@ -121,6 +121,9 @@ enum Migrations {
             (table: "delivery_attempts", from: "CHECK (outcome IN ('sent','deferred','failed'))",
              to: "CHECK (outcome = 'sent' OR outcome = 'deferred' OR outcome = 'failed')"),
         ]),
+        // 6: a message with Cc or Bcc recipients: each one's state (RecipientState.encode);
+        // NULL — no bytes at all — for the usual message with only its To.
+        .sql("ALTER TABLE messages ADD COLUMN recipients TEXT;"),
     ]
 
     /// Applies the steps after the database's version, through `target`. Returns true when a

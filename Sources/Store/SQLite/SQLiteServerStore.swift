@@ -109,6 +109,8 @@ public final class SQLiteServerStore: ServerStore {
         case .requeue(let id): try db.requeue(id: id)
         case .attempt(let id, let status, let reply, let at, let next):
             try db.recordAttempt(id: id, status: status, reply: reply, atMilliseconds: at, nextAttemptAt: next)
+        case .recipients(let id, let list):
+            try db.setRecipients(id: id, list)
         }
     }
 
