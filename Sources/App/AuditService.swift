@@ -85,7 +85,8 @@ public final class AuditService {
         case .success(let q): query = q
         case .failure(let problems): throw APIError.validation(problems.fields)
         }
-        let filter = AuditFilter(recipient: query.recipient, status: query.status, since: query.since, until: query.until)
+        let filter = AuditFilter(recipient: query.recipient, status: query.status, since: query.since, until: query.until,
+                                 metadata: query.metadata.map { MetadataPair(key: $0.key, value: $0.value) })
         // One row more than asked tells whether another page follows (no empty last page).
         store.auditPage(filter, limit: query.limit + 1, after: query.cursor) { result in
             done(result.map { AuditService.listResponse($0, limit: query.limit) })
@@ -188,6 +189,10 @@ extension JSONWriter {
         add("idempotency_key", e.idempotencyKey)
         add("attempt_count", literal: String(e.attempts))
         add("last_reply", e.lastReply)
+        key("metadata")
+        open("{")
+        for pair in e.metadata { add(pair.key, pair.value) }
+        close("}")
         // Several recipients (Cc, Bcc): each one's kind, state and last reply; null otherwise.
         guard let list = e.recipients else {
             add("recipients", literal: "null")

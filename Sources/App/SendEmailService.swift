@@ -218,7 +218,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             recipient: send.toAddress, subject: subject, template: templateID, messageID: message.messageID, raw: message.bytes,
             recipients: send.cc.isEmpty && send.bcc.isEmpty ? nil
                 : [RecipientState(address: send.toAddress, kind: .to)] + send.cc.map { RecipientState(address: $0, kind: .cc) }
-                    + send.bcc.map { RecipientState(address: $0, kind: .bcc) })
+                    + send.bcc.map { RecipientState(address: $0, kind: .bcc) },
+            metadata: send.metadata.map { MetadataPair(key: $0.key, value: $0.value) })
     }
 
     // MARK: Reads

@@ -3,7 +3,8 @@
 ///
 /// Parameters: `limit` (1–200, default 50), `cursor` (opaque, from a page's `next`), `to`
 /// (recipient, exact, case-insensitive), `status` (queued, sending, deferred, sent, failed),
-/// `since` / `until` (RFC 3339; `since ≤ accepted-at < until`). Unknown parameters are refused
+/// `since` / `until` (RFC 3339; `since ≤ accepted-at < until`), `metadata.KEY` (entries whose
+/// metadata has KEY with exactly that value; one at a time). Unknown parameters are refused
 /// (a misspelt filter must not silently return everything), and so is a parameter given twice.
 /// Values are percent-decoded (RFC 3986 §2.1); `+` is a plus sign, not a space, so an
 /// unencoded `to=a+tag@example.com` means what it says.
@@ -16,8 +17,15 @@ public struct AuditQuery: Sendable, Equatable {
     /// Milliseconds since the epoch.
     public var since: Int64?
     public var until: Int64?
+    /// `metadata.KEY=VALUE`.
+    public var metadata: (key: String, value: String)?
 
     public init() {}
+
+    public static func == (a: AuditQuery, b: AuditQuery) -> Bool {
+        a.limit == b.limit && a.cursor == b.cursor && a.recipient == b.recipient && a.status == b.status && a.since == b.since
+            && a.until == b.until && a.metadata?.key == b.metadata?.key && a.metadata?.value == b.metadata?.value
+    }
 
     public static let statuses = ["queued", "sending", "deferred", "sent", "failed"]
     public static let parameters = ["limit", "cursor", "to", "status", "since", "until"]
@@ -35,7 +43,21 @@ public struct AuditQuery: Sendable, Equatable {
         for pair in (query ?? "").split(separator: "&", omittingEmptySubsequences: true) {
             let (rawName, rawValue) = pair.firstIndex(of: "=").map { (pair[..<$0], pair[pair.index(after: $0)...]) } ?? (pair, "")
             guard let name = percentDecode(rawName) else { fail(String(rawName.prefix(64)), "is not percent-encoded correctly"); continue }
-            guard parameters.contains(name) else { fail(String(name.prefix(64)), "is not a known parameter (\(parameters.joined(separator: ", ")))"); continue }
+            if name.hasPrefix("metadata.") {
+                let key = String(name.dropFirst("metadata.".count))
+                guard let value = percentDecode(rawValue) else { fail(name, "is not percent-encoded correctly"); continue }
+                if q.metadata != nil {
+                    fail(name, "one metadata filter at a time")
+                } else if !(1...40).contains(key.utf8.count) || !key.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }) {
+                    fail(String(name.prefix(64)), "names no metadata key (1 to 40 of A–Z a–z 0–9 _ -)")
+                } else if value.isEmpty || value.count > 500 {
+                    fail(name, "must be a value of 1 to 500 characters")
+                } else {
+                    q.metadata = (key, value)
+                }
+                continue
+            }
+            guard parameters.contains(name) else { fail(String(name.prefix(64)), "is not a known parameter (\(parameters.joined(separator: ", ")), metadata.KEY)"); continue }
             guard seen.insert(name).inserted else { fail(name, "must be given once"); continue }
             guard let value = percentDecode(rawValue) else { fail(name, "is not percent-encoded correctly"); continue }
             switch name {

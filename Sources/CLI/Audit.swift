@@ -10,11 +10,14 @@ struct AuditCommand: ParsableCommand {
         subcommands: [List.self, Show.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "The accepted messages, newest first: id, accepted-at, status, recipient, subject, mailbox, attempts.")
         @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "At most this many entries (1–10000).") var limit = 50
         @Option(help: "Only this recipient (case-insensitive).") var to: String?
         @Option(help: "Only this status: queued, sending, deferred, sent, failed.") var status: String?
+        @Option(help: ArgumentHelp("Only entries whose metadata has KEY with exactly VALUE (what the send gave in \"metadata\").",
+                                   valueName: "KEY=VALUE")) var metadata: String?
         @Flag(help: "One JSON object per line.") var json = false
 
         func run() throws {
@@ -22,8 +25,17 @@ struct AuditCommand: ParsableCommand {
             if let s = status, !["queued", "sending", "deferred", "sent", "failed"].contains(s) {
                 throw usageError("--status must be queued, sending, deferred, sent or failed")
             }
+            var pair: MetadataPair?
+            if let m = metadata {
+                guard let eq = m.firstIndex(of: "="), eq != m.startIndex, m.index(after: eq) != m.endIndex else {
+                    throw usageError("--metadata must be KEY=VALUE, e.g. --metadata order=SP-2412-0489")
+                }
+                pair = MetadataPair(key: String(m[..<eq]), value: String(m[m.index(after: eq)...]))
+            }
             let database = try openDatabase(db)
-            let entries = try adminStep("audit list") { try database.auditEntries(limit: limit, recipient: to, status: status) }
+            let entries = try adminStep("audit list") {
+                try database.auditPage(AuditFilter(recipient: to, status: status, metadata: pair), limit: limit, after: nil)
+            }
             if entries.isEmpty && !json { print("no messages"); return }
             for e in entries {
                 if json {
@@ -56,6 +68,7 @@ struct AuditCommand: ParsableCommand {
             print("idempotency-key: \(e.idempotencyKey)")
             print("mailbox:         \(e.mailboxName) <\(e.mailboxAddress)>")
             print("recipient:       \(e.recipient)")
+            for pair in e.metadata { print("metadata:        \(pair.key) = \(pair.value)") }
             for r in e.recipients ?? [] {
                 print("  \(r.kind.rawValue.padding(toLength: 3, withPad: " ", startingAt: 0)) \(r.address): \(r.status.rawValue)\(r.lastReply.map { " (\($0))" } ?? "")")
             }
@@ -79,6 +92,7 @@ func auditJSON(_ e: AuditEntry) -> JSONValue {
         JSONMember(key: "mailbox_address", value: .string(e.mailboxAddress)), JSONMember(key: "recipient", value: .string(e.recipient)),
         JSONMember(key: "subject", value: .string(e.subject)), JSONMember(key: "template", value: s(e.template)),
         JSONMember(key: "message_id", value: .string(e.messageID)), JSONMember(key: "last_reply", value: s(e.lastReply)),
+        JSONMember(key: "metadata", value: .object(e.metadata.map { JSONMember(key: $0.key, value: .string($0.value)) })),
         JSONMember(key: "recipients", value: e.recipients.map { list in
             .array(list.map { r in
                 .object([JSONMember(key: "address", value: .string(r.address)), JSONMember(key: "kind", value: .string(r.kind.rawValue)),

@@ -24,13 +24,16 @@ enum PostgresSQL {
             RETURNING 1
         ), m AS (
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at, owner, recipients)
+                                  template, message_id, status, attempts, next_attempt_at, owner, recipients, metadata)
             SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0,
-                   $6::bigint, CASE WHEN $15::text = 'sending' THEN $17::bigint END, $18::text
+                   $6::bigint, CASE WHEN $15::text = 'sending' THEN $17::bigint END, $18::text, $19::text
             FROM k
             RETURNING id
         ), b AS (
             INSERT INTO message_bodies (id, raw) SELECT id, $16::bytea FROM m
+        ), md AS (
+            INSERT INTO message_metadata (message_id, key, value, accepted_at)
+            SELECT m.id, u.k, u.v, $6::bigint FROM m, unnest($20::text[], $21::text[]) AS u(k, v)
         )
         SELECT (SELECT id FROM m), i.fingerprint, i.status, i.body, i.created_at, NOT l.free
         FROM l
@@ -41,7 +44,8 @@ enum PostgresSQL {
         [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),
          .int(m.acceptedAt), .int(cutoff), .text(m.tokenName), .text(m.mailboxName), .text(m.mailboxAddress), .text(m.recipient),
          .text(m.subject), m.template.map { .text($0) } ?? .null, .text(m.messageID), .text(sending ? "sending" : "queued"), .bytes(m.raw),
-         .int(lease.owner), m.recipients.map { .text(RecipientState.encode($0)) } ?? .null]
+         .int(lease.owner), m.recipients.map { .text(RecipientState.encode($0)) } ?? .null,
+         MetadataPair.encode(m.metadata).map { .text($0) } ?? .null, PGArray.text(m.metadata.map(\.key)), PGArray.text(m.metadata.map(\.value))]
     }
 
     /// The same for a whole group commit in ONE statement: the accepted messages travel as
@@ -73,11 +77,17 @@ enum PostgresSQL {
             ORDER BY i.ord
         ), m AS (
             INSERT INTO messages (id, accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at, owner, recipients)
+                                  template, message_id, status, attempts, next_attempt_at, owner, recipients, metadata)
             SELECT ids.id, i.accepted_at, i.token_name, i.key, i.mailbox_name, i.mailbox_address, i.recipient, i.subject, i.template,
                    i.message_id, i.queue_status, 0,
-                   i.accepted_at, CASE WHEN i.queue_status = 'sending' THEN $17::bigint END, ($18::text[])[ids.ord::integer]
+                   i.accepted_at, CASE WHEN i.queue_status = 'sending' THEN $17::bigint END, ($18::text[])[ids.ord::integer],
+                   ($19::text[])[ids.ord::integer]
             FROM input i JOIN ids ON ids.ord = i.ord
+        ), md AS (
+            -- Every pair of the batch flat, with the ordinal of its message.
+            INSERT INTO message_metadata (message_id, key, value, accepted_at)
+            SELECT ids.id, u.k, u.v, ($6::bigint[])[u.ord::integer]
+            FROM unnest($20::bigint[], $21::text[], $22::text[]) AS u(ord, k, v) JOIN ids ON ids.ord = u.ord
         ), b AS (
             -- The bodies by subscript, not through the input's rows: every join of those rows
             -- would copy each message's bytes into its hash table again.
@@ -105,7 +115,10 @@ enum PostgresSQL {
          PGArray.text(items.map { $0.0.subject }), PGArray.text(items.map { $0.0.template }),
          PGArray.text(items.map { $0.0.messageID }), PGArray.text(items.map { $0.1 ? "sending" : "queued" }),
          PGArray.bytea(items.map { $0.0.raw }), .int(cutoff), .int(lease.owner),
-         PGArray.text(items.map { $0.0.recipients.map(RecipientState.encode) })]
+         PGArray.text(items.map { $0.0.recipients.map(RecipientState.encode) }),
+         PGArray.text(items.map { MetadataPair.encode($0.0.metadata) }),
+         PGArray.int8(items.enumerated().flatMap { (i, item) in item.0.metadata.map { _ in Int64(i + 1) } }),
+         PGArray.text(items.flatMap { $0.0.metadata.map(\.key) }), PGArray.text(items.flatMap { $0.0.metadata.map(\.value) })]
     }
 
     /// Who this process is on the shared queue and how long its lease lasts (SPEC §7).
@@ -336,12 +349,13 @@ enum PostgresSQL {
 
     static let auditColumns = """
         id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
-        message_id, status, attempts, last_reply, recipients
+        message_id, status, attempts, last_reply, recipients, metadata
         """
 
     /// A page's statement for the filters present (each shape prepared once), and its values.
     /// The same index choice as SQLite's: recipient, else status, else accepted-at.
     static func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) -> PGQuery {
+        if filter.metadata != nil { return metadataPage(filter, limit: limit, after: after) }
         var terms: [String] = []
         var values: [PGValue] = []
         var shape = "audit"
@@ -377,6 +391,30 @@ enum PostgresSQL {
         return PGQuery(PGStatement(shape, sql), values)
     }
 
+    /// A `metadata.KEY=VALUE` page: the range of `message_metadata_lookup` for the pair, newest
+    /// first, each row's entry by its primary key; the other filters check those rows.
+    static func metadataPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) -> PGQuery {
+        var values: [PGValue] = []
+        var shape = "audit_m"
+        func parameter(_ v: PGValue, _ type: String) -> String {
+            values.append(v)
+            return "$\(values.count)::\(type)"
+        }
+        var terms = ["md.key = \(parameter(.text(filter.metadata!.key), "text"))", "md.value = \(parameter(.text(filter.metadata!.value), "text"))"]
+        if let r = filter.recipient { terms.append("lower(m.recipient) = lower(\(parameter(.text(r), "text")))"); shape += "_r" }
+        if let st = filter.status { terms.append("m.status = \(parameter(.text(st), "text"))"); shape += "_s" }
+        if let v = filter.since { terms.append("md.accepted_at >= \(parameter(.int(v), "bigint"))"); shape += "_f" }
+        if let v = filter.until { terms.append("md.accepted_at < \(parameter(.int(v), "bigint"))"); shape += "_u" }
+        if let a = after {
+            terms.append("(md.accepted_at, md.message_id) < (\(parameter(.int(a.acceptedAt), "bigint")), \(parameter(.int(a.id), "bigint")))")
+            shape += "_p"
+        }
+        let columns = auditColumns.split(separator: ",").map { "m." + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
+        let sql = "SELECT \(columns) FROM message_metadata md JOIN messages m ON m.id = md.message_id WHERE \(terms.joined(separator: " AND "))"
+            + " ORDER BY md.accepted_at DESC, md.message_id DESC LIMIT \(parameter(.int(Int64(limit)), "bigint"))"
+        return PGQuery(PGStatement(shape, sql), values)
+    }
+
     static let auditEntry = PGStatement("audit_entry", """
         SELECT \(auditColumns), (SELECT raw FROM message_bodies b WHERE b.id = messages.id) FROM messages WHERE id = $1::bigint
         """)
@@ -390,8 +428,8 @@ enum PostgresSQL {
                    tokenName: r.string(row, 3), idempotencyKey: r.string(row, 4), mailboxName: r.string(row, 5),
                    mailboxAddress: r.string(row, 6), recipient: r.string(row, 7), subject: r.string(row, 8),
                    template: r.optionalString(row, 9), messageID: r.string(row, 10), status: r.string(row, 11),
-                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 15) : [],
-                   recipients: RecipientState.decode(r.optionalString(row, 14)))
+                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 16) : [],
+                   recipients: RecipientState.decode(r.optionalString(row, 14)), metadata: MetadataPair.decode(r.optionalString(row, 15)))
     }
 
     static func attempts(_ r: PGResult) -> [DeliveryAttempt] {

@@ -139,6 +139,21 @@ enum PostgresSchema {
         // 5: a message with Cc or Bcc recipients: each one's state (RecipientState.encode);
         // NULL for the usual message with only its To.
         ["ALTER TABLE messages ADD COLUMN recipients TEXT"],
+        // 6: metadata — on the row for reading it back, and one row per pair in its own table
+        // whose index makes a `metadata.KEY=VALUE` page one range, newest first.
+        [
+            "ALTER TABLE messages ADD COLUMN metadata TEXT",
+            """
+            CREATE TABLE message_metadata (
+                message_id BIGINT NOT NULL REFERENCES messages(id),
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                accepted_at BIGINT NOT NULL,
+                PRIMARY KEY (message_id, key)
+            )
+            """,
+            "CREATE INDEX message_metadata_lookup ON message_metadata (key, value, accepted_at, message_id)",
+        ],
     ]
 
     /// The channel admin commands NOTIFY after changing tokens, mailboxes or templates.

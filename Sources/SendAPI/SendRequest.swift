@@ -26,10 +26,21 @@ public struct SendRequest: Sendable, Equatable {
     public var bcc: [String] = []
     public var headers: [MessageHeader] = []
     public var attachments: [AttachmentPart] = []
+    /// The integrator's own keys for finding the entry again (`GET /api/audit?metadata.K=V`).
+    public var metadata: [MetadataItem] = []
 
     public var usesTemplate: Bool {
         if case .template = content { return true }
         return false
+    }
+}
+
+public struct MetadataItem: Sendable, Equatable {
+    public var key: String
+    public var value: String
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
     }
 }
 
@@ -93,10 +104,8 @@ public enum SendAPI {
     /// The fields a send_email body may have (SPEC §4); any other is refused by name.
     public static let knownFields: Set<String> = [
         "to_address", "subject", "content", "template_identifier", "data", "mailbox", "validate_address",
-        "text", "reply_to", "cc", "bcc", "headers", "attachments",
+        "text", "reply_to", "cc", "bcc", "headers", "attachments", "metadata",
     ]
-    /// In the contract but not in this version yet: refused, saying so (never ignored).
-    static let comingFields: Set<String> = ["metadata"]
     /// To, Cc and Bcc together (SPEC §4).
     public static let maxRecipients = 50
 
@@ -117,8 +126,6 @@ public enum SendAPI {
             for m in members {
                 if !seen.insert(m.key).inserted {
                     add(m.key, "is given more than once")
-                } else if comingFields.contains(m.key) {
-                    add(m.key, "is not supported by this version of tickiti-mail yet")
                 } else if !knownFields.contains(m.key) {
                     add(m.key, "is not a known field")
                 }
@@ -216,10 +223,11 @@ public enum SendAPI {
         }
         let headers = extraHeaders(present("headers"), add)
         let attachments = attachmentParts(present("attachments"), maxBytes: maxAttachmentBytes, add)
+        let metadata = metadataItems(present("metadata"), add)
 
         guard fields.isEmpty, let result else { return .failure(.validation(fields)) }
         return .success(SendRequest(toAddress: to, content: result, mailbox: mailbox, validateAddress: validateAddress, text: text,
-                                    replyTo: replyTo, cc: cc, bcc: bcc, headers: headers, attachments: attachments))
+                                    replyTo: replyTo, cc: cc, bcc: bcc, headers: headers, attachments: attachments, metadata: metadata))
     }
 
     /// A string or an array of strings, each an address by the recipient rules; duplicates
@@ -296,6 +304,39 @@ public enum SendAPI {
             if v.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) { add(field, "must not contain control characters"); continue }
             if v.utf8.count > maxHeaderValueBytes { add(field, "must be at most \(maxHeaderValueBytes) bytes"); continue }
             out.append(MessageHeader(name: canonical ?? m.key, value: v))
+        }
+        return out
+    }
+
+    public static let maxMetadata = 10
+    public static let maxMetadataValueCharacters = 500
+
+    /// `[A-Za-z0-9_-]{1,40}` (also what the audit's `metadata.KEY` filter accepts).
+    public static func isMetadataKey(_ k: String) -> Bool {
+        (1...40).contains(k.utf8.count) && k.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
+    }
+
+    static func metadataItems(_ value: JSONValue?, _ add: (String, String) -> Void) -> [MetadataItem] {
+        guard let value else { return [] }
+        guard case .object(let members) = value else {
+            add("metadata", "must be an object of string keys to string values, not \(value.typeName)")
+            return []
+        }
+        if members.count > maxMetadata { add("metadata", "has \(members.count) keys; at most \(maxMetadata) are allowed") }
+        var out: [MetadataItem] = []
+        for m in members {
+            let field = "metadata.\(m.key)"
+            guard isMetadataKey(m.key) else {
+                add(field, "is not a metadata key: 1 to 40 of A–Z a–z 0–9 _ -")
+                continue
+            }
+            guard case .string(let v) = m.value else {
+                add(field, "must be a string, not \(m.value.typeName)")
+                continue
+            }
+            if v.count > maxMetadataValueCharacters { add(field, "must be at most \(maxMetadataValueCharacters) characters"); continue }
+            if v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { add(field, "must not contain control characters"); continue }
+            out.append(MetadataItem(key: m.key, value: v))
         }
         return out
     }

@@ -7,8 +7,11 @@ public struct AuditFilter: Sendable, Equatable {
     /// Milliseconds since the epoch: `since ≤ accepted_at < until`.
     public var since: Int64?
     public var until: Int64?
+    /// `metadata.KEY=VALUE`: entries that carry it (one index range of `message_metadata`).
+    public var metadata: MetadataPair?
 
-    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil, metadata: MetadataPair? = nil) {
+        self.metadata = metadata
         self.recipient = recipient
         self.status = status
         self.since = since
@@ -54,11 +57,15 @@ public struct NewMessage: Sendable {
     public var raw: [UInt8]
     /// Every envelope recipient (To, Cc, Bcc) when there is more than the To; nil otherwise.
     public var recipients: [RecipientState]?
+    /// The integrator's keys for finding it again; stored with the entry and indexed.
+    public var metadata: [MetadataPair]
 
     public init(acceptedAt: Int64, tokenID: Int64, tokenName: String, idempotencyKey: String, fingerprint: [UInt8],
                 responseStatus: Int, responseBody: [UInt8], mailboxName: String, mailboxAddress: String, recipient: String,
-                subject: String, template: String?, messageID: String, raw: [UInt8], recipients: [RecipientState]? = nil) {
+                subject: String, template: String?, messageID: String, raw: [UInt8], recipients: [RecipientState]? = nil,
+                metadata: [MetadataPair] = []) {
         self.recipients = recipients
+        self.metadata = metadata
         self.acceptedAt = acceptedAt
         self.tokenID = tokenID
         self.tokenName = tokenName
@@ -95,9 +102,11 @@ public struct AuditEntry: Sendable, Equatable {
     public var raw: [UInt8]
     /// Each envelope recipient with its state, when there is more than the To.
     public var recipients: [RecipientState]?
+    public var metadata: [MetadataPair]
 
-    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8], recipients: [RecipientState]? = nil) {
+    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8], recipients: [RecipientState]? = nil, metadata: [MetadataPair] = []) {
         self.recipients = recipients
+        self.metadata = metadata
         self.id = id
         self.acceptedAt = acceptedAt
         self.sentAt = sentAt
@@ -277,6 +286,31 @@ public struct RecipientState: Sendable, Equatable {
             let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
             guard parts.count >= 3, let kind = Kind(rawValue: String(parts[0])), let status = Status(rawValue: String(parts[1])) else { return nil }
             return RecipientState(address: String(parts[2]), kind: kind, status: status, lastReply: parts.count == 4 ? String(parts[3]) : nil)
+        }
+    }
+}
+
+/// One metadata key and value of an audit entry (keys `[A-Za-z0-9_-]{1,40}`, values without
+/// control characters: SendAPI checks).
+public struct MetadataPair: Sendable, Equatable {
+    public var key: String
+    public var value: String
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+
+    /// The stored form on the entry's row: `key value` lines (a key has no space, a value no
+    /// line break); nil for none.
+    public static func encode(_ list: [MetadataPair]) -> String? {
+        list.isEmpty ? nil : list.map { "\($0.key) \($0.value)" }.joined(separator: "\n")
+    }
+
+    public static func decode(_ text: String?) -> [MetadataPair] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            return MetadataPair(key: String(parts[0]), value: parts.count > 1 ? String(parts[1]) : "")
         }
     }
 }

@@ -34,6 +34,9 @@ import Testing
         ("since=2026-11-27T24:00:00Z", "since"), ("since=2026-11-27T10:00:00", "since"),
         ("since=2026-11-28T00:00:00Z&until=2026-11-27T00:00:00Z", "until"),
         ("recipient=a@x.test", "recipient"), ("limit=5&limit=6", "limit"), ("to=%E0%A4", "to"), ("%ZZ=1", "%ZZ"),
+        ("metadata.=x", "metadata."), ("metadata.a%20b=x", "metadata.a b"), ("metadata.order=", "metadata.order"),
+        ("metadata.order=1&metadata.customer=2", "metadata.customer"), ("metadata.k=%ZZ", "metadata.k"),
+        ("metadata=x", "metadata"),
     ])
     func badParametersAreNamed(query: String, field: String) {
         switch AuditQuery.parse(query) {
@@ -43,6 +46,12 @@ import Testing
             #expect(p.fields.map(\.0) == [field], "\(query)")
             #expect(p.fields.allSatisfy { !$0.1.isEmpty })
         }
+    }
+
+    @Test func aMetadataFilter() throws {
+        let q = try AuditQuery.parse("metadata.order=SP-2412-0489&status=sent").get()
+        #expect(q.metadata?.key == "order" && q.metadata?.value == "SP-2412-0489" && q.status == "sent")
+        #expect(try AuditQuery.parse("metadata.customer_id=C%207").get().metadata?.value == "C 7")
     }
 
     @Test func everyBadParameterIsReportedAtOnce() {

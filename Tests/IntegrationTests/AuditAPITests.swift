@@ -139,6 +139,34 @@ extension SendFixture {
         #expect((error["fields"] as? [String: Any])?.keys.sorted() == [field])
     }
 
+    /// `metadata` travels with the entry: returned by the list and the detail, filterable by
+    /// `metadata.KEY=VALUE` (exact), and by `audit list --metadata`.
+    @Test func metadataFindsTheEntry() throws {
+        let f = try SendFixture()
+        for (i, order) in ["SP-1", "SP-2", "SP-1"].enumerated() {
+            let r = try f.post(#"{"to_address":"c\#(i)@example.org","subject":"s","content":"c","metadata":{"order":"\#(order)","customer_id":"C-\#(i)"}}"#)
+            #expect(r.status == 200, "\(r.text)")
+        }
+        #expect(try f.post(#"{"to_address":"d@example.org","subject":"s","content":"c"}"#).status == 200)
+        func ids(_ q: String) throws -> [Int] {
+            try #require(try f.audit("/api/audit?" + q)["data"] as? [[String: Any]]).map { $0["id"] as! Int }
+        }
+        #expect(try ids("metadata.order=SP-1") == [3, 1])
+        #expect(try ids("metadata.order=SP-1&to=c2%40example.org") == [3])
+        #expect(try ids("metadata.customer_id=C-1") == [2])
+        #expect(try ids("metadata.order=sp-1").isEmpty)
+        let first = try #require(try f.audit("/api/audit?metadata.order=SP-1&limit=1")["next"] as? String)
+        #expect(try ids("metadata.order=SP-1&limit=1&cursor=\(first)") == [1])
+        let detail = try #require(try f.audit("/api/audit/2")["data"] as? [String: Any])
+        #expect(detail["metadata"] as? [String: String] == ["order": "SP-2", "customer_id": "C-1"])
+        let plain = try #require(try f.audit("/api/audit/4")["data"] as? [String: Any])
+        #expect(plain["metadata"] as? [String: String] == [:])
+        #expect(try f.get("/api/audit?metadata.order=1&metadata.x=2", token: f.auditToken).status == 422)
+        let listed = try f.cli(["audit", "list", "--metadata", "order=SP-2"]).output
+        #expect(listed.split(separator: "\n").count == 1 && listed.hasPrefix("2\t"), "\(listed)")
+        #expect(try f.cli(["audit", "show", "3"]).output.contains("metadata:        order = SP-1"))
+    }
+
     @Test func unknownEntriesAre404() throws {
         let f = try SendFixture()
         for id in ["1", "0", "-1", "abc", "99999999999999999999", "1x"] {

@@ -128,6 +128,35 @@ final class PrivatePostgres {
         #expect(c.count("listening on") == 0)
     }
 
+    /// One batch of accepted messages (the batched statement) with metadata and recipients:
+    /// each message's pairs land on its own row and in the index; a metadata page finds them.
+    @Test func aBatchWithMetadataAndRecipients() throws {
+        let pg = try PrivatePostgres()
+        let uri = try pg.newDatabase()
+        let admin = try PostgresAdminStore(uri: uri)
+        let reactor = try Reactor()
+        let store = try PostgresServerStore(uri: uri, reactor: reactor, resolver: Resolver(reactor: reactor, configuration: .load()), logger: Logger(label: "test"))
+        try Self.drive(reactor) { store.unavailableReason == nil }
+        var items: [CommitItem] = []
+        for i in 0..<4 {
+            var m = Self.message("m\(i)")
+            m.metadata = i == 2 ? [] : [MetadataPair(key: "order", value: i % 2 == 0 ? "even" : "odd"), MetadataPair(key: "n", value: "\(i)")]
+            m.recipients = i == 1 ? [RecipientState(address: "r@x.test", kind: .to), RecipientState(address: "b@x.test", kind: .bcc)] : nil
+            items.append(.accept(m, sending: false))
+        }
+        guard case .committed(let r) = try Self.commit(store, reactor, CommitBatch(items: items, statusWrites: [], idempotencyCutoff: 0)) else {
+            Issue.record("the batch failed"); return
+        }
+        let ids = r.compactMap { if case .inserted(let id) = $0 { return id } else { return nil } }
+        #expect(ids.count == 4 && store.perItemFallbacks == 0)
+        #expect(try admin.auditPage(AuditFilter(metadata: MetadataPair(key: "order", value: "odd")), limit: 10, after: nil).map(\.id) == [ids[3], ids[1]])
+        #expect(try admin.auditPage(AuditFilter(metadata: MetadataPair(key: "n", value: "0")), limit: 10, after: nil).map(\.id) == [ids[0]])
+        let one = try #require(try admin.auditEntry(id: ids[1]))
+        #expect(one.metadata == [MetadataPair(key: "order", value: "odd"), MetadataPair(key: "n", value: "1")])
+        #expect(one.recipients?.map(\.kind) == [.to, .bcc])
+        #expect(try admin.auditEntry(id: ids[2])?.metadata == [])
+    }
+
     /// The host is a name (`localhost`): resolved by our resolver from /etc/hosts, handed to
     /// libpq as hostaddr. A key taken mid-batch is answered by its record; the rest commit.
     /// A status write that fails (a CHECK) is dropped and the batch is committed again

@@ -117,6 +117,10 @@ func allRows(_ store: CopyableStore, _ table: CopyTable) throws -> [[CopyValue]]
             FROM messages WHERE id > 1 AND status <> 'queued';
             INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
             SELECT 1, idempotency_key, randomblob(32), 200, CAST('{"ok":true}' AS BLOB), accepted_at FROM messages WHERE id > 1;
+            UPDATE messages SET metadata = 'order O' || id || char(10) || 'note Grüße ' || id,
+                                recipients = CASE WHEN id % 7 = 0 THEN 'to accepted r@example.com 250 ok' || char(10) || 'bcc pending b@example.com' END
+            WHERE id > 1;
+            INSERT INTO message_metadata (message_id, key, value, accepted_at) SELECT id, 'order', 'O' || id, accepted_at FROM messages WHERE id > 1;
             """)
 
         let bin = binaryPath()
@@ -129,7 +133,7 @@ func allRows(_ store: CopyableStore, _ table: CopyTable) throws -> [[CopyValue]]
         let sa = try adminStore(a), sp = try adminStore(pgURI), sb = try adminStore(b)
         for table in StoreCopy.tables {
             let rows = try allRows(sa, table)
-            let expected = ["tokens": 2, "mailboxes": 3, "templates": 1, "delivery_attempts": 8_001][table.name] ?? 10_001   // none for queued
+            let expected = ["tokens": 2, "mailboxes": 3, "templates": 1, "delivery_attempts": 8_001, "message_metadata": 10_000][table.name] ?? 10_001   // none for queued
             #expect(rows.count == expected, "\(table.name)")
             let onPostgres = try allRows(sp, table), back = try allRows(sb, table)
             #expect(onPostgres.count == rows.count && back.count == rows.count, "\(table.name)")

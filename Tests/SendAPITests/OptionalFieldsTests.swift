@@ -17,7 +17,6 @@ import Testing
         (#""validate_adress":true"#, "validate_adress", "is not a known field"),
         (#""Subject":"x""#, "Subject", "is not a known field"),
         (#""attachment":[]"#, "attachment", "is not a known field"),
-        (#""metadata":{"order":"1"}"#, "metadata", "is not supported by this version of tickiti-mail yet"),
     ])
     func unknownFieldsAreRefusedByName(extra: String, field: String, message: String) {
         guard case .failure(let e) = SendAPI.validate(body("{\(Self.base),\(extra)}")) else { Issue.record("accepted \(extra)"); return }
@@ -93,6 +92,29 @@ import Testing
         }
         #expect(e.fields.map(\.0) == ["bcc"])
         #expect(e.fields[0].1[0].contains("at most 50"))
+    }
+
+    @Test func metadataKeysAndValues() throws {
+        let r = try accept(#""metadata":{"order":"SP-2412-0489","customer_id":"C-7","Region-EU":"ü"}"#)
+        #expect(r.metadata == [MetadataItem(key: "order", value: "SP-2412-0489"), MetadataItem(key: "customer_id", value: "C-7"),
+                               MetadataItem(key: "Region-EU", value: "ü")])
+        #expect(try accept("\"metadata\":{\"k\":\"\(String(repeating: "é", count: 500))\"}").metadata.count == 1)
+    }
+
+    @Test(arguments: [
+        (#""metadata":"order=1""#, "metadata"),
+        (#""metadata":{"order id":"1"}"#, "metadata.order id"),
+        (#""metadata":{"":"1"}"#, "metadata."),
+        (#""metadata":{"a.b":"1"}"#, "metadata.a.b"),
+        ("\"metadata\":{\"\(String(repeating: "k", count: 41))\":\"1\"}", "metadata.\(String(repeating: "k", count: 41))"),
+        (#""metadata":{"order":1}"#, "metadata.order"),
+        (#""metadata":{"order":"a\nb"}"#, "metadata.order"),
+        ("\"metadata\":{\"k\":\"\(String(repeating: "v", count: 501))\"}", "metadata.k"),
+        (#""metadata":{"a":"1","b":"1","c":"1","d":"1","e":"1","f":"1","g":"1","h":"1","i":"1","j":"1","k":"1"}"#, "metadata"),
+    ])
+    func badMetadata(extra: String, field: String) {
+        guard case .failure(let e) = SendAPI.validate(body("{\(Self.base),\(extra)}")) else { Issue.record("accepted \(extra)"); return }
+        #expect(e.fields.map(\.0) == [field], "\(e.fields)")
     }
 
     @Test func headersOfTheAllowList() throws {

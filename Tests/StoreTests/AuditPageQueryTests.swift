@@ -106,4 +106,40 @@ import Testing
             #expect(plan.contains(expectedIndex), "\(plan)")
         }
     }
+
+    /// A metadata page: the range of the metadata index for the pair, then each entry by its
+    /// primary key — never a sort, whatever else is filtered; and it finds exactly the rows.
+    @Test(arguments: [
+        AuditFilter(metadata: MetadataPair(key: "order", value: "o3")), AuditFilter(status: "sent", metadata: MetadataPair(key: "order", value: "o3")),
+        AuditFilter(recipient: "a@x.test", since: 1, metadata: MetadataPair(key: "order", value: "o3")),
+    ])
+    func metadataPagesWalkTheMetadataIndex(filter: AuditFilter) throws {
+        let db = try AuditPageQueryTests.seeded()
+        for paged in [false, true] {
+            let plan = try db.auditPagePlan(filter, paged: paged).joined(separator: " | ")
+            #expect(plan.contains("message_metadata_lookup") && !plan.contains("TEMP B-TREE"), "\(plan)")
+            #expect(plan.contains("USING INTEGER PRIMARY KEY") || plan.contains("USING PRIMARY KEY"), "\(plan)")
+        }
+    }
+
+    @Test func metadataIsStoredReadBackAndFiltered() throws {
+        let db = try AuditPageQueryTests.seeded()
+        try db.begin()
+        var ids: [Int64] = []
+        for i in 200..<206 {
+            var m = AuditPageQueryTests.message(i, at: Int64(10_000 + i), to: "m@x.test")
+            m.metadata = [MetadataPair(key: "order", value: i % 2 == 0 ? "even" : "odd"), MetadataPair(key: "customer", value: "C \(i)")]
+            ids.append(try db.insertAccepted(m))
+        }
+        try db.commit()
+        let even = try db.auditPage(AuditFilter(metadata: MetadataPair(key: "order", value: "even")), limit: 10)
+        #expect(even.map(\.id) == [ids[4], ids[2], ids[0]])
+        #expect(even[0].metadata == [MetadataPair(key: "order", value: "even"), MetadataPair(key: "customer", value: "C 204")])
+        let paged = try db.auditPage(AuditFilter(metadata: MetadataPair(key: "order", value: "even")), limit: 10,
+                                     after: AuditCursor(acceptedAt: even[0].acceptedAt, id: even[0].id))
+        #expect(paged.map(\.id) == [ids[2], ids[0]])
+        #expect(try db.auditPage(AuditFilter(metadata: MetadataPair(key: "customer", value: "C 203")), limit: 10).map(\.id) == [ids[3]])
+        #expect(try db.auditPage(AuditFilter(status: "sent", metadata: MetadataPair(key: "order", value: "odd")), limit: 10).isEmpty)
+        #expect(try db.auditPage(AuditFilter(metadata: MetadataPair(key: "order", value: "EVEN")), limit: 10).isEmpty, "values are exact")
+    }
 }

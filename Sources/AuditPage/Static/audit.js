@@ -199,6 +199,7 @@ async function openDetail(id) {
   fact("Template", m.template);
   fact("Token", m.token_name);
   fact("Idempotency-Key", m.idempotency_key);
+  for (const [k, v] of Object.entries(m.metadata || {})) fact("Metadata: " + k, v);
   fact("Audit ID", m.id);
 
   // The email's HTML: only ever as srcdoc of the sandboxed frame (no scripts, opaque origin).

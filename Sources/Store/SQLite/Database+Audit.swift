@@ -12,6 +12,7 @@ import AuditAPI
 
 extension Database {
     static func auditPageSQL(_ filter: AuditFilter, paged: Bool) -> String {
+        if filter.metadata != nil { return metadataPageSQL(filter, paged: paged) }
         var sql = "SELECT \(Database.auditColumns) FROM messages"
         var terms: [String] = []
         if filter.recipient != nil {
@@ -29,6 +30,20 @@ extension Database {
         return sql + " ORDER BY accepted_at DESC, id DESC LIMIT ?7"
     }
 
+    /// A `metadata.KEY=VALUE` page: the range of `message_metadata_lookup` for the pair, newest
+    /// first, each row's entry by its primary key; the other filters check those rows.
+    static func metadataPageSQL(_ filter: AuditFilter, paged: Bool) -> String {
+        let columns = Database.auditColumns.split(separator: ",").map { "m." + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
+        var terms = ["md.key = ?8", "md.value = ?9"]
+        if filter.recipient != nil { terms.append("m.recipient = ?1 COLLATE NOCASE") }
+        if filter.status != nil { terms.append("m.status = ?2") }
+        if filter.since != nil { terms.append("md.accepted_at >= ?3") }
+        if filter.until != nil { terms.append("md.accepted_at < ?4") }
+        if paged { terms.append("md.accepted_at <= ?5 AND (md.accepted_at < ?5 OR md.message_id < ?6)") }
+        return "SELECT \(columns) FROM message_metadata md INDEXED BY message_metadata_lookup CROSS JOIN messages m ON m.id = md.message_id WHERE "
+            + terms.joined(separator: " AND ") + " ORDER BY md.accepted_at DESC, md.message_id DESC LIMIT ?7"
+    }
+
     /// Up to `limit` entries older than `after` (or the newest ones), newest first.
     public func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor? = nil) throws(SQLiteError) -> [AuditEntry] {
         let s = try statement(Database.auditPageSQL(filter, paged: after != nil))
@@ -38,6 +53,7 @@ extension Database {
         if let v = filter.until { try s.bind(4, v) }
         if let a = after { try s.bind(5, a.acceptedAt).bind(6, a.id) }
         try s.bind(7, limit)
+        if let md = filter.metadata { try s.bind(8, md.key).bind(9, md.value) }
         var out: [AuditEntry] = []
         out.reserveCapacity(min(limit, 256))
         while try s.step() { out.append(readAudit(s, raw: false)) }

@@ -22,13 +22,18 @@ extension Database {
     public func insertAccepted(_ m: NewMessage, sending: Bool = false) throws(SQLiteError) -> Int64 {
         try statement("""
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at, recipients)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1, ?11)
+                                  template, message_id, status, attempts, next_attempt_at, recipients, metadata)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1, ?11, ?12)
             """)
             .bind(1, m.acceptedAt).bind(2, m.tokenName).bind(3, m.idempotencyKey).bind(4, m.mailboxName).bind(5, m.mailboxAddress)
             .bind(6, m.recipient).bind(7, m.subject).bind(8, m.template).bind(9, m.messageID)
-            .bind(10, sending ? "sending" : "queued").bind(11, m.recipients.map(RecipientState.encode)).run()
+            .bind(10, sending ? "sending" : "queued").bind(11, m.recipients.map(RecipientState.encode))
+            .bind(12, MetadataPair.encode(m.metadata)).run()
         let id = lastInsertRowID
+        for pair in m.metadata {
+            try statement("INSERT INTO message_metadata (message_id, key, value, accepted_at) VALUES (?1, ?2, ?3, ?4)")
+                .bind(1, id).bind(2, pair.key).bind(3, pair.value).bind(4, m.acceptedAt).run()
+        }
         try statement("INSERT INTO message_bodies (id, raw) VALUES (?1, ?2)").bind(1, id).bind(2, blob: m.raw).run()
         try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
             .bind(1, m.tokenID).bind(2, m.idempotencyKey).bind(3, blob: m.fingerprint).bind(4, m.responseStatus)
@@ -48,15 +53,15 @@ extension Database {
 
     static let auditColumns = """
         id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
-        message_id, status, attempts, last_reply, recipients
+        message_id, status, attempts, last_reply, recipients, metadata
         """
 
     func readAudit(_ s: Statement, raw: Bool) -> AuditEntry {
         AuditEntry(id: s.int64(0), acceptedAt: s.int64(1), sentAt: s.isNull(2) ? nil : s.int64(2), tokenName: s.string(3),
                    idempotencyKey: s.string(4), mailboxName: s.string(5), mailboxAddress: s.string(6), recipient: s.string(7),
                    subject: s.string(8), template: s.optionalString(9), messageID: s.string(10), status: s.string(11),
-                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(15) : [],
-                   recipients: RecipientState.decode(s.optionalString(14)))
+                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(16) : [],
+                   recipients: RecipientState.decode(s.optionalString(14)), metadata: MetadataPair.decode(s.optionalString(15)))
     }
 
     public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {

@@ -124,6 +124,20 @@ enum Migrations {
         // 6: a message with Cc or Bcc recipients: each one's state (RecipientState.encode);
         // NULL — no bytes at all — for the usual message with only its To.
         .sql("ALTER TABLE messages ADD COLUMN recipients TEXT;"),
+        // 7: metadata — on the row for reading it back (`key value` lines, NULL for none), and
+        // one row per pair in its own table whose index makes a `metadata.KEY=VALUE` page one
+        // range, newest first, however large the audit grows.
+        .sql("""
+        ALTER TABLE messages ADD COLUMN metadata TEXT;
+        CREATE TABLE message_metadata (
+            message_id INTEGER NOT NULL REFERENCES messages(id),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            accepted_at INTEGER NOT NULL,
+            PRIMARY KEY (message_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX message_metadata_lookup ON message_metadata(key, value, accepted_at, message_id);
+        """),
     ]
 
     /// Applies the steps after the database's version, through `target`. Returns true when a
