@@ -118,19 +118,56 @@ public final class AuditService {
 
     // MARK: GET /api/audit/{id}
 
+    /// `GET /api/audit/{id}`, `…/{id}/raw` (the exact bytes, `message/rfc822`) and
+    /// `…/{id}/attachments/{n}` (attachment n of the detail's list, decoded) — the last two
+    /// always as downloads (`Content-Disposition: attachment`), never rendered.
     func detail(_ request: HTTPRequest, _ done: @escaping (Result<HTTPResponse, Error>) -> Void) throws {
         _ = try directory.authenticate(request.head.headers, ability: Ability.auditRead)
-        let idText = request.head.path.dropFirst(AuditService.detailPrefix.count)
+        let rest = request.head.path.dropFirst(AuditService.detailPrefix.count)
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        let idText = parts[0]
         let missing = APIError.noSuchResource("No audit entry \(String(idText.prefix(40)).debugDescription).")
-        guard idText.utf8.count <= 18, idText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let id = Int64(idText), id > 0 else {
-            throw missing
+        func number(_ t: Substring) -> Int64? {
+            guard t.utf8.count <= 18, !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return Int64(t)
+        }
+        guard let id = number(idText), id > 0 else { throw missing }
+        enum Want { case detail, raw, attachment(Int) }
+        let want: Want
+        switch parts.count {
+        case 1: want = .detail
+        case 2 where parts[1] == "raw": want = .raw
+        case 3 where parts[1] == "attachments":
+            guard let n = number(parts[2]), n < 1000 else { throw APIError.noSuchResource("No attachment \(String(parts[2].prefix(20)).debugDescription).") }
+            want = .attachment(Int(n))
+        default: throw APIError.noSuchResource("No such audit resource \(String(rest.prefix(60)).debugDescription).")
         }
         store.auditDetail(id: id) { result in
             done(result.flatMap { found in
                 guard let (entry, attempts) = found else { return .failure(missing) }
-                return .success(AuditService.detailResponse(entry, attempts))
+                switch want {
+                case .detail:
+                    return .success(AuditService.detailResponse(entry, attempts))
+                case .raw:
+                    return .success(AuditService.download(entry.raw, type: "message/rfc822", filename: "\(entry.id).eml"))
+                case .attachment(let n):
+                    guard let (a, bytes) = MessageReader.attachment(entry.raw, index: n) else {
+                        return .failure(APIError.noSuchResource("Audit entry \(id) has no attachment \(n)."))
+                    }
+                    return .success(AuditService.download(bytes, type: "application/octet-stream", filename: a.filename))
+                }
             })
         }
+    }
+
+    /// A file to save, never to display: the type says nothing the browser may act on, the
+    /// disposition says download, and a sandbox CSP covers a browser that renders anyway.
+    static func download(_ bytes: [UInt8], type: String, filename: String) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: HTTPHeaders([
+            (name: "Content-Type", value: type), (name: "Content-Disposition", value: "attachment; " + Encodings.filenameParameter(filename)),
+            (name: "Cache-Control", value: "no-store"), (name: "X-Content-Type-Options", value: "nosniff"),
+            (name: "Content-Security-Policy", value: "sandbox; default-src 'none'"),
+        ]), body: bytes)
     }
 
     static func detailResponse(_ entry: AuditEntry, _ attempts: [DeliveryAttempt]) -> HTTPResponse {
@@ -164,6 +201,21 @@ public final class AuditService {
         json.close("]")
         json.add("text", message.text)
         json.add("html", message.html)
+        // Files: listed with their download link, never inlined here.
+        json.key("attachments")
+        json.open("[")
+        for (i, a) in message.attachments.enumerated() {
+            json.open("{")
+            json.add("index", literal: String(i))
+            json.add("filename", a.filename)
+            json.add("content_type", a.contentType)
+            json.add("size", literal: String(a.size))
+            json.add("inline", literal: a.inline ? "true" : "false")
+            json.add("content_id", a.contentID)
+            json.add("href", "/api/audit/\(entry.id)/attachments/\(i)")
+            json.close("}")
+        }
+        json.close("]")
         json.add("raw", String(decoding: entry.raw, as: UTF8.self))
         json.close("}")
         json.close("}")

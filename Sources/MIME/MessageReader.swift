@@ -16,10 +16,22 @@ public struct MessageHeader: Sendable, Equatable {
     }
 }
 
+/// A part that is a file (an attachment or an inline image): what the audit lists. Its bytes
+/// come from `MessageReader.attachment(_:index:)`.
+public struct ReadAttachment: Sendable, Equatable {
+    public var filename: String
+    public var contentType: String
+    /// Decoded size in bytes.
+    public var size: Int
+    public var contentID: String?
+    public var inline: Bool
+}
+
 public struct ReadMessage: Sendable, Equatable {
     public var headers: [MessageHeader]
     public var text: String?
     public var html: String?
+    public var attachments: [ReadAttachment] = []
 
     public func header(_ name: String) -> String? {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value
@@ -31,30 +43,64 @@ public enum MessageReader {
         var message = ReadMessage(headers: [], text: nil, html: nil)
         let (headers, body) = splitHead(bytes[...])
         message.headers = headers
-        collectParts(headers: headers, body: body, into: &message, depth: 0)
+        var files: [(ReadAttachment, [MessageHeader], ArraySlice<UInt8>)] = []
+        collectParts(headers: headers, body: body, into: &message, files: &files, depth: 0)
+        message.attachments = files.map(\.0)
         return message
     }
 
-    static func collectParts(headers: [MessageHeader], body: ArraySlice<UInt8>, into m: inout ReadMessage, depth: Int) {
+    /// Attachment `index` (as `read` lists them) and its decoded bytes; nil when there is none.
+    public static func attachment(_ bytes: [UInt8], index: Int) -> (ReadAttachment, [UInt8])? {
+        var message = ReadMessage(headers: [], text: nil, html: nil)
+        let (headers, body) = splitHead(bytes[...])
+        var files: [(ReadAttachment, [MessageHeader], ArraySlice<UInt8>)] = []
+        collectParts(headers: headers, body: body, into: &message, files: &files, depth: 0)
+        guard files.indices.contains(index) else { return nil }
+        let (a, h, b) = files[index]
+        return (a, decode(b, encoding: transferEncoding(h)))
+    }
+
+    static func transferEncoding(_ headers: [MessageHeader]) -> String {
+        (headers.last { $0.name.lowercased() == "content-transfer-encoding" }?.value ?? "7bit").trimmingSpaces().lowercased()
+    }
+
+    static func decode(_ body: ArraySlice<UInt8>, encoding: String) -> [UInt8] {
+        switch encoding {
+        case "quoted-printable": return decodeQuotedPrintable(body)
+        case "base64": return decodeBase64(body)
+        default: return Array(body)
+        }
+    }
+
+    /// Mixed ⊃ related ⊃ alternative is three levels; one more for what others write.
+    static let maxDepth = 4
+
+    static func collectParts(headers: [MessageHeader], body: ArraySlice<UInt8>, into m: inout ReadMessage,
+                             files: inout [(ReadAttachment, [MessageHeader], ArraySlice<UInt8>)], depth: Int) {
         let contentType = headers.last { $0.name.lowercased() == "content-type" }?.value ?? "text/plain"
         let (type, params) = parseContentType(contentType)
         if type.hasPrefix("multipart/") {
-            guard depth < 2, let boundary = params["boundary"], !boundary.isEmpty else { return }
+            guard depth < maxDepth, let boundary = params["boundary"], !boundary.isEmpty else { return }
             for part in splitMultipart(body, boundary: Array(boundary.utf8)) {
                 let (h, b) = splitHead(part)
-                collectParts(headers: h, body: b, into: &m, depth: depth + 1)
+                collectParts(headers: h, body: b, into: &m, files: &files, depth: depth + 1)
             }
             return
         }
-        guard type == "text/plain" || type == "text/html" else { return }
-        let encoding = (headers.last { $0.name.lowercased() == "content-transfer-encoding" }?.value ?? "7bit")
-            .trimmingSpaces().lowercased()
-        let decoded: [UInt8]
-        switch encoding {
-        case "quoted-printable": decoded = decodeQuotedPrintable(body)
-        case "base64": decoded = decodeBase64(body)
-        default: decoded = Array(body)
+        let (disposition, dparams) = parseContentType(headers.last { $0.name.lowercased() == "content-disposition" }?.value ?? "")
+        let filename = parameterValue(dparams, "filename") ?? parameterValue(params, "name")
+        let isBody = (type == "text/plain" || type == "text/html") && disposition != "attachment" && filename == nil
+        guard isBody else {
+            guard depth > 0 else { return }   // a whole message that is one file: not ours to list
+            let encoding = transferEncoding(headers)
+            let size = encoding == "base64" ? base64DecodedCount(body) : decode(body, encoding: encoding).count
+            var cid = headers.last { $0.name.lowercased() == "content-id" }?.value.trimmingSpaces()
+            if let c = cid, c.hasPrefix("<"), c.hasSuffix(">") { cid = String(c.dropFirst().dropLast()) }
+            files.append((ReadAttachment(filename: filename ?? "attachment-\(files.count + 1)", contentType: type.isEmpty ? "application/octet-stream" : type,
+                                         size: size, contentID: cid, inline: disposition == "inline"), headers, body))
+            return
         }
+        let decoded = decode(body, encoding: transferEncoding(headers))
         let text = String(decoding: decoded, as: UTF8.self)
         if type == "text/plain" {
             if m.text == nil { m.text = text }
@@ -93,19 +139,62 @@ public enum MessageReader {
         return MessageHeader(name: name, value: decodeEncodedWords(value))
     }
 
-    /// `type/subtype` lower-cased, and the parameters (names lower-cased, quotes removed).
+    /// `type/subtype` lower-cased, and the parameters (names lower-cased, quoted-strings
+    /// unquoted with their escapes; a `;` inside quotes is part of the value).
     static func parseContentType(_ value: String) -> (String, [String: String]) {
-        let pieces = value.split(separator: ";", omittingEmptySubsequences: false)
-        let type = String(pieces.first ?? "").trimmingSpaces().lowercased()
+        var pieces: [String] = [""]
+        var quoted = false, escaped = false
+        for c in value {
+            if escaped { pieces[pieces.count - 1].append(c); escaped = false; continue }
+            if quoted && c == "\\" { pieces[pieces.count - 1].append(c); escaped = true; continue }
+            if c == "\"" { quoted.toggle() }
+            if c == ";" && !quoted { pieces.append(""); continue }
+            pieces[pieces.count - 1].append(c)
+        }
+        let type = pieces[0].trimmingSpaces().lowercased()
         var params: [String: String] = [:]
         for p in pieces.dropFirst() {
             guard let eq = p.firstIndex(of: "=") else { continue }
             let name = String(p[..<eq]).trimmingSpaces().lowercased()
             var v = String(p[p.index(after: eq)...]).trimmingSpaces()
-            if v.count >= 2, v.hasPrefix("\""), v.hasSuffix("\"") { v = String(v.dropFirst().dropLast()) }
+            if v.count >= 2, v.hasPrefix("\""), v.hasSuffix("\"") {
+                var out = ""
+                var esc = false
+                for c in v.dropFirst().dropLast() {
+                    if esc { out.append(c); esc = false } else if c == "\\" { esc = true } else { out.append(c) }
+                }
+                v = out
+            }
             params[name] = v
         }
         return (type, params)
+    }
+
+    /// A file name parameter: RFC 2231 `name*=charset'lang'%XX…` first (UTF-8 or ASCII), else
+    /// the plain one with any RFC 2047 words decoded (what old clients read).
+    static func parameterValue(_ params: [String: String], _ name: String) -> String? {
+        if let ext = params[name + "*"] {
+            let pieces = ext.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
+            if pieces.count == 3, ["utf-8", "us-ascii", ""].contains(pieces[0].lowercased()) {
+                var bytes: [UInt8] = []
+                var it = Array(pieces[2].utf8).makeIterator()
+                while let b = it.next() {
+                    if b == 0x25, let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) { bytes.append(h << 4 | l) } else { bytes.append(b) }
+                }
+                if let s = String(validating: bytes, as: UTF8.self), !s.isEmpty { return s }
+            }
+        }
+        guard let plain = params[name], !plain.isEmpty else { return nil }
+        return decodeEncodedWords(plain)
+    }
+
+    /// The decoded size of base64 without decoding it.
+    static func base64DecodedCount(_ body: ArraySlice<UInt8>) -> Int {
+        var chars = 0, padding = 0
+        for b in body {
+            if base64Value(b) != nil { chars += 1 } else if b == 0x3D { padding += 1 }
+        }
+        return max(0, (chars + padding) / 4 * 3 - padding)
     }
 
     /// RFC 2046 §5.1.1: the bodies between `--boundary` lines, up to `--boundary--`. The line

@@ -167,6 +167,35 @@ extension SendFixture {
         #expect(try f.cli(["audit", "show", "3"]).output.contains("metadata:        order = SP-1"))
     }
 
+    /// The detail lists each file with its name, type and size; each is a download (decoded
+    /// bytes, `Content-Disposition: attachment`, never a type the browser renders), and so is
+    /// the whole message (`/raw`, message/rfc822, "<id>.eml").
+    @Test func attachmentsAndTheRawMessageAreDownloads() throws {
+        let f = try SendFixture()
+        let pdf = Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+        let r = try f.post(#"{"to_address":"c@example.org","subject":"s","content":"<p>c <img src=\"cid:logo\"></p>","attachments":[{"filename":"Rechnung März.pdf","content":"\#(pdf.base64EncodedString())"},{"filename":"logo.png","content":"iVBORw==","content_id":"logo"}]}"#)
+        #expect(r.status == 200, "\(r.text)")
+        let detail = try #require(try f.audit("/api/audit/1")["data"] as? [String: Any])
+        let files = try #require((detail["message"] as? [String: Any])?["attachments"] as? [[String: Any]])
+        #expect(files.map { $0["filename"] as? String } == ["logo.png", "Rechnung März.pdf"])
+        #expect(files.map { $0["size"] as? Int } == [4, 3000])
+        #expect(files.map { $0["inline"] as? Bool } == [true, false])
+        #expect(files[1]["href"] as? String == "/api/audit/1/attachments/1")
+        let file = try f.get("/api/audit/1/attachments/1", token: f.auditToken)
+        #expect(file.status == 200 && Data(file.body) == pdf)
+        #expect(file.header("Content-Type") == "application/octet-stream")
+        #expect(file.header("Content-Disposition") == "attachment; filename*=utf-8''Rechnung%20M%C3%A4rz.pdf")
+        #expect(file.header("X-Content-Type-Options") == "nosniff")
+        let raw = try f.get("/api/audit/1/raw", token: f.auditToken)
+        #expect(raw.status == 200 && raw.header("Content-Type") == "message/rfc822")
+        #expect(raw.header("Content-Disposition") == #"attachment; filename="1.eml""#)
+        #expect(raw.body == (try f.entry(1))?.raw)
+        #expect(try f.get("/api/audit/1/attachments/2", token: f.auditToken).status == 404)
+        #expect(try f.get("/api/audit/1/other", token: f.auditToken).status == 404)
+        #expect(try f.get("/api/audit/1/raw", token: f.sendToken).status == 403)
+        #expect(try f.get("/api/audit/1/attachments/0", token: nil).status == 401)
+    }
+
     @Test func unknownEntriesAre404() throws {
         let f = try SendFixture()
         for id in ["1", "0", "-1", "abc", "99999999999999999999", "1x"] {

@@ -101,3 +101,47 @@ import Testing
         #expect(String(decoding: MessageReader.decodeQuotedPrintable(encoded[...]), as: UTF8.self) == s)
     }
 }
+
+/// The files of a message as the audit lists them: read back from what MessageBuilder writes
+/// (three levels deep), names decoded from RFC 2231 and RFC 2047, sizes without decoding, and
+/// each one's bytes by index.
+@Suite struct MessageReaderAttachmentTests {
+    @Test func filesOfEveryLayoutAreListed() {
+        let pdf = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var r = FixedRandom()
+        let m = MessageBuilder.build(.init(fromAddress: "a@shop.example", fromName: nil, to: "b@x.example", subject: "s", html: "<p>hi <img src=\"cid:logo\"></p>",
+                                           text: "hi", attachments: [
+                                               AttachmentPart(filename: "Rechnung März.pdf", base64: Encodings.base64(pdf), contentType: "application/pdf", contentID: nil, decodedSize: pdf.count),
+                                               AttachmentPart(filename: "notes.txt", base64: "aGVsbG8=", contentType: "text/plain", contentID: nil, decodedSize: 5),
+                                               AttachmentPart(filename: "logo.png", base64: "iVBORw==", contentType: "image/png", contentID: "logo", decodedSize: 4),
+                                           ]), epochSeconds: 0, random: &r)
+        let read = MessageReader.read(m.bytes)
+        #expect(read.text == "hi" && read.html == "<p>hi <img src=\"cid:logo\"></p>", "the body parts, not the text/plain attachment")
+        #expect(read.attachments.map(\.filename) == ["logo.png", "Rechnung März.pdf", "notes.txt"])
+        #expect(read.attachments.map(\.contentType) == ["image/png", "application/pdf", "text/plain"])
+        #expect(read.attachments.map(\.size) == [4, 5000, 5])
+        #expect(read.attachments.map(\.inline) == [true, false, false] && read.attachments[0].contentID == "logo")
+        #expect(MessageReader.attachment(m.bytes, index: 1)?.1 == pdf)
+        #expect(MessageReader.attachment(m.bytes, index: 2)?.1 == Array("hello".utf8))
+        #expect(MessageReader.attachment(m.bytes, index: 3) == nil)
+    }
+
+    @Test(arguments: [
+        ("attachment; filename*=utf-8''%E2%82%AC%20rate.pdf", "€ rate.pdf"),
+        ("attachment; filename=\"a; b.pdf\"", "a; b.pdf"),
+        ("attachment; filename=\"say \\\"hi\\\".txt\"", "say \"hi\".txt"),
+        ("attachment; filename=plain.csv", "plain.csv"),
+    ])
+    func fileNamesOthersWrite(disposition: String, name: String) {
+        let raw = Array("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n--b\r\nContent-Type: application/octet-stream; name=\"=?UTF-8?B?w7w=?=\"\r\nContent-Disposition: \(disposition)\r\nContent-Transfer-Encoding: base64\r\n\r\nYWJj\r\n--b--\r\n".utf8)
+        let read = MessageReader.read(raw)
+        #expect(read.text == "body")
+        #expect(read.attachments.map(\.filename) == [name])
+        #expect(read.attachments.first?.size == 3)
+    }
+
+    @Test func theNameParameterWhenThereIsNoDisposition() {
+        let raw = Array("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"=?UTF-8?B?w7wucGRm?=\"\r\nContent-Transfer-Encoding: base64\r\n\r\nYWJj\r\n--b--\r\n".utf8)
+        #expect(MessageReader.read(raw).attachments.map(\.filename) == ["ü.pdf"])
+    }
+}

@@ -111,6 +111,9 @@ try:
     check("Evil newsletter" in driver.find_element(By.ID, "d-text").text, "the text part is shown")
     headers = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#d-headers td:first-child")]
     check("Message-ID" in headers and "Subject" in headers, "the headers are listed")
+    files = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#d-files li")]
+    check(files == ["No attachments."], "a message without files says so")
+    check(driver.find_element(By.ID, "d-eml").is_displayed(), "the whole message can be downloaded (.eml)")
     driver.switch_to.frame(frame)
     wait.until(lambda d: "Evil newsletter" in d.find_element(By.TAG_NAME, "body").text)
     body_text = driver.find_element(By.TAG_NAME, "body").text

@@ -61,6 +61,30 @@ function failed(e, stateElement) {
   stateElement.classList.add("error");
 }
 
+function formatSize(n) {
+  return n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KiB" : (n / 1048576).toFixed(1) + " MiB";
+}
+
+// A download with the bearer token (never a cookie or the URL): fetched, then saved from a
+// blob URL by a link with `download` — the file is never rendered by the page.
+async function download(path, filename) {
+  const el = $("d-download-state");
+  setState(el, "");
+  try {
+    const res = await fetch(path, { headers: { "Authorization": "Bearer " + token() }, cache: "no-store" });
+    if (res.status === 401 || res.status === 403) { askForToken("Enter a token with the audit-read ability."); return; }
+    if (!res.ok) throw new Error("The server answered " + res.status + ".");
+    const url = URL.createObjectURL(await res.blob());
+    const a = Object.assign(document.createElement("a"), { href: url, download: filename });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    failed(e, el);
+  }
+}
+
 function setState(el, text) {
   el.textContent = text;
   el.classList.remove("error");
@@ -219,6 +243,20 @@ async function openDetail(id) {
   }
   $("d-attempts").hidden = m.attempts.length === 0;
   $("d-no-attempts").hidden = m.attempts.length !== 0;
+
+  const files = $("d-files");
+  files.replaceChildren();
+  for (const a of m.message.attachments || []) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Download";
+    b.addEventListener("click", () => download(a.href, a.filename));
+    li.append(b, " " + a.filename + " — " + a.content_type + ", " + formatSize(a.size) + (a.inline ? " (inline, cid:" + a.content_id + ")" : ""));
+    files.appendChild(li);
+  }
+  if (!files.children.length) files.append(Object.assign(document.createElement("li"), { textContent: "No attachments." }));
+  $("d-eml").onclick = () => download("/api/audit/" + m.id + "/raw", m.id + ".eml");
 
   const headers = $("d-headers").tBodies[0];
   headers.replaceChildren();
