@@ -89,7 +89,7 @@ let package = Package(
         // Composition and command line
         .target(name: "App", dependencies: [
             "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "PostgresStore", "Auth", "Digest", "SendAPI", "Idempotency",
-            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI", "AuditPage",
+            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI", "AuditPage", "CShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

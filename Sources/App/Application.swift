@@ -6,6 +6,7 @@
 import Glibc
 #endif
 import Auth
+import CShims
 import HTTP1
 import HTTPServer
 import JSON
@@ -104,6 +105,11 @@ public final class Application: SignalHandler, DeadlineHandler {
     /// Runs until SIGTERM/SIGINT and the graceful shutdown that follows.
     public func run() throws {
         Reactor.ignoreSIGPIPE()
+        // Bodies, messages and attachments up to 32 MiB (glibc's maximum) are reused from
+        // malloc's heap instead of being mapped and zero-filled per request (page faults were a
+        // tenth of the CPU of a send with a 100 KiB attachment); memory goes back to the
+        // system past 256 MiB free.
+        if cshim_malloc_keep_large_buffers(32 << 20, 256 << 20) == 0 { logger.debug("mallopt refused the buffer thresholds") }
         let fdLimit = Reactor.raiseDescriptorLimit()
         do {
             try reactor.watchSignals([SIGTERM, SIGINT, SIGHUP], handler: self)

@@ -3,6 +3,22 @@ import Testing
 @testable import JSON
 
 @Suite struct JSONTests {
+    /// The writer skips eight bytes a word too: every escape at every offset comes back.
+    @Test func theWriterEscapesAtEveryOffset() throws {
+        for length in 1..<40 {
+            for position in 0..<length {
+                for special in ["\"", "\\", "\n", "\u{01}", "\u{1F}", "é", "/"] {
+                    var chars = Array(String(repeating: "x", count: length))
+                    chars[position] = Character(special)
+                    let text = String(chars)
+                    let written = JSONValue.string(text).canonicalBytes
+                    #expect(try JSONParser.parse(written) == .string(text), "\(text.debugDescription)")
+                    #expect(!written.dropFirst().dropLast().contains { $0 < 0x20 }, "no raw control byte")
+                }
+            }
+        }
+    }
+
     /// The string scanner reads eight bytes at a time: whatever special byte (an escape, the
     /// closing quote, a control character, a non-ASCII character) sits at whatever offset of
     /// a word, the result is the byte-at-a-time one.

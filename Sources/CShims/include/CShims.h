@@ -25,6 +25,12 @@ int cshim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 /// `serve --workers N` never outlives its supervisor). prctl is variadic: not callable from Swift.
 int cshim_set_parent_death_signal(int sig);
 
+/// glibc's malloc keeps buffers up to `mmap_threshold` bytes in its heap and gives memory back
+/// to the system only past `trim_threshold`: a request body or message of a few hundred KiB is
+/// then reused, not mapped, zero-filled by page faults and unmapped again on every request.
+/// 1 when both were set.
+int cshim_malloc_keep_large_buffers(int mmap_threshold, int trim_threshold);
+
 /// The errno of the calling thread (Swift's `errno` works too; this keeps call sites uniform).
 int cshim_errno(void);
 #endif
