@@ -2,6 +2,7 @@
 /// its recipient, subject, status, attempts and, for `show`, the rendered message.
 import ArgumentParser
 import JSON
+import MIME
 import Store
 
 struct AuditCommand: ParsableCommand {
@@ -69,6 +70,9 @@ struct AuditCommand: ParsableCommand {
             print("mailbox:         \(e.mailboxName) <\(e.mailboxAddress)>")
             print("recipient:       \(e.recipient)")
             for pair in e.metadata { print("metadata:        \(pair.key) = \(pair.value)") }
+            for (i, a) in MessageReader.read(e.raw).attachments.enumerated() {
+                print("attachment \(i):    \(a.filename) (\(a.contentType), \(a.size) bytes\(a.inline ? ", inline cid:\(a.contentID ?? "")" : ""))")
+            }
             for r in e.recipients ?? [] {
                 print("  \(r.kind.rawValue.padding(toLength: 3, withPad: " ", startingAt: 0)) \(r.address): \(r.status.rawValue)\(r.lastReply.map { " (\($0))" } ?? "")")
             }

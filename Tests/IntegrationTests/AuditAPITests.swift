@@ -190,6 +190,9 @@ extension SendFixture {
         #expect(raw.status == 200 && raw.header("Content-Type") == "message/rfc822")
         #expect(raw.header("Content-Disposition") == #"attachment; filename="1.eml""#)
         #expect(raw.body == (try f.entry(1))?.raw)
+        let shown = try f.cli(["audit", "show", "1"]).output
+        #expect(shown.contains("attachment 1:    Rechnung März.pdf (application/pdf, 3000 bytes)"), "\(shown)")
+        #expect(shown.contains("attachment 0:    logo.png (image/png, 4 bytes, inline cid:logo)"), "\(shown)")
         #expect(try f.get("/api/audit/1/attachments/2", token: f.auditToken).status == 404)
         #expect(try f.get("/api/audit/1/other", token: f.auditToken).status == 404)
         #expect(try f.get("/api/audit/1/raw", token: f.sendToken).status == 403)
