@@ -35,6 +35,21 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
 
     let read = MessageReader.read(bytes)
     precondition(MessageReader.read(bytes) == read, "reading is not deterministic")
+    for (i, a) in read.attachments.enumerated() {
+        precondition(MessageReader.attachment(bytes, index: i)?.0 == a, "attachment \(i) listed but not found the same by index")
+    }
+    precondition(MessageReader.attachment(bytes, index: read.attachments.count) == nil, "an attachment past the list")
+    // Builder ↔ reader for files: the input as an attachment's bytes, a name made of its
+    // characters, come back bit for bit and character for character.
+    var name = String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F && !(0x80..<0xA0).contains($0.value) && $0 != "/" && $0 != "\\" }.prefix(60)))
+    if name.isEmpty { name = "file.bin" }
+    var fr = Fixed()
+    let withFile = MessageBuilder.build(.init(fromAddress: "a@b.example", fromName: nil, to: "c@d.example", subject: "s", html: "<p>x</p>", text: nil,
+                                              attachments: [AttachmentPart(filename: name, base64: Encodings.base64(bytes), contentType: "application/octet-stream",
+                                                                           contentID: nil, decodedSize: bytes.count)]), epochSeconds: 0, random: &fr)
+    let file = MessageReader.attachment(withFile.bytes, index: 0)
+    precondition(file?.1 == bytes, "attachment bytes do not survive a build and a read")
+    precondition(file?.0.filename == name, "file name \(name.debugDescription) read back as \(file?.0.filename.debugDescription ?? "nil")")
     // Builder ↔ reader: a subject without line breaks survives a build and a read.
     let subject = String(text.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.prefix(200))
     var r = Fixed()
