@@ -155,8 +155,12 @@ public final class Application: SignalHandler, DeadlineHandler {
             return .respond(HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]),
                                          body: Array("{\"ok\":true}".utf8)))
         }
+        router.add("POST", "/api/idempotency_key") { request, _ in .respond(IdempotencyKeyService.handle(request)) }
         router.add("POST", "/api/send_email", headCheck: { head in service.checkHead(head) }) { request, responder in
             service.handle(request, responder: responder)
+        }
+        router.add("POST", "/api/render_template", headCheck: { head in service.checkHead(head) }) { request, responder in
+            service.handle(request, responder: responder, endpoint: .renderTemplate)
         }
         let audit = AuditService(store: store, directory: directory, logger: logger)
         audit.install(on: router)

@@ -93,9 +93,14 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     // MARK: Request
 
-    public func handle(_ request: HTTPRequest, responder: Responder) -> HandlerResult {
+    /// The endpoints this service answers: the same checks in the same order, the same
+    /// idempotency and group commit; send_email queues a message, render_template only keeps
+    /// its answer (SPEC §4 "More endpoints of the same family").
+    public enum Endpoint: String, Sendable { case sendEmail = "send_email", renderTemplate = "render_template" }
+
+    public func handle(_ request: HTTPRequest, responder: Responder, endpoint: Endpoint = .sendEmail) -> HandlerResult {
         do {
-            return try process(request, responder: responder)
+            return try process(request, responder: responder, endpoint: endpoint)
         } catch let e as APIError {
             return .respond(e.response)
         } catch {
@@ -128,7 +133,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         return token
     }
 
-    func process(_ request: HTTPRequest, responder: Responder) throws -> HandlerResult {
+    func process(_ request: HTTPRequest, responder: Responder, endpoint: Endpoint) throws -> HandlerResult {
         let headers = request.head.headers
         // Steps 1 and 2: done on the head for every request with a body.
         let token = try (request.approval as? TokenApproval)?.token ?? checkAuthenticationAndContentType(headers)
@@ -146,7 +151,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         // the type's comment). A key in flight here is a look-up answered `in use` unless a
         // record stored before holds it (a replay of an earlier call); look-ups come first in
         // the transaction, before this batch's own inserts.
-        let fingerprint = Idempotency.fingerprint(body)
+        let fingerprint = endpoint == .sendEmail ? Idempotency.fingerprint(body) : Idempotency.fingerprint(body, endpoint: endpoint.rawValue)
         let scopedKey = "\(token.id)\u{0}\(key)"
         if store.unavailableReason != nil { throw APIError.unavailable }
         if inFlight[scopedKey] != nil {
@@ -156,10 +161,15 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
         let now = SendEmailService.nowMilliseconds()
         do {
-            let message = try build(body, token: token, key: key, fingerprint: fingerprint, now: now)
+            let item: CommitItem
+            switch endpoint {
+            case .sendEmail:
+                item = .accept(try build(body, token: token, key: key, fingerprint: fingerprint, now: now), sending: false)
+            case .renderTemplate:
+                item = .record(tokenID: token.id, key: key, IdempotencyRecord(fingerprint: fingerprint, status: 200, body: try render(body), createdAt: now))
+            }
             inFlight[scopedKey] = fingerprint
-            batch.append(Pending(item: .accept(message, sending: false), responder: responder, inFlightKey: scopedKey,
-                                 fingerprint: fingerprint, refusal: nil))
+            batch.append(Pending(item: item, responder: responder, inFlightKey: scopedKey, fingerprint: fingerprint, refusal: nil))
         } catch let e as APIError {
             batch.append(Pending(item: .lookUp(tokenID: token.id, key: key), responder: responder, inFlightKey: nil,
                                  fingerprint: fingerprint, refusal: e.response))
@@ -184,22 +194,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             html = c
             text = send.text
         case .template(let identifier, let data):
-            guard let template = try directory.template(identifier) else {
-                throw APIError.validation([("template_identifier", ["no template \"\(identifier)\" exists"])])
-            }
-            let missing = template.missingVariables(in: data)
-            if !missing.isEmpty {
-                throw APIError.validation([("data", missing.map { "is missing the placeholder \"\($0)\"" })])
-            }
-            let rendered = template.render(data)
-            // The same rules as a given subject (NUL, ESC, DEL from the data, a 5 000-octet
-            // section…), named after what the data did.
-            if let p = SendAPI.subjectProblem(rendered.subject) {
-                throw APIError.validation([("data", [rendered.subject.isEmpty ? "renders an empty subject" : "renders a subject that \(p)"])])
-            }
-            subject = rendered.subject
-            html = rendered.html
-            text = rendered.text
+            (subject, html, text) = try renderTemplate(identifier, data)
             templateID = identifier
         }
         let message = MessageBuilder.build(
@@ -220,6 +215,40 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 : [RecipientState(address: send.toAddress, kind: .to)] + send.cc.map { RecipientState(address: $0, kind: .cc) }
                     + send.bcc.map { RecipientState(address: $0, kind: .bcc) },
             metadata: send.metadata.map { MetadataPair(key: $0.key, value: $0.value) })
+    }
+
+    /// A stored template rendered with `data`, by the rules of SPEC §4: 422 for an unknown
+    /// template, for missing placeholders (named), for a rendered subject a send could not use.
+    func renderTemplate(_ identifier: String, _ data: JSONValue) throws -> (subject: String, html: String, text: String?) {
+        guard let template = try directory.template(identifier) else {
+            throw APIError.validation([("template_identifier", ["no template \"\(identifier)\" exists"])])
+        }
+        let missing = template.missingVariables(in: data)
+        if !missing.isEmpty {
+            throw APIError.validation([("data", missing.map { "is missing the placeholder \"\($0)\"" })])
+        }
+        let rendered = template.render(data)
+        // The same rules as a given subject (NUL, ESC, DEL from the data, a 5 000-octet
+        // section…), named after what the data did.
+        if let p = SendAPI.subjectProblem(rendered.subject) {
+            throw APIError.validation([("data", [rendered.subject.isEmpty ? "renders an empty subject" : "renders a subject that \(p)"])])
+        }
+        return (rendered.subject, rendered.html, rendered.text)
+    }
+
+    /// render_template's answer: the subject, HTML and text exactly as a send of the same
+    /// template and data builds them (the text derived from the HTML when the template has none).
+    func render(_ body: JSONValue) throws -> [UInt8] {
+        let (identifier, data) = try SendAPI.validateRender(body).get()
+        let (subject, html, text) = try renderTemplate(identifier, data)
+        var out = "{\"ok\":true,\"data\":{\"subject\":"
+        JSONText.appendString(subject, to: &out)
+        out += ",\"html\":"
+        JSONText.appendString(html, to: &out)
+        out += ",\"text\":"
+        JSONText.appendString(text ?? HTMLText.plainText(fromHTML: html), to: &out)
+        out += "}}"
+        return Array(out.utf8)
     }
 
     // MARK: Reads
@@ -258,7 +287,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         if items.isEmpty {
             items = batch
         } else {
-            items += batch.filter { if case .accept = $0.item { return true } else { return false } }
+            items += batch.filter { if case .lookUp = $0.item { return false } else { return true } }
         }
         batch.removeAll(keepingCapacity: true)
         // The scheduler takes up to `intakeRoom` of them right after the commit: those rows
@@ -318,7 +347,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         for (item, result) in zip(items, results) {
             if let k = item.inFlightKey { inFlight[k] = nil }
             item.responder.respond(answer(item, result, now: now))
-            if case .inserted = result { stored += 1 }
+            if case .inserted = result, case .accept = item.item { stored += 1 }
         }
         if stored > 0 {
             accepted += stored
@@ -330,8 +359,14 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     func answer(_ item: Pending, _ result: CommitItemResult, now: Int64) -> HTTPResponse {
         switch result {
         case .inserted:
-            guard case .accept(let m, _) = item.item else { return APIError.internalError.response }
-            return HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: m.responseBody)
+            switch item.item {
+            case .accept(let m, _):
+                return HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: m.responseBody)
+            case .record(_, _, let r):
+                return HTTPResponse(status: r.status, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: r.body)
+            case .lookUp:
+                return APIError.internalError.response
+            }
         case .absent:
             return item.refusal ?? APIError.internalError.response
         case .failed:

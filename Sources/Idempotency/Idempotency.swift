@@ -38,6 +38,13 @@ public enum Idempotency {
         Digest.sha256(body.canonicalBytes)
     }
 
+    /// The fingerprint of a call to another endpoint than send_email: the endpoint's name is
+    /// part of it, so one key used on two endpoints is a conflict (SPEC §4). send_email's
+    /// stays the body's alone (records stored before this keep replaying).
+    public static func fingerprint(_ body: JSONValue, endpoint: String) -> [UInt8] {
+        Digest.sha256(Array("\(endpoint)\u{0}".utf8) + body.canonicalBytes)
+    }
+
     /// - Parameters:
     ///   - stored: the durable record for (token, key), if any.
     ///   - inFlight: the fingerprint of a request with this key accepted but not yet committed.

@@ -40,6 +40,24 @@ enum PostgresSQL {
         LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
         """)
 
+    /// A record alone (render_template): the same answer shape as `accept` (0 for the id when
+    /// stored).
+    static let record = PGStatement("record", """
+        WITH l AS MATERIALIZED (
+            SELECT pg_try_advisory_xact_lock(hashtextextended($2::text, $1::bigint)) AS free
+        ), k AS (
+            INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
+            SELECT $1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint FROM l WHERE l.free
+            ON CONFLICT (token_id, key) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
+                WHERE idempotency.created_at < $7::bigint
+            RETURNING 1
+        )
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM k) THEN 0::bigint END, i.fingerprint, i.status, i.body, i.created_at, NOT l.free
+        FROM l
+        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        """)
+
     static func acceptParameters(_ m: NewMessage, sending: Bool, cutoff: Int64, lease: Lease) -> [PGValue] {
         [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),
          .int(m.acceptedAt), .int(cutoff), .text(m.tokenName), .text(m.mailboxName), .text(m.mailboxAddress), .text(m.recipient),

@@ -271,6 +271,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             case .accept(let m, let sending):
                 accepts.append(i)
                 accepted.append((m, sending))
+            case .record:
+                return commitPerItem(batch, completion: done)   // render_template: not the hot path
             }
         }
         var acceptAt: Int?
@@ -314,6 +316,9 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                 queries.append(PGQuery(PostgresSQL.accept, PostgresSQL.acceptParameters(m, sending: sending, cutoff: batch.idempotencyCutoff, lease: lease)))
             case .lookUp(let tokenID, let key):
                 queries.append(PGQuery(PostgresSQL.lookUp, [.int(tokenID), .text(key), .int(batch.idempotencyCutoff)]))
+            case .record(let tokenID, let key, let r):
+                queries.append(PGQuery(PostgresSQL.record, [.int(tokenID), .text(key), .bytes(r.fingerprint), .int(Int64(r.status)), .bytes(r.body),
+                                                            .int(r.createdAt), .int(batch.idempotencyCutoff)]))
             }
         }
         let now = PostgresServerStore.nowMilliseconds()
@@ -355,7 +360,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                 }
                 for (n, position) in positions.enumerated() where position < itemCount {
                     guard case .ok(let r) = outcomes[n] else { continue }
-                    held[position] = PostgresServerStore.itemResult(r, isAccept: all[position].statement == PostgresSQL.accept)
+                    held[position] = PostgresServerStore.itemResult(r, isAccept: all[position].statement == PostgresSQL.accept
+                                                                      || all[position].statement == PostgresSQL.record)
                 }
                 completion(.committed(held))
             }

@@ -88,6 +88,36 @@ public enum SendAPI {
 
     public static let maxSubjectLength = 998
 
+    /// `POST /api/render_template`'s body: shape B alone (`template_identifier` + `data`, the
+    /// same rules and messages as send_email's); any other field is refused by name.
+    public static func validateRender(_ body: JSONValue) -> Result<(identifier: String, data: JSONValue), APIError> {
+        var fields: [(String, [String])] = []
+        func add(_ field: String, _ message: String) {
+            if let i = fields.firstIndex(where: { $0.0 == field }) { fields[i].1.append(message) } else { fields.append((field, [message])) }
+        }
+        if case .object(let members) = body {
+            for m in members where m.key != "template_identifier" && m.key != "data" {
+                add(m.key, "is not a known field (render_template takes template_identifier and data)")
+            }
+        }
+        var id = ""
+        switch body["template_identifier"] {
+        case nil, .null?: add("template_identifier", "is required")
+        case .string(let v)?:
+            if v.isEmpty { add("template_identifier", "must not be empty") }
+            id = v
+        case let v?: add("template_identifier", "must be a string, not \(v.typeName)")
+        }
+        var data = JSONValue.object([])
+        switch body["data"] {
+        case nil, .null?: add("data", "is required")
+        case .object?: data = body["data"]!
+        case let v?: add("data", "must be an object, not \(v.typeName)")
+        }
+        guard fields.isEmpty else { return .failure(.validation(fields)) }
+        return .success((id, data))
+    }
+
     /// The rules for a subject, given or rendered from a template (nil when fine): not empty,
     /// no line break, no control character but tab, at most `maxSubjectLength` bytes (the
     /// header is folded or encoded to lines of ≤ 78 columns either way).

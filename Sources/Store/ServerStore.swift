@@ -113,6 +113,9 @@ public enum CommitItem {
     /// Only read the record of a key (a request that failed validation: a stored record still
     /// answers it with a replay or a conflict, SPEC §4's check order).
     case lookUp(tokenID: Int64, key: String)
+    /// Store only an idempotency record (an endpoint that keeps its answer but sends
+    /// nothing: render_template) unless the key is taken; `.inserted(0)` when stored.
+    case record(tokenID: Int64, key: String, IdempotencyRecord)
 }
 
 public enum CommitItemResult: Equatable {

@@ -98,6 +98,27 @@ func body(_ s: String) -> JSONValue { try! JSONParser.parse(Array(s.utf8)) }
         #expect(APIError.unauthenticated().jsonBody == #"{"ok":false,"error":{"code":"unauthenticated","message":"A valid bearer token is required."}}"#)
     }
 
+    @Test(arguments: [
+        (#"{"template_identifier":"t","data":{"a":1}}"#, nil),
+        (#"{"template_identifier":"t"}"#, ["data"]),
+        (#"{"data":{}}"#, ["template_identifier"]),
+        (#"{"template_identifier":"","data":{}}"#, ["template_identifier"]),
+        (#"{"template_identifier":5,"data":"x"}"#, ["template_identifier", "data"]),
+        (#"{"template_identifier":"t","data":{},"to_address":"a@b.c","subject":"s"}"#, ["to_address", "subject"]),
+    ] as [(String, [String]?)])
+    func renderBodies(json: String, fields: [String]?) {
+        switch SendAPI.validateRender(body(json)) {
+        case .success: #expect(fields == nil, "accepted \(json)")
+        case .failure(let e): #expect(e.fields.map(\.0).sorted() == (fields ?? []).sorted(), "\(e.fields)")
+        }
+    }
+
+    @Test func fingerprintsDifferByEndpoint() {
+        let b = body(#"{"template_identifier":"t","data":{}}"#)
+        #expect(Idempotency.fingerprint(b, endpoint: "render_template") != Idempotency.fingerprint(b))
+        #expect(Idempotency.fingerprint(b, endpoint: "render_template") == Idempotency.fingerprint(body(#"{ "data":{}, "template_identifier":"t" }"#), endpoint: "render_template"))
+    }
+
     @Test func idempotencyDecisions() {
         let fp = Idempotency.fingerprint(body(#"{"b":1,"a":2}"#))
         #expect(fp == Idempotency.fingerprint(body(#"{ "a" : 2, "b" : 1 }"#)))

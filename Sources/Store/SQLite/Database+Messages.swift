@@ -41,6 +41,12 @@ extension Database {
         return id
     }
 
+    /// A record alone (replacing an expired one); inside the group commit's transaction.
+    public func putIdempotencyRecord(tokenID: Int64, key: String, _ r: IdempotencyRecord) throws(SQLiteError) {
+        try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(1, tokenID).bind(2, key).bind(3, blob: r.fingerprint).bind(4, r.status).bind(5, blob: r.body).bind(6, r.createdAt).run()
+    }
+
     /// Deletes at most `limit` idempotency records created before `cutoff`; returns how many.
     /// Bounded so a large backlog never holds the loop for long.
     public func sweepIdempotency(createdBefore cutoff: Int64, limit: Int) throws(SQLiteError) -> Int {

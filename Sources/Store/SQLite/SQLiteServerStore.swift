@@ -97,6 +97,10 @@ public final class SQLiteServerStore: ServerStore {
         case .accept(let m, let sending):
             if let r = try db.idempotencyRecord(tokenID: m.tokenID, key: m.idempotencyKey), r.createdAt >= cutoff { return .taken(r) }
             return .inserted(try db.insertAccepted(m, sending: sending))
+        case .record(let tokenID, let key, let record):
+            if let r = try db.idempotencyRecord(tokenID: tokenID, key: key), r.createdAt >= cutoff { return .taken(r) }
+            try db.putIdempotencyRecord(tokenID: tokenID, key: key, record)
+            return .inserted(0)
         case .lookUp(let tokenID, let key):
             if let r = try db.idempotencyRecord(tokenID: tokenID, key: key), r.createdAt >= cutoff { return .taken(r) }
             return .absent

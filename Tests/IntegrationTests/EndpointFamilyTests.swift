@@ -1,0 +1,109 @@
+/// The endpoints next to send_email (SPEC §4 "More endpoints of the same family"), against the
+/// real binary over HTTPS: render_template's checks in send_email's order with its rows of the
+/// error table, its answer equal to what a send of the same template delivers, nothing queued;
+/// keys scoped to the endpoint; idempotency_key's fresh UUIDv4s without authentication.
+import Foundation
+import MIME
+import Testing
+
+extension SendFixture {
+    func call(_ path: String, _ body: String, token: String? = "default", key: String? = UUID().uuidString,
+              contentType: String? = "application/json") throws -> TestResponse {
+        let c = try connect()
+        var r = "POST \(path) HTTP/1.1\r\nHost: localhost\r\n"
+        if let t = token == "default" ? sendToken : token { r += "Authorization: Bearer \(t)\r\n" }
+        if let key { r += "Idempotency-Key: \(key)\r\n" }
+        if let contentType { r += "Content-Type: \(contentType)\r\n" }
+        try c.send(r + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
+        return try c.readResponse()
+    }
+}
+
+@Suite struct EndpointFamilyTests {
+    static let renderBody = #"{"template_identifier":"invoice_delivery","data":{"invoice_number":"INV-7","amount":"<b>12 €</b>","due_date":"2026-12-31"}}"#
+
+    @Test func renderTemplateAnswersWhatASendWouldDeliver() throws {
+        let f = try SendFixture()
+        let r = try f.call("/api/render_template", Self.renderBody)
+        #expect(r.status == 200, "\(r.text)")
+        let data = try #require((try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["data"] as? [String: String])
+        #expect(data["subject"] == "Invoice INV-7")
+        #expect(data["html"] == "<p>Invoice INV-7: &lt;b&gt;12 €&lt;/b&gt; due 2026-12-31</p>", "escaped as a send escapes")
+        #expect(try f.auditCount() == 0, "nothing queued or audited")
+
+        let send = try f.post(#"{"to_address":"a@b.example","template_identifier":"invoice_delivery","data":{"invoice_number":"INV-7","amount":"<b>12 €</b>","due_date":"2026-12-31"}}"#)
+        #expect(send.status == 200)
+        let delivered = MessageReader.read(try #require(try f.entry(1)).raw)
+        #expect(delivered.header("Subject") == data["subject"])
+        #expect(delivered.html?.replacingOccurrences(of: "\r\n", with: "\n") == data["html"])
+        #expect(delivered.text?.replacingOccurrences(of: "\r\n", with: "\n") == data["text"])
+    }
+
+    @Test func renderTemplateKeepsItsAnswerAndScopesKeysToTheEndpoint() throws {
+        let f = try SendFixture()
+        let key = UUID().uuidString
+        let first = try f.call("/api/render_template", Self.renderBody, key: key)
+        let again = try f.call("/api/render_template", Self.renderBody, key: key)
+        #expect(first.status == 200 && again.status == 200)
+        #expect(again.header("Idempotent-Replayed") == "true" && again.body == first.body)
+        let other = try f.call("/api/render_template", Self.renderBody.replacingOccurrences(of: "INV-7", with: "INV-8"), key: key)
+        #expect(other.status == 409 && other.text.contains("idempotency_key_conflict"))
+        // One key, two endpoints: a conflict both ways.
+        let sendKey = UUID().uuidString
+        #expect(try f.post(#"{"to_address":"a@b.example","subject":"s","content":"c"}"#, key: sendKey).status == 200)
+        let render = try f.call("/api/render_template", Self.renderBody, key: sendKey)
+        #expect(render.status == 409 && render.text.contains("idempotency_key_conflict"))
+        #expect(try f.post(Self.renderBody, key: key).status == 409)
+        #expect(try f.auditCount() == 1)
+    }
+
+    /// send_email's error table as it applies to render_template, in its check order.
+    @Test(arguments: [
+        ("no token", 401, "unauthenticated"), ("audit token", 403, "forbidden"), ("text/plain", 415, "unsupported_media_type"),
+        ("no key", 422, "Idempotency-Key"), ("bad JSON", 422, "not valid JSON"), ("an array", 422, "must be a JSON object"),
+        ("to_address", 422, "render_template takes template_identifier and data"), ("no data", 422, "\"data\":[\"is required\"]"),
+        ("no template", 422, "no template \\\"nope\\\" exists"), ("missing placeholder", 422, "is missing the placeholder \\\"due_date\\\""),
+        ("data not an object", 422, "must be an object"),
+    ] as [(String, Int, String)])
+    func renderTemplateErrors(row: String, status: Int, mention: String) throws {
+        let f = try SendFixture()
+        var body = Self.renderBody
+        var token: String? = "default", key: String? = UUID().uuidString, type: String? = "application/json"
+        switch row {
+        case "no token": token = nil
+        case "audit token": token = f.auditToken
+        case "text/plain": type = "text/plain"
+        case "no key": key = nil
+        case "bad JSON": body = "{"
+        case "an array": body = "[]"
+        case "to_address": body = #"{"to_address":"a@b.example","template_identifier":"invoice_delivery","data":{}}"#
+        case "no data": body = #"{"template_identifier":"invoice_delivery"}"#
+        case "no template": body = #"{"template_identifier":"nope","data":{}}"#
+        case "missing placeholder": body = #"{"template_identifier":"invoice_delivery","data":{"invoice_number":"1","amount":"2"}}"#
+        case "data not an object": body = #"{"template_identifier":"invoice_delivery","data":[1]}"#
+        default: Issue.record("no such row")
+        }
+        let r = try f.call("/api/render_template", body, token: token, key: key, contentType: type)
+        #expect(r.status == status, "\(row): \(r.text)")
+        #expect(r.text.contains(mention), "\(row): \(r.text)")
+        if status == 401 { #expect(r.header("WWW-Authenticate") == "Bearer") }
+        // A refused call stores nothing: the same key then works.
+        if let key, status == 422 { #expect(try f.call("/api/render_template", Self.renderBody, key: key).status == 200) }
+    }
+
+    @Test func idempotencyKeysAreFreshUUIDsForAnyone() throws {
+        let f = try SendFixture()
+        var seen = Set<String>()
+        for body in ["", "{}", " { } "] {
+            let r = try f.call("/api/idempotency_key", body, token: nil, key: nil, contentType: body.isEmpty ? nil : "application/json")
+            #expect(r.status == 200, "\(r.text)")
+            let key = try #require(((try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["data"] as? [String: String])?["idempotency_key"])
+            #expect(key.range(of: "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", options: .regularExpression) != nil, "\(key)")
+            #expect(seen.insert(key).inserted)
+            #expect(r.header("Cache-Control") == "no-store")
+        }
+        #expect(try f.call("/api/idempotency_key", #"{"count":5}"#, token: nil, key: nil).status == 422)
+        #expect(try f.call("/api/idempotency_key", "x", token: nil, key: nil, contentType: "text/plain").status == 415)
+        #expect(try f.auditCount() == 0)
+    }
+}
