@@ -86,7 +86,8 @@ public final class AuditService {
         case .failure(let problems): throw APIError.validation(problems.fields)
         }
         let filter = AuditFilter(recipient: query.recipient, status: query.status, since: query.since, until: query.until,
-                                 metadata: query.metadata.map { MetadataPair(key: $0.key, value: $0.value) })
+                                 metadata: query.metadata.map { MetadataPair(key: $0.key, value: $0.value) },
+                                 idempotencyKey: query.idempotencyKey, messageID: query.messageID)
         // One row more than asked tells whether another page follows (no empty last page).
         store.auditPage(filter, limit: query.limit + 1, after: query.cursor) { result in
             done(result.map { AuditService.listResponse($0, limit: query.limit) })

@@ -3,7 +3,8 @@
 ///
 /// Parameters: `limit` (1–200, default 50), `cursor` (opaque, from a page's `next`), `to`
 /// (recipient, exact, case-insensitive), `status` (queued, sending, deferred, sent, failed),
-/// `since` / `until` (RFC 3339; `since ≤ accepted-at < until`), `metadata.KEY` (entries whose
+/// `since` / `until` (RFC 3339; `since ≤ accepted-at < until`), `idempotency_key` and
+/// `message_id` (one call's entry, exactly), `metadata.KEY` (entries whose
 /// metadata has KEY with exactly that value; one at a time). Unknown parameters are refused
 /// (a misspelt filter must not silently return everything), and so is a parameter given twice.
 /// Values are percent-decoded (RFC 3986 §2.1); `+` is a plus sign, not a space, so an
@@ -19,16 +20,20 @@ public struct AuditQuery: Sendable, Equatable {
     public var until: Int64?
     /// `metadata.KEY=VALUE`.
     public var metadata: (key: String, value: String)?
+    /// `idempotency_key` / `message_id`: the entry of one call, exactly.
+    public var idempotencyKey: String?
+    public var messageID: String?
 
     public init() {}
 
     public static func == (a: AuditQuery, b: AuditQuery) -> Bool {
         a.limit == b.limit && a.cursor == b.cursor && a.recipient == b.recipient && a.status == b.status && a.since == b.since
             && a.until == b.until && a.metadata?.key == b.metadata?.key && a.metadata?.value == b.metadata?.value
+            && a.idempotencyKey == b.idempotencyKey && a.messageID == b.messageID
     }
 
     public static let statuses = ["queued", "sending", "deferred", "sent", "failed"]
-    public static let parameters = ["limit", "cursor", "to", "status", "since", "until"]
+    public static let parameters = ["limit", "cursor", "to", "status", "since", "until", "idempotency_key", "message_id"]
 
     /// Each bad parameter and why, in the order given (422 `validation_failed` fields).
     public struct Problems: Error, Sendable {
@@ -69,6 +74,18 @@ public struct AuditQuery: Sendable, Equatable {
                 }
             case "cursor":
                 if let c = AuditCursor(encoded: value) { q.cursor = c } else { fail(name, "is not a cursor this server issued") }
+            case "idempotency_key":
+                if value.isEmpty || value.utf8.count > 255 || !value.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) {
+                    fail(name, "must be an Idempotency-Key: 1 to 255 printable ASCII characters")
+                } else {
+                    q.idempotencyKey = value
+                }
+            case "message_id":
+                if value.isEmpty || value.utf8.count > 998 || value.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7F }) {
+                    fail(name, "must be a Message-ID such as <…@shop.example> (percent-encoded: %3C…%3E)")
+                } else {
+                    q.messageID = value
+                }
             case "to":
                 if value.isEmpty || value.utf8.count > 320 {
                     fail(name, "must be an address of 1 to 320 bytes")

@@ -52,9 +52,15 @@ public enum MessageBuilder {
             precondition(!v.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }), "CR/LF in a header value")
         }
         let domain = m.fromAddress.utf8.lastIndex(of: 0x40).map { String(m.fromAddress[m.fromAddress.utf8.index(after: $0)...]) } ?? "localhost"
+        // `<` 8 hex digits of the second, 24 random ones `@domain>`: unique and unguessable (96
+        // random bits), and in time order, so the audit's Message-ID index grows at its end.
         var idBytes: [UInt8] = [0x3C]
+        appendHex(UInt64(UInt32(truncatingIfNeeded: max(epochSeconds, 0))), &idBytes)
+        idBytes.removeSubrange(1..<9)   // the low 8 of the 16 digits: the 32-bit second
         appendHex(random.next(), &idBytes)
-        appendHex(random.next(), &idBytes)
+        var tail: [UInt8] = []
+        appendHex(random.next(), &tail)
+        idBytes.append(contentsOf: tail[8...])
         idBytes.append(0x40)
         idBytes.append(contentsOf: domain.utf8)
         idBytes.append(0x3E)

@@ -381,6 +381,14 @@ enum PostgresSQL {
             values.append(v)
             return "$\(values.count)::\(type)"
         }
+        if let k = filter.idempotencyKey {
+            terms.append("idempotency_key = \(parameter(.text(k), "text"))")
+            shape += "_k"
+        }
+        if let m = filter.messageID {
+            terms.append("message_id = \(parameter(.text(m), "text"))")
+            shape += "_i"
+        }
         if let r = filter.recipient {
             terms.append("lower(recipient) = lower(\(parameter(.text(r), "text")))")
             shape += "_r"
@@ -419,6 +427,8 @@ enum PostgresSQL {
             return "$\(values.count)::\(type)"
         }
         var terms = ["md.key = \(parameter(.text(filter.metadata!.key), "text"))", "md.value = \(parameter(.text(filter.metadata!.value), "text"))"]
+        if let k = filter.idempotencyKey { terms.append("m.idempotency_key = \(parameter(.text(k), "text"))"); shape += "_k" }
+        if let m = filter.messageID { terms.append("m.message_id = \(parameter(.text(m), "text"))"); shape += "_i" }
         if let r = filter.recipient { terms.append("lower(m.recipient) = lower(\(parameter(.text(r), "text")))"); shape += "_r" }
         if let st = filter.status { terms.append("m.status = \(parameter(.text(st), "text"))"); shape += "_s" }
         if let v = filter.since { terms.append("md.accepted_at >= \(parameter(.int(v), "bigint"))"); shape += "_f" }

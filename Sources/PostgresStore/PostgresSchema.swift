@@ -154,6 +154,11 @@ enum PostgresSchema {
             """,
             "CREATE INDEX message_metadata_lookup ON message_metadata (key, value, accepted_at, message_id)",
         ],
+        // 7: one call's entry by its Idempotency-Key or its Message-ID.
+        [
+            "CREATE INDEX messages_idempotency_key ON messages (idempotency_key, accepted_at, id)",
+            "CREATE INDEX messages_message_id ON messages (message_id, accepted_at, id)",
+        ],
     ]
 
     /// The channel admin commands NOTIFY after changing tokens, mailboxes or templates.

@@ -9,9 +9,15 @@ public struct AuditFilter: Sendable, Equatable {
     public var until: Int64?
     /// `metadata.KEY=VALUE`: entries that carry it (one index range of `message_metadata`).
     public var metadata: MetadataPair?
+    /// One call's entry: by its Idempotency-Key or its Message-ID (one index each).
+    public var idempotencyKey: String?
+    public var messageID: String?
 
-    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil, metadata: MetadataPair? = nil) {
+    public init(recipient: String? = nil, status: String? = nil, since: Int64? = nil, until: Int64? = nil, metadata: MetadataPair? = nil,
+                idempotencyKey: String? = nil, messageID: String? = nil) {
         self.metadata = metadata
+        self.idempotencyKey = idempotencyKey
+        self.messageID = messageID
         self.recipient = recipient
         self.status = status
         self.since = since

@@ -36,7 +36,9 @@ import Testing
         ("recipient=a@x.test", "recipient"), ("limit=5&limit=6", "limit"), ("to=%E0%A4", "to"), ("%ZZ=1", "%ZZ"),
         ("metadata.=x", "metadata."), ("metadata.a%20b=x", "metadata.a b"), ("metadata.order=", "metadata.order"),
         ("metadata.order=1&metadata.customer=2", "metadata.customer"), ("metadata.k=%ZZ", "metadata.k"),
-        ("metadata=x", "metadata"),
+        ("metadata=x", "metadata"), ("idempotency_key=", "idempotency_key"), ("idempotency_key=a%20b", "idempotency_key"),
+        ("idempotency_key=\(String(repeating: "k", count: 256))", "idempotency_key"), ("message_id=", "message_id"),
+        ("message_id=%3Ca%20b%3E", "message_id"), ("message_id=%3Cx%3E&message_id=%3Cy%3E", "message_id"),
     ])
     func badParametersAreNamed(query: String, field: String) {
         switch AuditQuery.parse(query) {
@@ -46,6 +48,11 @@ import Testing
             #expect(p.fields.map(\.0) == [field], "\(query)")
             #expect(p.fields.allSatisfy { !$0.1.isEmpty })
         }
+    }
+
+    @Test func oneCallsEntry() throws {
+        let q = try AuditQuery.parse("idempotency_key=550e8400-e29b-41d4-a716-446655440000&message_id=%3C5f0c1a2b3c%40shop.example%3E").get()
+        #expect(q.idempotencyKey == "550e8400-e29b-41d4-a716-446655440000" && q.messageID == "<5f0c1a2b3c@shop.example>")
     }
 
     @Test func aMetadataFilter() throws {

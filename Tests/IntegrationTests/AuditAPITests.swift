@@ -199,6 +199,21 @@ extension SendFixture {
         #expect(try f.get("/api/audit/1/attachments/0", token: nil).status == 401)
     }
 
+    /// After a 200 (which carries no id): the call's entry by its key or its Message-ID.
+    @Test func findingOneCallsEntry() throws {
+        let f = try SendFixture()
+        let key = UUID().uuidString
+        #expect(try f.post(#"{"to_address":"a@example.org","subject":"s","content":"c"}"#).status == 200)
+        #expect(try f.post(#"{"to_address":"b@example.org","subject":"s","content":"c"}"#, key: key).status == 200)
+        let byKey = try #require(try f.audit("/api/audit?idempotency_key=\(key)")["data"] as? [[String: Any]])
+        #expect(byKey.map { $0["to"] as? String } == ["b@example.org"])
+        let mid = try #require(byKey.first?["message_id"] as? String)
+        let encoded = mid.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let byID = try #require(try f.audit("/api/audit?message_id=\(encoded)")["data"] as? [[String: Any]])
+        #expect(byID.map { $0["idempotency_key"] as? String } == [key])
+        #expect(try #require(try f.audit("/api/audit?idempotency_key=nope")["data"] as? [[String: Any]]).isEmpty)
+    }
+
     @Test func unknownEntriesAre404() throws {
         let f = try SendFixture()
         for id in ["1", "0", "-1", "abc", "99999999999999999999", "1x"] {

@@ -107,6 +107,30 @@ import Testing
         }
     }
 
+    /// One call's entry: by its key or its Message-ID, from that index, never a sort or a scan.
+    @Test(arguments: [
+        AuditFilter(idempotencyKey: "k3"), AuditFilter(messageID: "<3@example.com>"), AuditFilter(status: "sent", idempotencyKey: "k3"),
+        AuditFilter(recipient: "a@x.test", messageID: "<3@example.com>"), AuditFilter(idempotencyKey: "k3", messageID: "<3@example.com>"),
+    ])
+    func oneCallsEntryFromItsIndex(filter: AuditFilter) throws {
+        let db = try AuditPageQueryTests.seeded()
+        for paged in [false, true] {
+            let plan = try db.auditPagePlan(filter, paged: paged).joined(separator: " | ")
+            let index = filter.idempotencyKey != nil ? "messages_idempotency_key" : "messages_message_id"
+            #expect(plan.contains(index) && !plan.contains("TEMP B-TREE") && !plan.contains("SCAN"), "\(plan)")
+        }
+        let found = try db.auditPage(filter, limit: 10)
+        #expect(found.allSatisfy { e in filter.idempotencyKey.map { e.idempotencyKey == $0 } ?? true })
+        #expect(found.allSatisfy { e in filter.messageID.map { e.messageID == $0 } ?? true })
+    }
+
+    @Test func keyAndMessageIDFindExactlyOneEntry() throws {
+        let db = try AuditPageQueryTests.seeded()
+        #expect(try db.auditPage(AuditFilter(idempotencyKey: "k7"), limit: 10).map(\.idempotencyKey) == ["k7"])
+        #expect(try db.auditPage(AuditFilter(messageID: "<7@example.com>"), limit: 10).map(\.messageID) == ["<7@example.com>"])
+        #expect(try db.auditPage(AuditFilter(idempotencyKey: "K7"), limit: 10).isEmpty, "exact")
+    }
+
     /// A metadata page: the range of the metadata index for the pair, then each entry by its
     /// primary key — never a sort, whatever else is filtered; and it finds exactly the rows.
     @Test(arguments: [

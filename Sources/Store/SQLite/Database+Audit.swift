@@ -15,7 +15,13 @@ extension Database {
         if filter.metadata != nil { return metadataPageSQL(filter, paged: paged) }
         var sql = "SELECT \(Database.auditColumns) FROM messages"
         var terms: [String] = []
-        if filter.recipient != nil {
+        if filter.idempotencyKey != nil || filter.messageID != nil {
+            // One call's entries: its own index, the other filters check those few rows.
+            terms.append(filter.idempotencyKey != nil ? "idempotency_key = ?10" : "message_id = ?11")
+            if filter.idempotencyKey != nil && filter.messageID != nil { terms.append("+message_id = ?11") }
+            if filter.recipient != nil { terms.append("+recipient = ?1 COLLATE NOCASE") }
+            if filter.status != nil { terms.append("+status = ?2") }
+        } else if filter.recipient != nil {
             terms.append("recipient = ?1 COLLATE NOCASE")
             // Unary + keeps the planner on the recipient index (a recipient's rows are few; a
             // status's may be millions).
@@ -35,6 +41,8 @@ extension Database {
     static func metadataPageSQL(_ filter: AuditFilter, paged: Bool) -> String {
         let columns = Database.auditColumns.split(separator: ",").map { "m." + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
         var terms = ["md.key = ?8", "md.value = ?9"]
+        if filter.idempotencyKey != nil { terms.append("m.idempotency_key = ?10") }
+        if filter.messageID != nil { terms.append("m.message_id = ?11") }
         if filter.recipient != nil { terms.append("m.recipient = ?1 COLLATE NOCASE") }
         if filter.status != nil { terms.append("m.status = ?2") }
         if filter.since != nil { terms.append("md.accepted_at >= ?3") }
@@ -54,6 +62,8 @@ extension Database {
         if let a = after { try s.bind(5, a.acceptedAt).bind(6, a.id) }
         try s.bind(7, limit)
         if let md = filter.metadata { try s.bind(8, md.key).bind(9, md.value) }
+        if let k = filter.idempotencyKey { try s.bind(10, k) }
+        if let m = filter.messageID { try s.bind(11, m) }
         var out: [AuditEntry] = []
         out.reserveCapacity(min(limit, 256))
         while try s.step() { out.append(readAudit(s, raw: false)) }
