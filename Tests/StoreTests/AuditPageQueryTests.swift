@@ -124,8 +124,20 @@ import Testing
         #expect(found.allSatisfy { e in filter.messageID.map { e.messageID == $0 } ?? true })
     }
 
+    /// On 100 000 entries (random UUID keys, as integrators send): each lookup one index probe.
     @Test func keyAndMessageIDFindExactlyOneEntry() throws {
         let db = try AuditPageQueryTests.seeded()
+        try db.execute("""
+            WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 101000)
+            INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, message_id,
+                                  status, attempts, next_attempt_at)
+            SELECT 100000 + i, 't', lower(hex(randomblob(16))), 'm', 'from@example.com', 'r' || (i % 5000) || '@x.test', 's',
+                   '<' || printf('%08x', i) || lower(hex(randomblob(12))) || '@example.com>', 'sent', 1, 0 FROM n
+            """)
+        for filter in [AuditFilter(idempotencyKey: "k7"), AuditFilter(messageID: "<7@example.com>")] {
+            let plan = try db.auditPagePlan(filter, paged: false).joined(separator: " | ")
+            #expect(plan.contains("SEARCH messages USING INDEX messages_") && !plan.contains("TEMP B-TREE"), "\(plan)")
+        }
         #expect(try db.auditPage(AuditFilter(idempotencyKey: "k7"), limit: 10).map(\.idempotencyKey) == ["k7"])
         #expect(try db.auditPage(AuditFilter(messageID: "<7@example.com>"), limit: 10).map(\.messageID) == ["<7@example.com>"])
         #expect(try db.auditPage(AuditFilter(idempotencyKey: "K7"), limit: 10).isEmpty, "exact")
