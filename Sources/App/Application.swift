@@ -142,6 +142,7 @@ public final class Application: SignalHandler, DeadlineHandler {
         let scheduler = DeliveryScheduler(store: store, reactor: reactor, resolver: resolver, logger: logger, options: deliveryOptions)
         self.scheduler = scheduler
         service.participants.append(scheduler)
+        service.participants.append(directory)
         service.scheduler = scheduler
         // Readiness (liveness is /healthz): 503 while the store cannot take a commit.
         router.add("GET", "/readyz") { _, _ in

@@ -24,6 +24,10 @@ public final class Directory {
     var tokenCache: [Int64: StoredToken] = [:]
     var mailboxCache: [MailboxRecord]?
     var templateCache: [String: EmailTemplate] = [:]
+    /// Token uses: the last one written per token, and those waiting for the next commit.
+    var useWritten: [Int64: Int64] = [:]
+    var pendingUses: [StatusWrite] = []
+    static let useGranularityMilliseconds: Int64 = 60_000
 
     init(store: ServerStore, reactor: Reactor, logger: Logger) {
         self.store = store
@@ -65,7 +69,16 @@ public final class Directory {
             }
         }
         guard token.grants(ability) else { throw APIError.forbidden(ability: ability) }
+        noteUse(token.id)
         return token
+    }
+
+    /// At most once a minute per token, a write that joins the next group commit.
+    func noteUse(_ id: Int64) {
+        let now = SendEmailService.nowMilliseconds()
+        if let last = useWritten[id], now - last < Directory.useGranularityMilliseconds { return }
+        useWritten[id] = now
+        pendingUses.append(.tokenUsed(id: id, at: now))
     }
 
     /// A store that cannot answer yet (PostgreSQL not connected) is a 503, not a 500.
@@ -103,4 +116,14 @@ public final class Directory {
             throw APIError.internalError
         }
     }
+}
+
+extension Directory: CommitParticipant {
+    var hasPendingWrites: Bool { !pendingUses.isEmpty }
+    func takePendingWrites() -> [StatusWrite] {
+        defer { pendingUses.removeAll(keepingCapacity: true) }
+        return pendingUses
+    }
+    /// A failed commit loses these writes: the next minute's use writes again.
+    func committed(_ ok: Bool) {}
 }

@@ -111,7 +111,8 @@ struct TokenCommand: ParsableCommand {
             if tokens.isEmpty { print("no tokens"); return }
             for t in tokens {
                 let state = t.revokedAt.map { "revoked \(formatTime($0))" } ?? "active"
-                print("\(t.id)\t\(t.name)\t\(t.abilities.joined(separator: ","))\tcreated \(formatTime(t.createdAt))\t\(state)")
+                let used = t.lastUsedAt.map { "last used \(formatTime($0))" } ?? "never used"
+                print("\(t.id)\t\(t.name)\t\(t.abilities.joined(separator: ","))\tcreated \(formatTime(t.createdAt))\t\(used)\t\(state)")
             }
         }
     }

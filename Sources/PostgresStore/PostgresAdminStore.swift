@@ -76,10 +76,10 @@ public final class PostgresAdminStore: AdminStore {
     }
 
     public func tokens() throws -> [TokenSummary] {
-        let r = try connection.exec("SELECT id, name, abilities, created_at, revoked_at FROM tokens ORDER BY id")
+        let r = try connection.exec("SELECT id, name, abilities, created_at, revoked_at, last_used_at FROM tokens ORDER BY id")
         return (0..<r.rowCount).map {
             TokenSummary(id: r.int64($0, 0), name: r.string($0, 1), abilities: r.string($0, 2).split(separator: ",").map(String.init),
-                         createdAt: r.int64($0, 3), revokedAt: r.isNull($0, 4) ? nil : r.int64($0, 4))
+                         createdAt: r.int64($0, 3), revokedAt: r.isNull($0, 4) ? nil : r.int64($0, 4), lastUsedAt: r.isNull($0, 5) ? nil : r.int64($0, 5))
         }
     }
 

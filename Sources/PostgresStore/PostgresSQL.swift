@@ -237,7 +237,7 @@ enum PostgresSQL {
                 }
                 out.append(PGQuery(recordAttemptBatch, [PGArray.int8(ids), PGArray.text(statuses), PGArray.text(replies),
                                                         PGArray.int8(ats), PGArray.int8(nexts), .int(lease.owner)]))
-            case .recipients:
+            case .recipients, .tokenUsed:
                 out.append(query(writes[i], lease: lease, now: now))
                 j += 1
             }
@@ -275,8 +275,14 @@ enum PostgresSQL {
             return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next), .int(lease.owner)])
         case .recipients(let id, let list):
             return PGQuery(setRecipients, [.int(id), .text(list), .int(lease.owner)])
+        case .tokenUsed(let id, let at):
+            return PGQuery(tokenUsed, [.int(id), .int(at)])
         }
     }
+
+    /// Never moves back (processes write out of order); no NOTIFY: the directory's copy has no use in it.
+    static let tokenUsed = PGStatement("token_used",
+        "UPDATE tokens SET last_used_at = GREATEST(coalesce(last_used_at, 0), $2::bigint) WHERE id = $1::bigint")
 
     static let setRecipients = PGStatement("set_recipients",
         "UPDATE messages SET recipients = $2::text WHERE id = $1::bigint AND owner = $3::bigint")

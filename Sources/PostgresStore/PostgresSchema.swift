@@ -159,6 +159,8 @@ enum PostgresSchema {
             "CREATE INDEX messages_idempotency_key ON messages (idempotency_key, accepted_at, id)",
             "CREATE INDEX messages_message_id ON messages (message_id, accepted_at, id)",
         ],
+        // 8: each token's last use (`token list`), written at most once a minute per token.
+        ["ALTER TABLE tokens ADD COLUMN last_used_at BIGINT"],
     ]
 
     /// The channel admin commands NOTIFY after changing tokens, mailboxes or templates.

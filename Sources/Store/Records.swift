@@ -197,8 +197,11 @@ public struct TokenSummary: Sendable, Equatable {
     public var abilities: [String]
     public var createdAt: Int64
     public var revokedAt: Int64?
+    /// Its last authenticated request, to the minute (nil: never used).
+    public var lastUsedAt: Int64?
 
-    public init(id: Int64, name: String, abilities: [String], createdAt: Int64, revokedAt: Int64?) {
+    public init(id: Int64, name: String, abilities: [String], createdAt: Int64, revokedAt: Int64?, lastUsedAt: Int64? = nil) {
+        self.lastUsedAt = lastUsedAt
         self.id = id
         self.name = name
         self.abilities = abilities

@@ -150,6 +150,8 @@ public enum StatusWrite: Equatable {
     /// A message with several recipients: where each stands after an attempt (the stored
     /// form, `RecipientState.encode`); written with that attempt's `.attempt`.
     case recipients(id: Int64, list: String)
+    /// A token's last use (`token list`): written at most once a minute per token.
+    case tokenUsed(id: Int64, at: Int64)
 }
 
 public struct DueScan {

@@ -51,7 +51,7 @@ public enum StoreCopy {
     /// Every table of the product, parents before children.
     public static let tables: [CopyTable] = [
         CopyTable(name: "tokens", columns: [("id", .int), ("name", .text), ("secret_hash", .bytes), ("abilities", .text),
-                                            ("created_at", .int), ("revoked_at", .int)], key: ["id"], batch: 1000),
+                                            ("created_at", .int), ("revoked_at", .int), ("last_used_at", .int)], key: ["id"], batch: 1000),
         CopyTable(name: "mailboxes", columns: [("id", .int), ("name", .text), ("address", .text), ("display_name", .text),
                                                ("dsn", .text), ("enabled", .bool), ("created_at", .int)], key: ["id"], batch: 1000),
         CopyTable(name: "templates", columns: [("id", .int), ("identifier", .text), ("subject", .text), ("html", .text), ("text", .text),

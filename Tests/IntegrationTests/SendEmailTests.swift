@@ -384,6 +384,24 @@ let templateBody = """
         #expect(try f.post(directBody, on: c).status == 401)
     }
 
+    /// `token list` shows each token's last use, written with a group commit at most once a
+    /// minute per token: later requests within the minute leave it as it was.
+    @Test func tokenListShowsTheLastUse() throws {
+        let f = try SendFixture()
+        func lastUse(_ name: String) throws -> Int64? { try adminStore(f.db).tokens().first { $0.name == name }?.lastUsedAt }
+        #expect(try lastUse("shop") == nil)
+        #expect(try f.cli(["token", "list"]).output.contains("never used"))
+        #expect(try f.post(directBody).status == 200)
+        let first = try #require(try lastUse("shop"))
+        #expect(abs(first - Int64(Date().timeIntervalSince1970 * 1000)) < 60_000)
+        for _ in 0..<5 { #expect(try f.post(directBody).status == 200) }
+        #expect(try lastUse("shop") == first, "not a write per request")
+        #expect(try lastUse("auditor") == nil)
+        let listed = try f.cli(["token", "list"]).output.split(separator: "\n")
+        #expect(listed.first { $0.contains("\tshop\t") }?.contains("last used ") == true, "\(listed)")
+        #expect(listed.first { $0.contains("\tauditor\t") }?.contains("never used") == true, "\(listed)")
+    }
+
     @Test func anAcceptedMessageSurvivesKill9() throws {
         let f = try SendFixture()
         let r = try f.post(templateBody)

@@ -19,12 +19,17 @@ extension Database {
                            abilities: s.string(3).split(separator: ",").map(String.init), revoked: !s.isNull(4))
     }
 
+    /// Never moves back (two processes may write out of order).
+    public func noteTokenUse(id: Int64, at: Int64) throws(SQLiteError) {
+        try statement("UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1").bind(1, id).bind(2, at).run()
+    }
+
     public func tokens() throws(SQLiteError) -> [TokenSummary] {
-        let s = try statement("SELECT id, name, abilities, created_at, revoked_at FROM tokens ORDER BY id")
+        let s = try statement("SELECT id, name, abilities, created_at, revoked_at, last_used_at FROM tokens ORDER BY id")
         var out: [TokenSummary] = []
         while try s.step() {
             out.append(TokenSummary(id: s.int64(0), name: s.string(1), abilities: s.string(2).split(separator: ",").map(String.init),
-                                    createdAt: s.int64(3), revokedAt: s.isNull(4) ? nil : s.int64(4)))
+                                    createdAt: s.int64(3), revokedAt: s.isNull(4) ? nil : s.int64(4), lastUsedAt: s.isNull(5) ? nil : s.int64(5)))
         }
         return out
     }

@@ -145,6 +145,8 @@ enum Migrations {
         CREATE INDEX messages_idempotency_key ON messages(idempotency_key, accepted_at);
         CREATE INDEX messages_message_id ON messages(message_id, accepted_at);
         """),
+        // 9: each token's last use (`token list`), written at most once a minute per token.
+        .sql("ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;"),
     ]
 
     /// Applies the steps after the database's version, through `target`. Returns true when a

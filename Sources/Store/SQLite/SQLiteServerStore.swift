@@ -115,6 +115,8 @@ public final class SQLiteServerStore: ServerStore {
             try db.recordAttempt(id: id, status: status, reply: reply, atMilliseconds: at, nextAttemptAt: next)
         case .recipients(let id, let list):
             try db.setRecipients(id: id, list)
+        case .tokenUsed(let id, let at):
+            try db.noteTokenUse(id: id, at: at)
         }
     }
 
