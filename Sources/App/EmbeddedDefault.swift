@@ -2,6 +2,9 @@
 /// no mailbox and no token — so the README's first command works as pasted: a demo mailbox on
 /// the `file://` transport, the `invoice_delivery` template (placeholders `invoice_number`,
 /// `amount`, `due_date`) and a `send-email` token, shown once with a working `curl` line.
+#if canImport(Glibc)
+import Glibc
+#endif
 import Auth
 import Store
 
@@ -41,13 +44,28 @@ enum EmbeddedDefault {
         return (seed, secret)
     }
 
-    static func banner(token: String, url: String, caFile: String?) -> [String] {
+    /// The commands as this process can be started again from here: its own path (relative to
+    /// the working directory when under it, as `swift run` leaves it), so they work as printed
+    /// whether or not `tickiti-mail` is on PATH.
+    static func commandName(argv0: String = CommandLine.arguments.first ?? "tickiti-mail", cwd: String? = currentDirectory()) -> String {
+        guard argv0.contains("/") else { return argv0 }
+        if let cwd, argv0.hasPrefix(cwd + "/") { return "./" + argv0.dropFirst(cwd.count + 1) }
+        return argv0
+    }
+
+    static func currentDirectory() -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func banner(token: String, url: String, caFile: String?, command: String = commandName()) -> [String] {
         let cacert = caFile.map { "--cacert \($0) " } ?? ""
         return [
             "demo token (shown once): \(token)",
-            "the message is delivered to data/outbox/<id>.eml (tickiti-mail audit list shows it); try it:",
+            "the message is delivered to data/outbox/<id>.eml (\(command) audit list shows it); try it:",
             "curl \(cacert)\(url)/api/send_email -H 'Authorization: Bearer \(token)' -H \"Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)\" -H 'Content-Type: application/json' -d '{\"to_address\":\"customer@example.com\",\"template_identifier\":\"invoice_delivery\",\"data\":{\"invoice_number\":\"INV-2026-0001\",\"amount\":\"120.00 EUR\",\"due_date\":\"2026-12-31\"}}'",
-            "the sent-mail audit page: \(url)/audit (make a token for it: tickiti-mail token create --name support --ability audit-read)",
+            "the sent-mail audit page: \(url)/audit (make a token for it: \(command) token create --name support --ability audit-read)",
         ]
     }
 }

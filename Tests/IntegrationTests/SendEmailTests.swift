@@ -428,6 +428,14 @@ let templateBody = """
         // The banner points at the audit page, which answers.
         let auditLine = try f.server.waitForLine(containing: "the sent-mail audit page: ")
         #expect(auditLine.contains("https://127.0.0.1:\(f.port)/audit "))
+        // The commands it prints work as printed, from the directory the server runs in.
+        let listLine = try f.server.waitForLine(containing: " audit list shows it")
+        let listCommand = try #require(listLine.range(of: "(").map { listLine[$0.upperBound...] }?.components(separatedBy: " shows it").first)
+        let (lrc, listed) = try run(["sh", "-c", "cd '\(f.dir)' && \(listCommand) --db '\(f.db)'"])
+        #expect(lrc == 0 && listed.contains("\tbilling@") == false && listed.contains("customer@example.com"), "\(listCommand): \(listed)")
+        let createCommand = try #require(auditLine.range(of: "make a token for it: ").map { String(auditLine[$0.upperBound...].dropLast()) })
+        let (crc, created) = try run(["sh", "-c", "cd '\(f.dir)' && \(createCommand) --db '\(f.db)'"])
+        #expect(crc == 0 && created.contains("|"), "\(createCommand): \(created)")
         let (arc, page) = try run(["curl", "-sS", "--cacert", f.cert.cert, "https://127.0.0.1:\(f.port)/audit"])
         #expect(arc == 0 && page.contains("<title>Sent mail audit"), "\(page)")
         try waitUntil("the demo message written to data/outbox") { FileManager.default.fileExists(atPath: f.dir + "/data/outbox/1.eml") }
