@@ -226,8 +226,9 @@ public final class AuditService {
 }
 
 extension JSONWriter {
-    /// The audit fields of SPEC §4 except the message, as members of the open object.
-    mutating func entry(_ e: AuditEntry) {
+    /// The audit fields of SPEC §4 except the message, as members of the open object (the
+    /// API's, and `audit list --json`'s, the same names and times).
+    public mutating func entry(_ e: AuditEntry) {
         add("id", literal: String(e.id))
         add("accepted_at", RFC3339.format(milliseconds: e.acceptedAt))
         add("sent_at", e.sentAt.map { RFC3339.format(milliseconds: $0) })
@@ -241,6 +242,7 @@ extension JSONWriter {
         add("token_name", e.tokenName)
         add("idempotency_key", e.idempotencyKey)
         add("attempt_count", literal: String(e.attempts))
+        add("next_attempt_at", (e.status == "queued" || e.status == "deferred") ? e.nextAttemptAt.map { RFC3339.format(milliseconds: $0) } : nil)
         add("last_reply", e.lastReply)
         key("metadata")
         open("{")

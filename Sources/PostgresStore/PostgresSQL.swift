@@ -373,7 +373,7 @@ enum PostgresSQL {
 
     static let auditColumns = """
         id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
-        message_id, status, attempts, last_reply, recipients, metadata
+        message_id, status, attempts, last_reply, recipients, metadata, next_attempt_at
         """
 
     /// A page's statement for the filters present (each shape prepared once), and its values.
@@ -462,8 +462,9 @@ enum PostgresSQL {
                    tokenName: r.string(row, 3), idempotencyKey: r.string(row, 4), mailboxName: r.string(row, 5),
                    mailboxAddress: r.string(row, 6), recipient: r.string(row, 7), subject: r.string(row, 8),
                    template: r.optionalString(row, 9), messageID: r.string(row, 10), status: r.string(row, 11),
-                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 16) : [],
-                   recipients: RecipientState.decode(r.optionalString(row, 14)), metadata: MetadataPair.decode(r.optionalString(row, 15)))
+                   attempts: r.int(row, 12), lastReply: r.optionalString(row, 13), raw: raw ? r.bytes(row, 17) : [],
+                   recipients: RecipientState.decode(r.optionalString(row, 14)), metadata: MetadataPair.decode(r.optionalString(row, 15)),
+                   nextAttemptAt: r.isNull(row, 16) ? nil : r.int64(row, 16))
     }
 
     static func attempts(_ r: PGResult) -> [DeliveryAttempt] {

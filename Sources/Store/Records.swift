@@ -109,8 +109,11 @@ public struct AuditEntry: Sendable, Equatable {
     /// Each envelope recipient with its state, when there is more than the To.
     public var recipients: [RecipientState]?
     public var metadata: [MetadataPair]
+    /// When a `queued` or `deferred` entry is due (its next retry); nil when unknown.
+    public var nextAttemptAt: Int64?
 
-    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8], recipients: [RecipientState]? = nil, metadata: [MetadataPair] = []) {
+    public init(id: Int64, acceptedAt: Int64, sentAt: Int64?, tokenName: String, idempotencyKey: String, mailboxName: String, mailboxAddress: String, recipient: String, subject: String, template: String?, messageID: String, status: String, attempts: Int, lastReply: String?, raw: [UInt8], recipients: [RecipientState]? = nil, metadata: [MetadataPair] = [], nextAttemptAt: Int64? = nil) {
+        self.nextAttemptAt = nextAttemptAt
         self.recipients = recipients
         self.metadata = metadata
         self.id = id

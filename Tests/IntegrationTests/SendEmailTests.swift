@@ -125,14 +125,25 @@ let templateBody = """
         #expect(b.text == #"{"ok":true,"data":{"mailbox":"sales@shop.example","used_template":true}}"#)
         #expect(try f.auditCount() == 2)
         let list = try f.cli(["audit", "list"]).output
+        #expect(list.hasPrefix("ID\tACCEPTED\tSTATUS\tTO\tSUBJECT\tMAILBOX\tATTEMPTS\n"), "a header row: \(list)")
         #expect(list.contains("marcus@trailblazers-club.example\tInvoice INV-2026-0488\tSales"), "\(list)")
+        // Delivered through the file:// transport: the stored bytes, as <id>.eml.
+        try waitUntil("both messages sent") { try f.auditCount(status: "sent") == 2 }
         let show = try f.cli(["audit", "show", "2"]).output
         #expect(show.contains("Subject: Invoice INV-2026-0488"))
         #expect(show.contains("From: \"Shop Sales\" <sales@shop.example>"))
-        #expect(show.contains("Invoice INV-2026-0488: =C2=A3189.00 due 2026-05-15"), "\(show)")   // £ quoted-printable
+        #expect(show.contains("-- HTML part\n<p>Invoice INV-2026-0488: £189.00 due 2026-05-15</p>"), "decoded: \(show)")
         #expect(show.contains("token:           shop"))
-        // Delivered through the file:// transport: the stored bytes, as <id>.eml.
-        try waitUntil("both messages sent") { try f.auditCount(status: "sent") == 2 }
+        #expect(show.range(of: #"\n  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  sent     "#, options: .regularExpression) != nil, "each attempt: \(show)")
+        let raw = try f.cli(["audit", "show", "--raw", "2"]).output
+        #expect(raw.contains("Invoice INV-2026-0488: =C2=A3189.00 due 2026-05-15"), "--raw: the exact bytes: \(raw)")   // £ quoted-printable
+        let json = try f.cli(["audit", "list", "--json", "--limit", "1"]).output
+        let entry = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(entry["to"] as? String == "marcus@trailblazers-club.example" && entry["attempt_count"] as? Int == 1, "the API's names: \(json)")
+        #expect((entry["accepted_at"] as? String)?.contains(".") == true || (entry["accepted_at"] as? String)?.hasSuffix("Z") == true)
+        let since = try f.cli(["audit", "list", "--since", "2999-01-01T00:00:00Z"]).output
+        #expect(since.contains("no messages"), "\(since)")
+        #expect(try f.cli(["audit", "list", "--since", "yesterday"]).status != 0)
         let eml = try String(contentsOfFile: f.dir + "/outbox/2.eml", encoding: .utf8)
         #expect(eml.contains("Subject: Invoice INV-2026-0488\r\n") && show.contains(eml.split(separator: "\r\n").first(where: { $0.hasPrefix("Message-ID:") }).map(String.init) ?? "?"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: f.dir + "/outbox").filter { $0.hasPrefix(".") }

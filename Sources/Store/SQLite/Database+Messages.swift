@@ -59,15 +59,16 @@ extension Database {
 
     static let auditColumns = """
         id, accepted_at, sent_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject, template,
-        message_id, status, attempts, last_reply, recipients, metadata
+        message_id, status, attempts, last_reply, recipients, metadata, next_attempt_at
         """
 
     func readAudit(_ s: Statement, raw: Bool) -> AuditEntry {
         AuditEntry(id: s.int64(0), acceptedAt: s.int64(1), sentAt: s.isNull(2) ? nil : s.int64(2), tokenName: s.string(3),
                    idempotencyKey: s.string(4), mailboxName: s.string(5), mailboxAddress: s.string(6), recipient: s.string(7),
                    subject: s.string(8), template: s.optionalString(9), messageID: s.string(10), status: s.string(11),
-                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(16) : [],
-                   recipients: RecipientState.decode(s.optionalString(14)), metadata: MetadataPair.decode(s.optionalString(15)))
+                   attempts: s.int(12), lastReply: s.optionalString(13), raw: raw ? s.blob(17) : [],
+                   recipients: RecipientState.decode(s.optionalString(14)), metadata: MetadataPair.decode(s.optionalString(15)),
+                   nextAttemptAt: s.isNull(16) ? nil : s.int64(16))
     }
 
     public func auditEntry(id: Int64) throws(SQLiteError) -> AuditEntry? {
