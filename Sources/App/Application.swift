@@ -160,6 +160,9 @@ public final class Application: SignalHandler, DeadlineHandler {
         router.add("POST", "/api/send_email", headCheck: { head in service.checkHead(head) }) { request, responder in
             service.handle(request, responder: responder)
         }
+        router.add("POST", "/api/send_email/batch", headCheck: { head in service.checkHead(head) }) { request, responder in
+            service.handle(request, responder: responder, endpoint: .batch)
+        }
         router.add("POST", "/api/render_template", headCheck: { head in service.checkHead(head) }) { request, responder in
             service.handle(request, responder: responder, endpoint: .renderTemplate)
         }

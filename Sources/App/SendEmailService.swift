@@ -96,7 +96,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// The endpoints this service answers: the same checks in the same order, the same
     /// idempotency and group commit; send_email queues a message, render_template only keeps
     /// its answer (SPEC §4 "More endpoints of the same family").
-    public enum Endpoint: String, Sendable { case sendEmail = "send_email", renderTemplate = "render_template" }
+    public enum Endpoint: String, Sendable { case sendEmail = "send_email", renderTemplate = "render_template", batch = "send_email/batch" }
 
     public func handle(_ request: HTTPRequest, responder: Responder, endpoint: Endpoint = .sendEmail) -> HandlerResult {
         do {
@@ -167,6 +167,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 item = .accept(try build(body, token: token, key: key, fingerprint: fingerprint, now: now), sending: false)
             case .renderTemplate:
                 item = .record(tokenID: token.id, key: key, IdempotencyRecord(fingerprint: fingerprint, status: 200, body: try render(body), createdAt: now))
+            case .batch:
+                item = try buildBatch(body, token: token, key: key, fingerprint: fingerprint, now: now)
             }
             inFlight[scopedKey] = fingerprint
             batch.append(Pending(item: item, responder: responder, inFlightKey: scopedKey, fingerprint: fingerprint, refusal: nil))
@@ -294,9 +296,18 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         // start as `sending`.
         var handOver = scheduler?.intakeRoom ?? 0
         for i in items.indices where handOver > 0 {
-            if case .accept(let m, _) = items[i].item {
+            switch items[i].item {
+            case .accept(let m, _):
                 items[i].item = .accept(m, sending: true)
                 handOver -= 1
+            case .batch(let tokenID, let key, let r, var messages):
+                for j in messages.indices where handOver > 0 {
+                    messages[j].sending = true
+                    handOver -= 1
+                }
+                items[i].item = .batch(tokenID: tokenID, key: key, r, messages)
+            default:
+                continue
             }
         }
         var writes: [StatusWrite] = []
@@ -332,11 +343,20 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         var stored = 0
         if let scheduler {
             var queued: [QueuedMessage] = []
-            for (item, result) in zip(items, results) {
-                guard case .accept(let m, let sending) = item.item, case .inserted(let id) = result else { continue }
+            func queue(_ m: NewMessage, _ id: Int64, _ sending: Bool) {
                 queued.append(QueuedMessage(id: id, acceptedAt: m.acceptedAt, mailboxName: m.mailboxName, from: m.mailboxAddress,
                                             recipient: m.recipient, messageID: m.messageID, raw: m.raw, attempts: 0,
                                             markedSending: sending, recipients: m.recipients))
+            }
+            for (item, result) in zip(items, results) {
+                switch (item.item, result) {
+                case (.accept(let m, let sending), .inserted(let id)):
+                    queue(m, id, sending)
+                case (.batch(_, _, _, let messages), .insertedBatch(let ids)):
+                    for ((m, sending), id) in zip(messages, ids) { queue(m, id, sending) }
+                default:
+                    continue
+                }
             }
             if !queued.isEmpty { scheduler.accepted(queued) }
         }
@@ -348,6 +368,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
             if let k = item.inFlightKey { inFlight[k] = nil }
             item.responder.respond(answer(item, result, now: now))
             if case .inserted = result, case .accept = item.item { stored += 1 }
+            if case .insertedBatch(let ids) = result { stored += ids.count }
         }
         if stored > 0 {
             accepted += stored
@@ -364,9 +385,12 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 return HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: m.responseBody)
             case .record(_, _, let r):
                 return HTTPResponse(status: r.status, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: r.body)
-            case .lookUp:
+            case .lookUp, .batch:
                 return APIError.internalError.response
             }
+        case .insertedBatch:
+            guard case .batch(_, _, let r, _) = item.item else { return APIError.internalError.response }
+            return HTTPResponse(status: r.status, headers: HTTPHeaders([(name: "Content-Type", value: "application/json")]), body: r.body)
         case .absent:
             return item.refusal ?? APIError.internalError.response
         case .failed:

@@ -2,6 +2,7 @@
 /// prepared once per connection; the admin commands run the same texts). Parameters carry
 /// explicit casts: they are sent untyped and some appear where PostgreSQL cannot infer a type.
 import AuditAPI
+import Idempotency
 import PostgresClient
 import Store
 
@@ -57,6 +58,59 @@ enum PostgresSQL {
         FROM l
         LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
         """)
+
+    /// A batch (`send_email/batch`): its record, and its messages only when the record was
+    /// stored by this very statement (a key another process holds or committed stores none);
+    /// one statement, so all or nothing. Result: one row — the message ids as an array (NULL
+    /// when not stored), then the holding record's columns, then "in use".
+    static let acceptMany = PGStatement("accept_many", """
+        WITH l AS MATERIALIZED (
+            SELECT pg_try_advisory_xact_lock(hashtextextended($2::text, $1::bigint)) AS free
+        ), k AS (
+            INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
+            SELECT $1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint FROM l WHERE l.free
+            ON CONFLICT (token_id, key) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
+                WHERE idempotency.created_at < $7::bigint
+            RETURNING 1
+        ), input AS MATERIALIZED (
+            SELECT t.* FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                                   $16::text[], $17::text[])
+                WITH ORDINALITY AS t(token_name, mailbox_name, mailbox_address, recipient, subject, template, message_id, queue_status,
+                                     recipients, metadata, ord)
+            WHERE EXISTS (SELECT 1 FROM k)
+        ), ids AS MATERIALIZED (
+            SELECT ord, nextval('messages_id_seq'::regclass) AS id FROM input ORDER BY ord
+        ), m AS (
+            INSERT INTO messages (id, accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
+                                  template, message_id, status, attempts, next_attempt_at, owner, recipients, metadata)
+            SELECT ids.id, $6::bigint, i.token_name, $2::text, i.mailbox_name, i.mailbox_address, i.recipient, i.subject, i.template,
+                   i.message_id, i.queue_status, 0, $6::bigint, CASE WHEN i.queue_status = 'sending' THEN $18::bigint END,
+                   i.recipients, i.metadata
+            FROM input i JOIN ids ON ids.ord = i.ord
+        ), b AS (
+            INSERT INTO message_bodies (id, raw) SELECT ids.id, ($19::bytea[])[ids.ord::integer] FROM ids
+        ), md AS (
+            INSERT INTO message_metadata (message_id, key, value, accepted_at)
+            SELECT ids.id, u.k, u.v, $6::bigint FROM unnest($20::bigint[], $21::text[], $22::text[]) AS u(ord, k, v) JOIN ids ON ids.ord = u.ord
+        )
+        SELECT (SELECT array_to_string(array_agg(id ORDER BY ord), ',') FROM ids), i.fingerprint, i.status, i.body, i.created_at, NOT l.free
+        FROM l
+        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        """)
+
+    static func acceptManyParameters(tokenID: Int64, key: String, _ r: IdempotencyRecord, _ items: [(NewMessage, sending: Bool)],
+                                     cutoff: Int64, lease: Lease) -> [PGValue] {
+        let ms = items.map(\.0)
+        return [.int(tokenID), .text(key), .bytes(r.fingerprint), .int(Int64(r.status)), .bytes(r.body), .int(r.createdAt), .int(cutoff),
+                PGArray.text(ms.map(\.tokenName)), PGArray.text(ms.map(\.mailboxName)), PGArray.text(ms.map(\.mailboxAddress)),
+                PGArray.text(ms.map(\.recipient)), PGArray.text(ms.map(\.subject)), PGArray.text(ms.map(\.template)),
+                PGArray.text(ms.map(\.messageID)), PGArray.text(items.map { $0.sending ? "sending" : "queued" }),
+                PGArray.text(ms.map { $0.recipients.map(RecipientState.encode) }), PGArray.text(ms.map { MetadataPair.encode($0.metadata) }),
+                .int(lease.owner), PGArray.bytea(ms.map(\.raw)),
+                PGArray.int8(ms.enumerated().flatMap { (i, m) in m.metadata.map { _ in Int64(i + 1) } }),
+                PGArray.text(ms.flatMap { $0.metadata.map(\.key) }), PGArray.text(ms.flatMap { $0.metadata.map(\.value) })]
+    }
 
     static func acceptParameters(_ m: NewMessage, sending: Bool, cutoff: Int64, lease: Lease) -> [PGValue] {
         [.int(m.tokenID), .text(m.idempotencyKey), .bytes(m.fingerprint), .int(Int64(m.responseStatus)), .bytes(m.responseBody),

@@ -271,8 +271,8 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
             case .accept(let m, let sending):
                 accepts.append(i)
                 accepted.append((m, sending))
-            case .record:
-                return commitPerItem(batch, completion: done)   // render_template: not the hot path
+            case .record, .batch:
+                return commitPerItem(batch, completion: done)   // render_template, a batch: a statement of their own
             }
         }
         var acceptAt: Int?
@@ -316,6 +316,9 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                 queries.append(PGQuery(PostgresSQL.accept, PostgresSQL.acceptParameters(m, sending: sending, cutoff: batch.idempotencyCutoff, lease: lease)))
             case .lookUp(let tokenID, let key):
                 queries.append(PGQuery(PostgresSQL.lookUp, [.int(tokenID), .text(key), .int(batch.idempotencyCutoff)]))
+            case .batch(let tokenID, let key, let r, let items):
+                queries.append(PGQuery(PostgresSQL.acceptMany, PostgresSQL.acceptManyParameters(tokenID: tokenID, key: key, r, items,
+                                                                                              cutoff: batch.idempotencyCutoff, lease: lease)))
             case .record(let tokenID, let key, let r):
                 queries.append(PGQuery(PostgresSQL.record, [.int(tokenID), .text(key), .bytes(r.fingerprint), .int(Int64(r.status)), .bytes(r.body),
                                                             .int(r.createdAt), .int(batch.idempotencyCutoff)]))
@@ -360,6 +363,10 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
                 }
                 for (n, position) in positions.enumerated() where position < itemCount {
                     guard case .ok(let r) = outcomes[n] else { continue }
+                    if all[position].statement == PostgresSQL.acceptMany {
+                        held[position] = PostgresServerStore.acceptManyResult(r)
+                        continue
+                    }
                     held[position] = PostgresServerStore.itemResult(r, isAccept: all[position].statement == PostgresSQL.accept
                                                                       || all[position].statement == PostgresSQL.record)
                 }
@@ -376,6 +383,13 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
         }
         guard r.rowCount == 1 else { return .absent }
         return .taken(IdempotencyRecord(fingerprint: r.bytes(0, 0), status: r.int(0, 1), body: r.bytes(0, 2), createdAt: r.int64(0, 3)))
+    }
+
+    /// A batch's row: its messages' ids (comma-separated), or the record holding the key.
+    static func acceptManyResult(_ r: PGResult) -> CommitItemResult {
+        guard r.rowCount == 1 else { return .failed }
+        if !r.isNull(0, 0) { return .insertedBatch(r.string(0, 0).split(separator: ",").compactMap { Int64($0) }) }
+        return acceptResult(r, 0, offset: 0)
     }
 
     /// An accept's row from column `offset`: the message id, or the record holding the key.

@@ -116,11 +116,17 @@ public enum CommitItem {
     /// Store only an idempotency record (an endpoint that keeps its answer but sends
     /// nothing: render_template) unless the key is taken; `.inserted(0)` when stored.
     case record(tokenID: Int64, key: String, IdempotencyRecord)
+    /// `send_email/batch`: the batch's record and its messages, all or nothing — stored only
+    /// when the record is (a key already taken stores none of them); `.insertedBatch` when
+    /// stored. The messages carry the batch's key and no record of their own.
+    case batch(tokenID: Int64, key: String, IdempotencyRecord, [(NewMessage, sending: Bool)])
 }
 
 public enum CommitItemResult: Equatable {
     /// Stored under this message id.
     case inserted(Int64)
+    /// A batch stored: its messages' ids, in order.
+    case insertedBatch([Int64])
     /// The key is held by this (unexpired) record.
     case taken(IdempotencyRecord)
     /// A look-up found no record.

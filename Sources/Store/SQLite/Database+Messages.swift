@@ -19,7 +19,7 @@ extension Database {
     /// (one UPDATE of the row and two index entries fewer per message; after a crash it is
     /// requeued like any other `sending` row).
     @discardableResult
-    public func insertAccepted(_ m: NewMessage, sending: Bool = false) throws(SQLiteError) -> Int64 {
+    public func insertAccepted(_ m: NewMessage, sending: Bool = false, storesRecord: Bool = true) throws(SQLiteError) -> Int64 {
         try statement("""
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
                                   template, message_id, status, attempts, next_attempt_at, recipients, metadata)
@@ -35,6 +35,7 @@ extension Database {
                 .bind(1, id).bind(2, pair.key).bind(3, pair.value).bind(4, m.acceptedAt).run()
         }
         try statement("INSERT INTO message_bodies (id, raw) VALUES (?1, ?2)").bind(1, id).bind(2, blob: m.raw).run()
+        guard storesRecord else { return id }
         try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
             .bind(1, m.tokenID).bind(2, m.idempotencyKey).bind(3, blob: m.fingerprint).bind(4, m.responseStatus)
             .bind(5, blob: m.responseBody).bind(6, m.acceptedAt).run()

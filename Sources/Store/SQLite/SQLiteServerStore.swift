@@ -97,6 +97,13 @@ public final class SQLiteServerStore: ServerStore {
         case .accept(let m, let sending):
             if let r = try db.idempotencyRecord(tokenID: m.tokenID, key: m.idempotencyKey), r.createdAt >= cutoff { return .taken(r) }
             return .inserted(try db.insertAccepted(m, sending: sending))
+        case .batch(let tokenID, let key, let record, let messages):
+            if let r = try db.idempotencyRecord(tokenID: tokenID, key: key), r.createdAt >= cutoff { return .taken(r) }
+            try db.putIdempotencyRecord(tokenID: tokenID, key: key, record)
+            var ids: [Int64] = []
+            ids.reserveCapacity(messages.count)
+            for (m, sending) in messages { ids.append(try db.insertAccepted(m, sending: sending, storesRecord: false)) }
+            return .insertedBatch(ids)
         case .record(let tokenID, let key, let record):
             if let r = try db.idempotencyRecord(tokenID: tokenID, key: key), r.createdAt >= cutoff { return .taken(r) }
             try db.putIdempotencyRecord(tokenID: tokenID, key: key, record)
