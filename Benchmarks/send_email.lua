@@ -3,7 +3,7 @@
 -- a UNIQUE Idempotency-Key per request (per-thread random prefix + counter), so every request
 -- is a new accepted-and-durable message. Env: BEARER_TOKEN, CONN_CLOSE=1 for a new connection
 -- per request, REPLAY_KEY=K to send every request with that one key (the replay path: after the
--- first, each answer is the stored one).
+-- first, each answer is the stored one), API_PATH=/api/send_email/batch for the batch case.
 local token = os.getenv("BEARER_TOKEN") or "missing"
 local close = os.getenv("CONN_CLOSE") == "1"
 local replay = os.getenv("REPLAY_KEY")
@@ -26,5 +26,5 @@ function request()
     ["Idempotency-Key"] = replay or string.format("%s-%012x", prefix, counter),
   }
   if close then headers["Connection"] = "close" end
-  return wrk.format("POST", "/api/send_email", headers, body)
+  return wrk.format("POST", os.getenv("API_PATH") or "/api/send_email", headers, body)
 end
