@@ -9,12 +9,12 @@ import Store
 enum PostgresSQL {
     // MARK: Group commit
 
-    /// One accepted message: its idempotency record (replacing an expired one), the queue/audit
-    /// row and its bytes — or, when an unexpired record holds the key, nothing but that record.
-    /// Never an error for a taken key: in a pipeline one error would abort the whole batch.
-    /// Result: one row (message id or NULL, then the holding record's columns or NULLs).
-    static let accept = PGStatement("accept", """
-        WITH l AS MATERIALIZED (
+    /// The start of every statement that takes an idempotency key ($1 token, $2 key, $3
+    /// fingerprint, $4 status, $5 body, $6 time, $7 expiry cutoff): `l` says whether this
+    /// transaction may take it (another process committing the key holds the lock: "in use",
+    /// never a wait on its row), `k` stores the record unless an unexpired one holds the key.
+    static let takeKey = """
+        l AS MATERIALIZED (
             SELECT pg_try_advisory_xact_lock(hashtextextended($2::text, $1::bigint)) AS free
         ), k AS (
             INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
@@ -23,7 +23,20 @@ enum PostgresSQL {
                 SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
                 WHERE idempotency.created_at < $7::bigint
             RETURNING 1
-        ), m AS (
+        )
+        """
+    /// Their end: the record that holds the key when `k` stored nothing.
+    static let holder = """
+        FROM l
+        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        """
+
+    /// One accepted message: its idempotency record (replacing an expired one), the queue/audit
+    /// row and its bytes — or, when an unexpired record holds the key, nothing but that record.
+    /// Never an error for a taken key: in a pipeline one error would abort the whole batch.
+    /// Result: one row (message id or NULL, then the holding record's columns or NULLs).
+    static let accept = PGStatement("accept", """
+        WITH \(takeKey), m AS (
             INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
                                   template, message_id, status, attempts, next_attempt_at, owner, recipients, metadata)
             SELECT $6::bigint, $8::text, $2::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, $15::text, 0,
@@ -37,26 +50,15 @@ enum PostgresSQL {
             SELECT m.id, u.k, u.v, $6::bigint FROM m, unnest($20::text[], $21::text[]) AS u(k, v)
         )
         SELECT (SELECT id FROM m), i.fingerprint, i.status, i.body, i.created_at, NOT l.free
-        FROM l
-        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        \(holder)
         """)
 
     /// A record alone (render_template): the same answer shape as `accept` (0 for the id when
     /// stored).
     static let record = PGStatement("record", """
-        WITH l AS MATERIALIZED (
-            SELECT pg_try_advisory_xact_lock(hashtextextended($2::text, $1::bigint)) AS free
-        ), k AS (
-            INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
-            SELECT $1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint FROM l WHERE l.free
-            ON CONFLICT (token_id, key) DO UPDATE
-                SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
-                WHERE idempotency.created_at < $7::bigint
-            RETURNING 1
-        )
+        WITH \(takeKey)
         SELECT CASE WHEN EXISTS (SELECT 1 FROM k) THEN 0::bigint END, i.fingerprint, i.status, i.body, i.created_at, NOT l.free
-        FROM l
-        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        \(holder)
         """)
 
     /// A batch (`send_email/batch`): its record, and its messages only when the record was
@@ -64,16 +66,7 @@ enum PostgresSQL {
     /// one statement, so all or nothing. Result: one row — the message ids as an array (NULL
     /// when not stored), then the holding record's columns, then "in use".
     static let acceptMany = PGStatement("accept_many", """
-        WITH l AS MATERIALIZED (
-            SELECT pg_try_advisory_xact_lock(hashtextextended($2::text, $1::bigint)) AS free
-        ), k AS (
-            INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
-            SELECT $1::bigint, $2::text, $3::bytea, $4::integer, $5::bytea, $6::bigint FROM l WHERE l.free
-            ON CONFLICT (token_id, key) DO UPDATE
-                SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, created_at = EXCLUDED.created_at
-                WHERE idempotency.created_at < $7::bigint
-            RETURNING 1
-        ), input AS MATERIALIZED (
+        WITH \(takeKey), input AS MATERIALIZED (
             SELECT t.* FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
                                    $16::text[], $17::text[])
                 WITH ORDINALITY AS t(token_name, mailbox_name, mailbox_address, recipient, subject, template, message_id, queue_status,
@@ -95,8 +88,7 @@ enum PostgresSQL {
             SELECT ids.id, u.k, u.v, $6::bigint FROM unnest($20::bigint[], $21::text[], $22::text[]) AS u(ord, k, v) JOIN ids ON ids.ord = u.ord
         )
         SELECT (SELECT array_to_string(array_agg(id ORDER BY ord), ',') FROM ids), i.fingerprint, i.status, i.body, i.created_at, NOT l.free
-        FROM l
-        LEFT JOIN idempotency i ON l.free AND i.token_id = $1::bigint AND i.key = $2::text AND NOT EXISTS (SELECT 1 FROM k)
+        \(holder)
         """)
 
     static func acceptManyParameters(tokenID: Int64, key: String, _ r: IdempotencyRecord, _ items: [(NewMessage, sending: Bool)],
