@@ -72,6 +72,13 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     }
 
     var routes: [String: Route] = [:]
+    /// The DSN each cached route was made from: a mailbox changed by `mailbox update` (or
+    /// removed) gets a new route for its next messages.
+    var routeDSNs: [String: String] = [:]
+    /// Pools of routes replaced by a change: they finish the messages they hold, then idle.
+    var retiredPools: [RelayPool] = []
+    var routesCheckedVersion: Int64 = -1
+    var routesCheckedIteration: UInt64 = .max
     var active: [Int64: QueuedMessage] = [:]
     var writes: [Write] = []
     var writing: [Write] = []
@@ -284,11 +291,30 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     }
 
     var pools: [RelayPool] {
-        routes.values.compactMap { if case .relay(let p) = $0 { return p } else { return nil } }
+        routes.values.compactMap { if case .relay(let p) = $0 { return p } else { return nil } } + retiredPools
+    }
+
+    /// Once per loop iteration, when an admin command changed the directory: routes whose
+    /// mailbox is gone or has another DSN are made again on their next use.
+    func dropChangedRoutes() {
+        guard reactor.iterations != routesCheckedIteration else { return }
+        routesCheckedIteration = reactor.iterations
+        guard let v = try? store.directoryVersion(), v != routesCheckedVersion else { return }
+        routesCheckedVersion = v
+        guard !routes.isEmpty, let current = try? store.mailboxes() else { return }
+        let dsns = Dictionary(current.map { ($0.name, $0.dsn) }, uniquingKeysWith: { a, _ in a })
+        for (name, dsn) in routeDSNs where dsns[name] != dsn {
+            if case .relay(let p)? = routes[name] { retiredPools.append(p) }
+            routes[name] = nil
+            routeDSNs[name] = nil
+            logger.info("mailbox \(name) changed: its next messages use the new settings")
+        }
+        retiredPools.removeAll { $0.isIdle && $0.sessionCount == 0 }   // idle sessions close after --smtp idle time
     }
 
     /// The cached route; a mailbox not (yet) in the table is looked up again next time.
     func route(for name: String) -> Route {
+        dropChangedRoutes()
         if let r = routes[name] { return r }
         let mailbox: MailboxRecord?
         do {
@@ -300,6 +326,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         guard let mailbox else { return .unusable(.local(451, "4.3.0", "mailbox \(name) does not exist")) }
         let r = makeRoute(mailbox)
         routes[name] = r
+        routeDSNs[name] = mailbox.dsn
         return r
     }
 

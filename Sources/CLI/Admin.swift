@@ -70,7 +70,7 @@ func formatTime(_ ms: Int64) -> String {
 struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token", abstract: "Create, list and revoke API tokens.",
-        subcommands: [Create.self, List.self, Revoke.self])
+        subcommands: [Create.self, List.self, Revoke.self, Remove.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a token; prints it once, as the last line, in Sanctum's ID|SECRET form.")
@@ -134,10 +134,28 @@ struct TokenCommand: ParsableCommand {
     }
 }
 
+extension TokenCommand {
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a token and its idempotency records (revoke keeps it listed; the audit keeps the name either way).")
+        @Option(help: databaseHelp) var db = defaultDatabase
+        @Argument(help: "The token's name.") var name: String
+
+        func run() throws {
+            let database = try openDatabase(db)
+            guard try adminStep("token remove", { try database.removeToken(name: name) }) else {
+                printError("tickiti-mail: error: no token named \"\(name)\"")
+                throw ExitCode(1)
+            }
+            print("removed token \(name)")
+        }
+    }
+}
+
 struct MailboxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mailbox", abstract: "Add, list, enable and disable outbound mailboxes.",
-        subcommands: [Add.self, List.self, Enable.self, Disable.self])
+        commandName: "mailbox", abstract: "Add, list, change, enable, disable and remove outbound mailboxes.",
+        subcommands: [Add.self, List.self, Update.self, Enable.self, Disable.self, Remove.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a mailbox (name, sender address, relay DSN).")
@@ -152,24 +170,7 @@ struct MailboxCommand: ParsableCommand {
             if name.isEmpty || name.count > 100 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
                 throw usageError("--name must be 1–100 printable characters")
             }
-            let a = address.unicodeScalars
-            guard let at = address.lastIndex(of: "@"), at != address.startIndex, address.index(after: at) != address.endIndex,
-                  !a.contains(where: { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0 == "," || $0 == ";" || $0.value == 0x7f }) else {
-                throw usageError("--address \"\(address)\" is not an email address")
-            }
-            if let d = displayName, d.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-                throw usageError("--display-name must not contain control characters")
-            }
-            let parsed: RelayDSN
-            do { parsed = try RelayDSN(parsing: dsn) } catch { throw usageError("--dsn: \(error)") }
-            if let ca = parsed.caFile, access(ca, R_OK) != 0 {
-                throw usageError("--dsn: ca_file \(ca) is not readable")
-            }
-            if case .file(let directory) = parsed.transport, let blocker = Mailbox.notAFolder(on: directory) {
-                // The server creates missing folders (relative ones in its working directory,
-                // here assumed to be this one); a file in the way would fail every delivery.
-                throw usageError("--dsn: file://\(directory) cannot be a folder: \(blocker) is a file")
-            }
+            try validateMailboxFields(address: address, displayName: displayName, dsn: dsn)
         }
 
         func run() throws {
@@ -199,6 +200,53 @@ struct MailboxCommand: ParsableCommand {
         }
     }
 
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a mailbox's sender address, display name or relay DSN (the server uses the change for its next messages).")
+        @Option(help: databaseHelp) var db = defaultDatabase
+        @Argument(help: "The mailbox's name.") var name: String
+        @Option(help: "New sender address.") var address: String?
+        @Option(name: .customLong("display-name"), help: "New display name for From (\"\" removes it).") var displayName: String?
+        @Option(help: "New relay DSN (the forms of mailbox add).") var dsn: String?
+
+        func validate() throws {
+            guard address != nil || displayName != nil || dsn != nil else {
+                throw usageError("give at least one of --address, --display-name, --dsn")
+            }
+            try validateMailboxFields(address: address, displayName: displayName, dsn: dsn)
+        }
+
+        func run() throws {
+            let database = try openDatabase(db)
+            guard try adminStep("mailbox update", { try database.updateMailbox(name: name, address: address, displayName: displayName, dsn: dsn) }) else {
+                printError("tickiti-mail: error: no mailbox named \"\(name)\"")
+                throw ExitCode(1)
+            }
+            print("updated mailbox \(name)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a mailbox. Refused while messages wait to go through it (disable it instead: they stay queued until it is enabled).")
+        @Option(help: databaseHelp) var db = defaultDatabase
+        @Argument(help: "The mailbox's name.") var name: String
+
+        func run() throws {
+            let database = try openDatabase(db)
+            let waiting = try adminStep("mailbox remove") { try database.unfinishedMessages(mailbox: name) }
+            if waiting > 0 {
+                printError("tickiti-mail: error: \(waiting) message(s) are still queued, sending or deferred through mailbox \"\(name)\"; removing it would strand them. Disable it (mailbox disable \(name)) or wait until they are delivered.")
+                throw ExitCode(1)
+            }
+            guard try adminStep("mailbox remove", { try database.removeMailbox(name: name) }) else {
+                printError("tickiti-mail: error: no mailbox named \"\(name)\"")
+                throw ExitCode(1)
+            }
+            print("removed mailbox \(name) (its messages stay in the audit)")
+        }
+    }
+
     struct Enable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a mailbox.")
         @Option(help: databaseHelp) var db = defaultDatabase
@@ -211,6 +259,31 @@ struct MailboxCommand: ParsableCommand {
         @Option(help: databaseHelp) var db = defaultDatabase
         @Argument var name: String
         func run() throws { try toggle(db: db, name: name, enabled: false) }
+    }
+}
+
+/// The rules of `mailbox add` for the fields given (`update` passes only what changes).
+func validateMailboxFields(address: String?, displayName: String?, dsn: String?) throws {
+    if let address {
+        let a = address.unicodeScalars
+        guard let at = address.lastIndex(of: "@"), at != address.startIndex, address.index(after: at) != address.endIndex,
+              !a.contains(where: { $0.value < 0x21 || $0 == "<" || $0 == ">" || $0 == "," || $0 == ";" || $0.value == 0x7f }) else {
+            throw usageError("--address \"\(address)\" is not an email address")
+        }
+    }
+    if let d = displayName, d.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+        throw usageError("--display-name must not contain control characters")
+    }
+    guard let dsn else { return }
+    let parsed: RelayDSN
+    do { parsed = try RelayDSN(parsing: dsn) } catch { throw usageError("--dsn: \(error)") }
+    if let ca = parsed.caFile, access(ca, R_OK) != 0 {
+        throw usageError("--dsn: ca_file \(ca) is not readable")
+    }
+    if case .file(let directory) = parsed.transport, let blocker = Mailbox.notAFolder(on: directory) {
+        // The server creates missing folders (relative ones in its working directory, here
+        // assumed to be this one); a file in the way would fail every delivery.
+        throw usageError("--dsn: file://\(directory) cannot be a folder: \(blocker) is a file")
     }
 }
 

@@ -32,7 +32,7 @@ func readTextFile(_ path: String) throws -> String {
 struct TemplateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "template", abstract: "Add and list message templates (Mustache).",
-        subcommands: [Add.self, List.self])
+        subcommands: [Add.self, List.self, Remove.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add or replace a template.")
@@ -62,6 +62,22 @@ struct TemplateCommand: ParsableCommand {
             }
             let vars = template.requiredVariables
             print("stored template \(identifier)" + (vars.isEmpty ? "" : " (needs: \(vars.joined(separator: ", ")))"))
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a template. Messages already accepted with it are unaffected: their bytes were built at acceptance.")
+        @Option(help: databaseHelp) var db = defaultDatabase
+        @Argument(help: "The template's identifier.") var identifier: String
+
+        func run() throws {
+            let database = try openDatabase(db)
+            guard try adminStep("template remove", { try database.removeTemplate(identifier: identifier) }) else {
+                printError("tickiti-mail: error: no template \"\(identifier)\"")
+                throw ExitCode(1)
+            }
+            print("removed template \(identifier)")
         }
     }
 

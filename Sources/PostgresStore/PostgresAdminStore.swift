@@ -102,6 +102,37 @@ public final class PostgresAdminStore: AdminStore {
         }
     }
 
+    public func updateMailbox(name: String, address: String?, displayName: String?, dsn: String?) throws -> Bool {
+        try directoryWrite {
+            try connection.exec("""
+                UPDATE mailboxes SET address = coalesce($2::text, address), dsn = coalesce($4::text, dsn),
+                       display_name = CASE WHEN $3::text IS NULL THEN display_name WHEN $3::text = '' THEN NULL ELSE $3::text END
+                WHERE name = $1::text
+                """, [.text(name), address.map { .text($0) } ?? .null, displayName.map { .text($0) } ?? .null, dsn.map { .text($0) } ?? .null])
+                .affectedRows == 1
+        }
+    }
+
+    public func unfinishedMessages(mailbox: String) throws -> Int {
+        try connection.exec("SELECT count(*) FROM messages WHERE status IN ('queued', 'sending', 'deferred') AND mailbox_name = $1::text",
+                            [.text(mailbox)]).int(0, 0)
+    }
+
+    public func removeMailbox(name: String) throws -> Bool {
+        try directoryWrite { try connection.exec("DELETE FROM mailboxes WHERE name = $1::text", [.text(name)]).affectedRows == 1 }
+    }
+
+    public func removeToken(name: String) throws -> Bool {
+        try directoryWrite {
+            _ = try connection.exec("DELETE FROM idempotency WHERE token_id IN (SELECT id FROM tokens WHERE name = $1::text)", [.text(name)])
+            return try connection.exec("DELETE FROM tokens WHERE name = $1::text", [.text(name)]).affectedRows == 1
+        }
+    }
+
+    public func removeTemplate(identifier: String) throws -> Bool {
+        try directoryWrite { try connection.exec("DELETE FROM templates WHERE identifier = $1::text", [.text(identifier)]).affectedRows == 1 }
+    }
+
     public func mailboxes() throws -> [MailboxRecord] {
         PostgresRows.mailboxes(try connection.exec(PostgresSQL.mailboxes.sql))
     }

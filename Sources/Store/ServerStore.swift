@@ -189,6 +189,17 @@ public protocol AdminStore: CopyableStore {
     func statusCounts() throws -> [String: Int]
     /// Runs `body` in one transaction: all of its writes or none.
     func transaction<T>(_ body: () throws -> T) throws -> T
+
+    // Edits and removals (`mailbox update|remove`, `token remove`, `template remove`).
+    /// The fields given replace the stored ones (an empty display name clears it); false
+    /// when there is no such mailbox.
+    func updateMailbox(name: String, address: String?, displayName: String?, dsn: String?) throws -> Bool
+    /// Messages not yet finished (queued, sending, deferred) that would go through it.
+    func unfinishedMessages(mailbox: String) throws -> Int
+    func removeMailbox(name: String) throws -> Bool
+    /// The token and its idempotency records (the audit keeps the token's name).
+    func removeToken(name: String) throws -> Bool
+    func removeTemplate(identifier: String) throws -> Bool
 }
 
 extension AdminStore {

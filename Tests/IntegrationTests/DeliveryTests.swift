@@ -175,6 +175,18 @@ extension SendFixture {
         #expect(relay.messages.count == 2)
     }
 
+    /// `mailbox update --dsn` while the server runs: the message deferred on the old relay is
+    /// delivered through the new one at its next attempt, no restart.
+    @Test func aMailboxUpdatedWhileTheServerRunsUsesItsNewDSN() throws {
+        let relay = try TestRelay()
+        let f = try SendFixture(relayDSN: "smtp://127.0.0.1:9?starttls=off", extraArgs: ["--retry-base-seconds", "1"])
+        #expect(try f.post(directBody).status == 200)
+        try f.waitFor(1, status: "deferred")
+        #expect(try f.cli(["mailbox", "update", "Relay", "--dsn", "smtp://127.0.0.1:\(relay.port)?starttls=off"]).status == 0)
+        try f.waitFor(1, status: "sent", seconds: 30)
+        #expect(relay.messages.count == 1)
+    }
+
     @Test func authLoginWhenPlainIsNotOffered() throws {
         let relay = try TestRelay(["--starttls", cert.cert, cert.key, "--auth", "mailer:pw", "--login-only"])
         let f = try SendFixture(relayDSN: "smtp://mailer:pw@localhost:\(relay.port)?ca_file=\(cert.cert)")

@@ -107,3 +107,44 @@ extension SendFixture {
         #expect(try f.auditCount() == 0)
     }
 }
+
+/// `mailbox update|remove`, `token remove`, `template remove` while the server runs: each
+/// change is what the next request sees; a removal that would strand messages is refused.
+@Suite struct EditAndRemoveTests {
+    @Test func editAndRemoveWhileTheServerRuns() throws {
+        let f = try SendFixture(extraArgs: ["--retry-base-seconds", "600"])
+        // update: the next send goes from the new address, with the new display name.
+        #expect(try f.cli(["mailbox", "update", "Sales", "--address", "orders@shop.example", "--display-name", "Orders"]).status == 0)
+        let r = try f.post(#"{"to_address":"a@b.example","subject":"s","content":"c","mailbox":"Sales"}"#)
+        #expect(r.text.contains("orders@shop.example"), "\(r.text)")
+        #expect(String(decoding: try #require(try f.entry(1)).raw, as: UTF8.self).contains("From: \"Orders\" <orders@shop.example>"))
+        #expect(try f.cli(["mailbox", "update", "Sales"]).status != 0, "nothing to change is a usage error")
+        #expect(try f.cli(["mailbox", "update", "Sales", "--dsn", "ftp://x"]).status != 0)
+        #expect(try f.cli(["mailbox", "update", "Nope", "--address", "x@y.example"]).status == 1)
+
+        // remove: refused while a message waits for the mailbox; done once none does.
+        _ = try f.cli(["mailbox", "add", "--name", "Stuck", "--address", "stuck@shop.example", "--dsn", "smtp://127.0.0.1:9?starttls=off"])
+        #expect(try f.post(#"{"to_address":"a@b.example","subject":"s","content":"c","mailbox":"Stuck"}"#).status == 200)
+        try f.waitFor(2, status: "deferred")
+        let refused = try f.cli(["mailbox", "remove", "Stuck"])
+        #expect(refused.status == 1 && refused.output.contains("1 message(s) are still queued, sending or deferred"), "\(refused.output)")
+        #expect(try f.cli(["mailbox", "remove", "Old"]).status == 0)
+        let gone = try f.post(#"{"to_address":"a@b.example","subject":"s","content":"c","mailbox":"Old"}"#)
+        #expect(gone.status == 422 && gone.text.contains("no mailbox named"), "\(gone.text)")
+        #expect(!(try f.cli(["mailbox", "list"]).output.contains("Old\t")))
+
+        // template remove: later sends are refused; what was accepted with it stays as built.
+        #expect(try f.post(templateBody).status == 200)
+        #expect(try f.cli(["template", "remove", "invoice_delivery"]).status == 0)
+        let noTemplate = try f.post(templateBody)
+        #expect(noTemplate.status == 422 && noTemplate.text.contains("no template"), "\(noTemplate.text)")
+        #expect(try f.cli(["template", "remove", "invoice_delivery"]).status == 1)
+
+        // token remove: gone from the list, refused at once, the audit keeps its name.
+        #expect(try f.cli(["token", "remove", "shop"]).status == 0)
+        #expect(try f.post(directBody).status == 401)
+        #expect(!(try f.cli(["token", "list"]).output.contains("\tshop\t")))
+        #expect(try f.entry(1)?.tokenName == "shop")
+        #expect(try f.cli(["token", "remove", "shop"]).status == 1)
+    }
+}

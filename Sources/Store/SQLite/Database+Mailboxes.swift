@@ -6,6 +6,26 @@ extension Database {
         return lastInsertRowID
     }
 
+    public func updateMailbox(name: String, address: String?, displayName: String?, dsn: String?) throws(SQLiteError) -> Bool {
+        try statement("""
+            UPDATE mailboxes SET address = coalesce(?2, address), dsn = coalesce(?4, dsn),
+                   display_name = CASE WHEN ?3 IS NULL THEN display_name WHEN ?3 = '' THEN NULL ELSE ?3 END
+            WHERE name = ?1
+            """).bind(1, name).bind(2, address).bind(3, displayName).bind(4, dsn).run()
+        return changes > 0
+    }
+
+    public func unfinishedMessages(mailbox: String) throws(SQLiteError) -> Int {
+        let s = try statement("SELECT count(*) FROM messages WHERE status IN ('queued', 'sending', 'deferred') AND mailbox_name = ?1").bind(1, mailbox)
+        defer { s.finish() }
+        return try s.step() ? s.int(0) : 0
+    }
+
+    public func removeMailbox(name: String) throws(SQLiteError) -> Bool {
+        try statement("DELETE FROM mailboxes WHERE name = ?1").bind(1, name).run()
+        return changes > 0
+    }
+
     /// All mailboxes by creation order (ties by id).
     public func mailboxes() throws(SQLiteError) -> [MailboxRecord] {
         let s = try statement("SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY created_at, id")

@@ -16,6 +16,11 @@ extension Database {
         return TemplateRecord(identifier: s.string(0), subject: s.string(1), html: s.string(2), text: s.optionalString(3), updatedAt: s.int64(4))
     }
 
+    public func removeTemplate(identifier: String) throws(SQLiteError) -> Bool {
+        try statement("DELETE FROM templates WHERE identifier = ?1").bind(1, identifier).run()
+        return changes > 0
+    }
+
     public func templates() throws(SQLiteError) -> [TemplateRecord] {
         let s = try statement("SELECT identifier, subject, html, text, updated_at FROM templates ORDER BY identifier")
         var out: [TemplateRecord] = []

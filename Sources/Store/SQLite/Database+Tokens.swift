@@ -35,6 +35,12 @@ extension Database {
     }
 
     /// Returns false when no active token has that name.
+    public func removeToken(name: String) throws(SQLiteError) -> Bool {
+        try statement("DELETE FROM idempotency WHERE token_id IN (SELECT id FROM tokens WHERE name = ?1)").bind(1, name).run()
+        try statement("DELETE FROM tokens WHERE name = ?1").bind(1, name).run()
+        return changes > 0
+    }
+
     public func revokeToken(name: String, now: Int64) throws(SQLiteError) -> Bool {
         try statement("UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL").bind(1, name).bind(2, now).run()
         return changes > 0
