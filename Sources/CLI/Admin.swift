@@ -73,7 +73,7 @@ struct TokenCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Revoke.self, Remove.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a token; prints it once, as the last line, in Sanctum's ID|SECRET form.")
+        static let configuration = CommandConfiguration(abstract: "Create a token and print it once, as the last line: ID|SECRET, what clients send as 'Authorization: Bearer ID|SECRET' (only a hash of SECRET is kept).")
         @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "A name to know the token by (unique).") var name: String
         @Option(help: "send-email, audit-read or * (repeatable).") var ability: [String] = []

@@ -108,7 +108,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("hosts-file"), help: "Hosts file consulted before DNS.")
     var hostsFile = "/etc/hosts"
 
-    @Option(name: .customLong("dns-port"), help: "UDP port of the name servers (tests run one on a high port).")
+    @Option(name: .customLong("dns-port"), help: "UDP port of the name servers of --resolv-conf (53 unless they listen elsewhere).")
     var dnsPort: UInt16 = 53
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
@@ -150,7 +150,7 @@ struct Serve: ParsableCommand {
             address = try SocketAddress(parsing: listen)
         } catch {
             printError("tickiti-mail: error: --listen: \(error)")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         if workers != 1 { try superviseWorkers(address, logger: logger) }
         var options = ServeOptions(listen: address)
@@ -166,7 +166,7 @@ struct Serve: ParsableCommand {
                 options.metricsListen = try SocketAddress(parsing: metricsListen)
             } catch {
                 printError("tickiti-mail: error: --metrics-listen: \(error)")
-                throw ExitCode(2)
+                throw ExitCode(64)
             }
         }
         options.tlsCertificatePath = tlsCert
@@ -186,7 +186,7 @@ struct Serve: ParsableCommand {
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
         guard leaseSeconds >= 1 else {
             printError("tickiti-mail: error: --lease-seconds must be at least 1")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         options.leaseSeconds = leaseSeconds
         options.retryBaseSeconds = retryBaseSeconds
@@ -220,11 +220,11 @@ extension Serve {
     func superviseWorkers(_ address: SocketAddress, logger: Logger) throws -> Never {
         guard workers >= 1, workers <= 64 else {
             printError("tickiti-mail: error: --workers must be between 1 and 64")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         guard case .postgres = StoreLocation(db) else {
             printError("tickiti-mail: error: --workers \(workers) needs a PostgreSQL store (--db postgresql://…): a SQLite database belongs to one process")
-            throw ExitCode(2)
+            throw ExitCode(64)
         }
         let reserved: (fd: Int32, bound: SocketAddress)
         do {
@@ -239,7 +239,7 @@ extension Serve {
                 metrics = try SocketAddress(parsing: metricsListen)
             } catch {
                 printError("tickiti-mail: error: --metrics-listen: \(error)")
-                throw ExitCode(2)
+                throw ExitCode(64)
             }
         }
         let base = Serve.argumentsWithout(["--workers", "--listen", "--metrics-listen", "--worker-index"],

@@ -29,7 +29,7 @@ struct StoreCommand: ParsableCommand {
             let source = StoreLocation(from), target = StoreLocation(to)
             if source == target || Self.sameFile(source, target) {
                 printError("tickiti-mail: error: --from and --to name the same store")
-                throw ExitCode(2)
+                throw ExitCode(64)
             }
             if case .sqlite(let path) = source, access(path, F_OK) != 0 {
                 printError("tickiti-mail: error: --from \(path): no such file")

@@ -80,8 +80,9 @@ func bootstrapLogging(_ level: LogLevelOption) -> Logger {
     return logger
 }
 
-/// A bad flag value: one clear line on stderr and exit status 2 (no usage dump).
+/// A bad flag value: one clear line on stderr and exit status 64 (EX_USAGE, as
+/// ArgumentParser's own argument errors: every usage error one code; failures are 1).
 func usageError(_ message: String) -> ExitCode {
     printError("tickiti-mail: error: \(message)")
-    return ExitCode(2)
+    return ExitCode(64)
 }

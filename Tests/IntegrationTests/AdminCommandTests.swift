@@ -97,6 +97,28 @@ import Testing
         #expect(out.split(separator: "\n").count == 2, "\(out)")
     }
 
+    /// One convention for every error: 64 (EX_USAGE) for a command used wrongly — ArgumentParser's
+    /// own and the product's checks of values alike — and 1 for a failure; one line each.
+    @Test(arguments: [
+        (["token", "create", "--name", "x", "--ability", "nope"], Int32(64)),
+        (["token", "create", "--name", "x"], 64),
+        (["mailbox", "add", "--name", "m", "--address", "not-an-address", "--dsn", "file://out"], 64),
+        (["mailbox", "update", "m"], 64),
+        (["audit", "list", "--since", "yesterday"], 64),
+        (["audit", "list", "--limit", "0"], 64),
+        (["mailbox", "enable", "nope"], 1),
+        (["token", "revoke", "nope"], 1),
+        (["template", "remove", "nope"], 1),
+        (["audit", "show", "99"], 1),
+    ] as [([String], Int32)])
+    func exitCodes(args: [String], code: Int32) throws {
+        let db = makeTempDir() + "/t.db"
+        _ = try tickiti(["token", "list", "--db", db])
+        let (rc, out) = try tickiti(Array(args.prefix(2)) + ["--db", db] + args.dropFirst(2))
+        #expect(rc == code, "\(args): \(out)")
+        #expect(out.split(separator: "\n").first?.hasPrefix("tickiti-mail: error:") == true || out.hasPrefix("Error:"), "\(out)")
+    }
+
     @Test func versionIsPrinted() throws {
         let (rc, out) = try tickiti(["--version"])
         #expect(rc == 0 && out.hasPrefix("tickiti-mail "), "\(out)")
