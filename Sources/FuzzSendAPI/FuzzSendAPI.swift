@@ -33,6 +33,22 @@ func fuzzOne(_ data: UnsafeBufferPointer<UInt8>) -> Int32 {
             if case .direct(let subject, _) = r.content {
                 precondition(!subject.unicodeScalars.contains { $0 == "\r" || $0 == "\n" }, "accepted a subject with a line break")
             }
+            // The optional fields: nothing unsafe reaches a header, an RCPT or a part.
+            for a in r.cc + r.bcc + r.replyTo {
+                precondition(EmailAddress.injectionProblem(a) == nil, "accepted an unsafe cc/bcc/reply-to address")
+            }
+            precondition(1 + r.cc.count + r.bcc.count <= SendAPI.maxRecipients, "more than 50 recipients")
+            for h in r.headers {
+                precondition(!h.value.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" }, "accepted a header value with CR/LF/NUL")
+            }
+            for a in r.attachments {
+                precondition(Base64.check(a.base64) == .success(a.decodedSize), "an attachment's size disagrees with its base64")
+                precondition(!a.filename.unicodeScalars.contains { $0.value < 0x20 || $0 == "/" || $0 == "\\" }, "accepted an unsafe file name")
+            }
+        }
+        if case .success(let (identifier, data)) = SendAPI.validateRender(value) {
+            precondition(!identifier.isEmpty, "render: an empty identifier accepted")
+            if case .object = data {} else { preconditionFailure("render: data that is not an object accepted") }
         }
     }
     return 0
