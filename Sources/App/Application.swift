@@ -46,6 +46,7 @@ public final class Application: SignalHandler, DeadlineHandler {
     public private(set) var sendService: SendEmailService?
     public private(set) var scheduler: DeliveryScheduler?
     var auditService: AuditService?
+    var accessLog: AccessLog?
     var demoToken: String?
     /// Once the listener is bound (a start that cannot bind makes nothing, so the next start
     /// still shows the demo token): the embedded demo if the store is empty, then the
@@ -179,6 +180,12 @@ public final class Application: SignalHandler, DeadlineHandler {
             logger.warning("--max-connections \(config.maxConnections) is above what the descriptor limit (\(fdLimit)) allows; accepts will pause on EMFILE")
         }
         server = HTTPServer(reactor: reactor, configuration: config, tlsContext: tls, handler: router, logger: logger)
+        if options.accessLog {
+            let log = AccessLog(json: options.jsonLogs)
+            accessLog = log
+            server.accessLog = log
+            reactor.addTailHandler(log, phase: .flush)
+        }
         let bound: SocketAddress
         do {
             bound = try server.start()
@@ -198,6 +205,7 @@ public final class Application: SignalHandler, DeadlineHandler {
             throw StartupError("event loop failed: \(error)")
         }
         if let startupFailure { throw startupFailure }
+        accessLog?.flush()
         // Status writes made by the last iteration's outcomes, made durable.
         store.finish()
         service.commitRemaining()

@@ -446,8 +446,9 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 }
 
 /// The token a request's head was authenticated with (steps 1–2 passed).
-final class TokenApproval: Sendable {
+final class TokenApproval: Sendable, NamedApproval {
     let token: StoredToken
     init(_ token: StoredToken) { self.token = token }
+    var logName: String { token.name }
 }
 

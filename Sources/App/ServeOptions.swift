@@ -28,6 +28,10 @@ public struct ServeOptions: Sendable {
     public var idempotencyRetentionSeconds = 86_400
     /// `--max-attachment-bytes`
     public var maxAttachmentBytes = 10 << 20
+    /// An access log line per request on stderr (`--no-access-log`: none).
+    public var accessLog = true
+    /// `--log-format json`: the access log as JSON lines too.
+    public var jsonLogs = false
     /// SQLite durability (see Store/Database.swift); FULL unless asked otherwise.
     public var synchronous: Database.Synchronous = .full
     /// Delivery (SPEC §5): `--retry-base-seconds`, `--retry-max-seconds`, `--max-queue-age-seconds`,

@@ -114,6 +114,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: LogLevelOption = .info
 
+    @Option(name: .customLong("log-format"), help: "plain (one readable line each) or json (one object per line, for log shippers), for the logs and the access log.")
+    var logFormat: LogFormatOption = .plain
+
+    @Flag(name: .customLong("no-access-log"), help: "No access log line per request (method, target, status, bytes, duration, client, token name).")
+    var noAccessLog = false
+
     func validate() throws {
         if plainHTTP && (tlsCert != nil || tlsKey != nil) {
             throw usageError("--plain-http and --tls-cert/--tls-key exclude each other")
@@ -144,7 +150,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        var logger = bootstrapLogging(logLevel)
+        var logger = bootstrapLogging(logLevel, json: logFormat == .json)
         let address: SocketAddress
         do {
             address = try SocketAddress(parsing: listen)
@@ -183,6 +189,8 @@ struct Serve: ParsableCommand {
         options.maxBodyBytesInFlight = maxBodyBytesInFlight
         options.idempotencyRetentionSeconds = idempotencyRetentionSeconds
         options.maxAttachmentBytes = maxAttachmentBytes
+        options.accessLog = !noAccessLog
+        options.jsonLogs = logFormat == .json
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
         guard leaseSeconds >= 1 else {
             printError("tickiti-mail: error: --lease-seconds must be at least 1")

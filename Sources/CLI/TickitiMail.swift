@@ -69,8 +69,17 @@ enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
     var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
 }
 
-func bootstrapLogging(_ level: LogLevelOption) -> Logger {
+enum LogFormatOption: String, ExpressibleByArgument, CaseIterable {
+    case plain, json
+}
+
+func bootstrapLogging(_ level: LogLevelOption, json: Bool = false) -> Logger {
     LoggingSystem.bootstrap { label in
+        if json {
+            var h = JSONLogHandler(label: label)
+            h.logLevel = level.level
+            return h
+        }
         var h = StreamLogHandler.standardError(label: label)
         h.logLevel = level.level
         return h

@@ -46,7 +46,14 @@ final class Connection: IOHandler, DeadlineHandler {
         /// head was complete (zero for a parse error's answer: it is timed from now).
         var route = -1
         var receivedAt = Instant(nanoseconds: 0)
+        /// For the access log.
+        var method = "-"
+        var target = "-"
+        var user: String?
     }
+
+    /// The client's address, read once (for the access log).
+    lazy var peerDescription: String = SocketAddress.peer(of: fd)?.description ?? "-"
 
     unowned let server: HTTPServer
     let fd: Int32
@@ -418,7 +425,12 @@ final class Connection: IOHandler, DeadlineHandler {
         var slot = Slot(sequence: sequence, bytes: nil, keepAlive: keepAlive)
         if server.observer != nil {
             slot.route = server.handler.routeIndex(for: request.head)
-            slot.receivedAt = request.receivedAt
+        }
+        if server.observer != nil || server.accessLog != nil { slot.receivedAt = request.receivedAt }
+        if server.accessLog != nil {
+            slot.method = request.head.method
+            slot.target = request.head.target
+            slot.user = (request.approval as? NamedApproval)?.logName
         }
         slots.append(slot)
         if !keepAlive { closeAfterResponses = true }
@@ -487,6 +499,11 @@ final class Connection: IOHandler, DeadlineHandler {
             slot.route = server.handler.routeIndex(for: head)
             slot.receivedAt = headCompletedAt
         }
+        if let head, server.accessLog != nil {
+            slot.method = head.method
+            slot.target = head.target
+            slot.receivedAt = headCompletedAt
+        }
         slots.append(slot)
         if !keepAlive { closeAfterResponses = true }
         fill(sequence: sequence, response: response, isHead: isHead)
@@ -499,6 +516,13 @@ final class Connection: IOHandler, DeadlineHandler {
         if let observer = server.observer {
             observer.responded(route: slots[i].route, status: response.status,
                                receivedAt: slots[i].receivedAt.nanoseconds != 0 ? slots[i].receivedAt : reactor.now)
+        }
+        if let log = server.accessLog {
+            let s = slots[i]
+            // A fresh clock: the loop's is read once an iteration, and most answers come in the same one.
+            let seconds = s.receivedAt.nanoseconds != 0 ? Double(Instant.now().nanoseconds - s.receivedAt.nanoseconds) / 1e9 : 0
+            log.record(AccessRecord(method: s.method, target: s.target, status: response.status, bytes: response.body.count,
+                                    seconds: seconds, peer: peerDescription, user: s.user))
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256 + response.body.count)

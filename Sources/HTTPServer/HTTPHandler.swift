@@ -62,6 +62,30 @@ extension HTTPHandler {
 
 /// Watches the server's responses (metrics). Called on the loop, once per response, when the
 /// handler produced it; must not allocate on its hot path.
+/// One answered request, for an access log (`HTTPServer.accessLog`).
+public struct AccessRecord: Sendable {
+    public var method: String
+    /// The request target as sent (path and query; credentials never travel there).
+    public var target: String
+    public var status: Int
+    /// Response body bytes.
+    public var bytes: Int
+    /// From the head's arrival to the answer.
+    public var seconds: Double
+    public var peer: String
+    /// Who called, as the handler's approval names it (a token's name — never its secret).
+    public var user: String?
+}
+
+public protocol AccessLogSink: AnyObject {
+    func record(_ r: AccessRecord)
+}
+
+/// An approval that can name its caller in the access log.
+public protocol NamedApproval {
+    var logName: String { get }
+}
+
 public protocol HTTPServerObserver: AnyObject {
     /// `receivedAt`: when the request's head was complete (for a parse error, now).
     func responded(route: Int, status: Int, receivedAt: Instant)

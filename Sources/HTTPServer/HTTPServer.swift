@@ -63,6 +63,8 @@ public final class HTTPServer {
     public internal(set) var handshakes = 0
     /// Sees every response as it is produced (metrics). Unset, the request path pays nothing.
     public weak var observer: HTTPServerObserver?
+    /// Each answered request, when set (`--no-access-log` leaves it nil).
+    public weak var accessLog: AccessLogSink?
 
     public init(reactor: Reactor, configuration: ServerConfiguration, tlsContext: TLSServerContext?,
                 handler: HTTPHandler, logger: Logger) {

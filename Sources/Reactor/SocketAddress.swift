@@ -59,6 +59,16 @@ public enum SocketAddress: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// The address of the other end of connected socket `fd` (getpeername), or nil.
+    public static func peer(of fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        return rc == 0 ? SocketAddress(storage: storage) : nil
+    }
+
     /// Reads a `sockaddr_storage` filled by the kernel.
     init?(storage: sockaddr_storage) {
         var s = storage

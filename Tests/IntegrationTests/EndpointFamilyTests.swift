@@ -148,3 +148,45 @@ extension SendFixture {
         #expect(try f.cli(["token", "remove", "shop"]).status == 1)
     }
 }
+
+/// The access log: a line per request with method, target, status, bytes, duration, client
+/// address and token name — never the secret; as JSON with --log-format json (the other logs
+/// too); none with --no-access-log.
+@Suite struct AccessLogTests {
+    @Test func aLinePerRequestNeverTheSecret() throws {
+        let f = try SendFixture()
+        #expect(try f.post(directBody).status == 200)
+        #expect(try f.post(directBody, token: "1|wrong").status == 401)
+        let line = try f.server.waitForLine(containing: "\"POST /api/send_email\" 200 ")
+        #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z access 127\.0\.0\.1:\d+ "POST /api/send_email" 200 \d+ [\d.]+ms token=shop$"#,
+                           options: .regularExpression) != nil, "\(line)")
+        _ = try f.server.waitForLine(containing: "\"POST /api/send_email\" 401 ")
+        let secret = String(f.sendToken.split(separator: "|").last!)
+        #expect(!f.server.stderrLines.contains { $0.contains(secret) }, "the secret is never logged")
+    }
+
+    @Test func jsonLinesForLogShippers() throws {
+        let f = try SendFixture(extraArgs: ["--log-format", "json"])
+        #expect(try f.post(directBody).status == 200)
+        let line = try f.server.waitForLine(containing: "\"type\":\"access\"")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(o["status"] as? Int == 200 && o["method"] as? String == "POST" && o["target"] as? String == "/api/send_email")
+        #expect(o["token"] as? String == "shop" && (o["client"] as? String)?.hasPrefix("127.0.0.1:") == true)
+        #expect((o["ms"] as? Double ?? 0) > 0, "the time from the head to the answer")
+        // The other log lines are JSON objects too (the shutdown's, here).
+        f.server.signal(SIGTERM)
+        _ = try f.server.waitForExit()
+        let logged = f.server.stderrLines.filter { $0.hasPrefix("{") }
+        #expect(logged.contains { $0.contains("\"level\":") && $0.contains("\"message\":") }, "\(f.server.stderrLines)")
+        for l in logged { #expect((try? JSONSerialization.jsonObject(with: Data(l.utf8))) != nil, "\(l)") }
+    }
+
+    @Test func noAccessLogWhenAsked() throws {
+        let f = try SendFixture(extraArgs: ["--no-access-log"])
+        #expect(try f.post(directBody).status == 200)
+        #expect(try f.post(directBody).status == 200)
+        f.server.signal(SIGTERM)
+        _ = try f.server.waitForExit()
+        #expect(f.server.count(" access ") == 0)
+    }
+}
