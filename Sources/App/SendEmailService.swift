@@ -202,7 +202,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         let message = MessageBuilder.build(
             .init(fromAddress: mailbox.address, fromName: mailbox.displayName, to: send.toAddress, subject: subject, html: html, text: text,
                   replyTo: send.replyTo, cc: send.cc, headers: send.headers, attachments: send.attachments),
-            epochSeconds: Int(now / 1000), random: &random)
+            epochSeconds: Int(now / 1000), epochMilliseconds: now, random: &random)
 
         var responseBody = "{\"ok\":true,\"data\":{\"mailbox\":"
         JSONText.appendString(mailbox.address, to: &responseBody)

@@ -46,21 +46,27 @@ public enum MessageBuilder {
         }
     }
 
-    public static func build<R: RandomNumberGenerator>(_ m: Input, epochSeconds: Int, random: inout R) -> OutgoingMessage {
+    /// `epochMilliseconds`: the acceptance time to the millisecond (it starts the Message-ID);
+    /// `epochSeconds · 1000` when not given.
+    public static func build<R: RandomNumberGenerator>(_ m: Input, epochSeconds: Int, epochMilliseconds: Int64? = nil,
+                                                       random: inout R) -> OutgoingMessage {
         for v in [m.subject, m.to, m.fromAddress, m.fromName ?? ""] + m.replyTo + m.cc + m.headers.flatMap({ [$0.name, $0.value] })
             + m.attachments.flatMap({ [$0.filename, $0.contentType, $0.contentID ?? ""] }) {
             precondition(!v.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }), "CR/LF in a header value")
         }
         let domain = m.fromAddress.utf8.lastIndex(of: 0x40).map { String(m.fromAddress[m.fromAddress.utf8.index(after: $0)...]) } ?? "localhost"
-        // `<` 8 hex digits of the second, 24 random ones `@domain>`: unique and unguessable (96
-        // random bits), and in time order, so the audit's Message-ID index grows at its end.
+        // `<` 12 hex digits of the millisecond, 20 random ones `@domain>`: unique and
+        // unguessable (80 random bits), and in time order to the millisecond, so the audit's
+        // Message-ID index grows at its end (ordered by the second only, every message dirtied
+        // a page of its own among that second's: 19 µs of CPU per accepted message).
+        let ms = UInt64(max(epochMilliseconds ?? Int64(epochSeconds) * 1000, 0))
         var idBytes: [UInt8] = [0x3C]
-        appendHex(UInt64(UInt32(truncatingIfNeeded: max(epochSeconds, 0))), &idBytes)
-        idBytes.removeSubrange(1..<9)   // the low 8 of the 16 digits: the 32-bit second
+        appendHex(ms, &idBytes)
+        idBytes.removeSubrange(1..<5)   // the low 12 of the 16 digits: 48 bits of milliseconds
         appendHex(random.next(), &idBytes)
         var tail: [UInt8] = []
         appendHex(random.next(), &tail)
-        idBytes.append(contentsOf: tail[8...])
+        idBytes.append(contentsOf: tail[12...])
         idBytes.append(0x40)
         idBytes.append(contentsOf: domain.utf8)
         idBytes.append(0x3E)

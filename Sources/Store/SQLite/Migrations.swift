@@ -139,7 +139,7 @@ enum Migrations {
         CREATE INDEX message_metadata_lookup ON message_metadata(key, value, accepted_at, message_id);
         """),
         // 8: one call's entry by its Idempotency-Key or its Message-ID (GET /api/audit?idempotency_key=…,
-        // ?message_id=…). Message-IDs start with their second (MessageBuilder): that index grows
+        // ?message_id=…). Message-IDs start with their millisecond (MessageBuilder): that index grows
         // at its end; keys are the client's (random UUIDs): one more random insert per message.
         .sql("""
         CREATE INDEX messages_idempotency_key ON messages(idempotency_key, accepted_at);
