@@ -260,7 +260,11 @@ extension Encodings {
     /// Printable ASCII without `"` and `\`: a plain quoted-string. Names with those are legal
     /// quoted-strings too, but parsers disagree on the escapes (ripmime drops such a part), so
     /// they are encoded like non-ASCII names.
-    static func isPlainQuotable(_ s: String) -> Bool { s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C } }
+    /// A name holding "=?" would read back as an RFC 2047 word (old clients decode those even in
+    /// a quoted parameter): encoded as well (found by FuzzAudit).
+    static func isPlainQuotable(_ s: String) -> Bool {
+        s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C } && !s.contains("=?")
+    }
 
     /// The `name=` parameter of Content-Type: quoted, or one RFC 2047 word otherwise (not
     /// standard inside a parameter, but what old clients read).

@@ -69,6 +69,13 @@ import Testing
         #expect(Encodings.filenameParameter(#"a "b" \c.txt"#) == "filename*=utf-8''a%20%22b%22%20%5Cc.txt")
         #expect(Encodings.quotedParameter("name", #"a "b" \c"#) == #"name="a \"b\" \\c""#)
         #expect(Encodings.filenameParameter("Rechnung März.pdf") == "filename*=utf-8''Rechnung%20M%C3%A4rz.pdf")
+        // Looks like an RFC 2047 word: encoded, so no reader decodes it into something else.
+        #expect(Encodings.filenameParameter("a =?UTF-8?B?w6k=?= b.txt").hasPrefix("filename*=utf-8''"))
+        var r = FixedRandom()
+        let m = MessageBuilder.build(.init(fromAddress: "a@b.example", fromName: nil, to: "c@d.example", subject: "s", html: "x", text: nil,
+                                           attachments: [AttachmentPart(filename: "a =?UTF-8?B?w6k=?= b.txt", base64: "YQ==", contentType: "text/plain",
+                                                                        contentID: nil, decodedSize: 1)]), epochSeconds: 0, random: &r)
+        #expect(MessageReader.attachment(m.bytes, index: 0)?.0.filename == "a =?UTF-8?B?w6k=?= b.txt")
         #expect(Encodings.nameParameter("Rechnung März.pdf") == "name=\"=?UTF-8?B?\(Encodings.base64(Array("Rechnung März.pdf".utf8)))?=\"")
     }
 }
