@@ -141,6 +141,7 @@ public final class Application: SignalHandler, DeadlineHandler {
             smtpTimeoutSeconds: options.smtpTimeoutSeconds, clientName: options.smtpHeloName ?? Application.hostName())
         deliveryOptions.maxMessagesPerSession = options.smtpMessagesPerSession
         let scheduler = DeliveryScheduler(store: store, reactor: reactor, resolver: resolver, logger: logger, options: deliveryOptions)
+        scheduler.directoryVersion = { [directory] in directory.currentVersion() }
         self.scheduler = scheduler
         service.participants.append(scheduler)
         service.participants.append(directory)

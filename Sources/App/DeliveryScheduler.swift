@@ -78,7 +78,9 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// Pools of routes replaced by a change: they finish the messages they hold, then idle.
     var retiredPools: [RelayPool] = []
     var routesCheckedVersion: Int64 = -1
-    var routesCheckedIteration: UInt64 = .max
+    /// The directory's version, read once a loop iteration (Application hands the Directory's,
+    /// so requests and routes share one read).
+    var directoryVersion: () -> Int64?
     var active: [Int64: QueuedMessage] = [:]
     var writes: [Write] = []
     var writing: [Write] = []
@@ -120,6 +122,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         self.resolver = resolver
         self.logger = logger
         self.options = options
+        directoryVersion = { [store] in try? store.directoryVersion() }   // alone (tests): a read per route look-up
         scanTimer = reactor.makeTimer(self)
     }
 
@@ -297,9 +300,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// Once per loop iteration, when an admin command changed the directory: routes whose
     /// mailbox is gone or has another DSN are made again on their next use.
     func dropChangedRoutes() {
-        guard reactor.iterations != routesCheckedIteration else { return }
-        routesCheckedIteration = reactor.iterations
-        guard let v = try? store.directoryVersion(), v != routesCheckedVersion else { return }
+        guard let v = directoryVersion(), v != routesCheckedVersion else { return }
         routesCheckedVersion = v
         guard !routes.isEmpty, let current = try? store.mailboxes() else { return }
         let dsns = Dictionary(current.map { ($0.name, $0.dsn) }, uniquingKeysWith: { a, _ in a })

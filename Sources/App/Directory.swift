@@ -48,6 +48,14 @@ public final class Directory {
         }
     }
 
+    /// The directory's version as of this loop iteration (read at most once an iteration,
+    /// whoever asks first: the requests' caches or the scheduler's routes); nil when the store
+    /// cannot say.
+    func currentVersion() -> Int64? {
+        try? refreshIfChanged()
+        return checkedIteration == reactor.iterations ? cachedVersion : nil
+    }
+
     /// SPEC §4 step 1: 401 `unauthenticated` (with `WWW-Authenticate: Bearer`) for a missing,
     /// malformed, unknown or revoked token; 403 `forbidden` without `ability`.
     func authenticate(_ headers: HTTPHeaders, ability: String) throws -> StoredToken {

@@ -43,6 +43,17 @@ struct StoreUnavailable: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// A change to one object named on the command line: prints `done` when made; when there is
+/// no such object (`body` returns false), one line and exit 1.
+func changeNamed(_ db: String, _ step: String, missing: String, done: String, _ body: (AdminStore) throws -> Bool) throws {
+    let database = try openDatabase(db)
+    guard try adminStep(step, { try body(database) }) else {
+        printError("tickiti-mail: error: \(missing)")
+        throw ExitCode(1)
+    }
+    print(done)
+}
+
 /// Runs `body`, turning store errors into one line and exit 1.
 func adminStep<T>(_ what: String, _ body: () throws -> T) throws -> T {
     do {
@@ -123,13 +134,9 @@ struct TokenCommand: ParsableCommand {
         @Argument(help: "The token's name.") var name: String
 
         func run() throws {
-            let database = try openDatabase(db)
-            let done = try adminStep("token revoke") { try database.revokeToken(name: name, now: nowMilliseconds()) }
-            guard done else {
-                printError("tickiti-mail: error: no active token named \"\(name)\"")
-                throw ExitCode(1)
+            try changeNamed(db, "token revoke", missing: "no active token named \"\(name)\"", done: "revoked \(name)") {
+                try $0.revokeToken(name: name, now: nowMilliseconds())
             }
-            print("revoked \(name)")
         }
     }
 }
@@ -142,12 +149,7 @@ extension TokenCommand {
         @Argument(help: "The token's name.") var name: String
 
         func run() throws {
-            let database = try openDatabase(db)
-            guard try adminStep("token remove", { try database.removeToken(name: name) }) else {
-                printError("tickiti-mail: error: no token named \"\(name)\"")
-                throw ExitCode(1)
-            }
-            print("removed token \(name)")
+            try changeNamed(db, "token remove", missing: "no token named \"\(name)\"", done: "removed token \(name)") { try $0.removeToken(name: name) }
         }
     }
 }
@@ -217,12 +219,9 @@ struct MailboxCommand: ParsableCommand {
         }
 
         func run() throws {
-            let database = try openDatabase(db)
-            guard try adminStep("mailbox update", { try database.updateMailbox(name: name, address: address, displayName: displayName, dsn: dsn) }) else {
-                printError("tickiti-mail: error: no mailbox named \"\(name)\"")
-                throw ExitCode(1)
+            try changeNamed(db, "mailbox update", missing: "no mailbox named \"\(name)\"", done: "updated mailbox \(name)") {
+                try $0.updateMailbox(name: name, address: address, displayName: displayName, dsn: dsn)
             }
-            print("updated mailbox \(name)")
         }
     }
 
@@ -233,17 +232,14 @@ struct MailboxCommand: ParsableCommand {
         @Argument(help: "The mailbox's name.") var name: String
 
         func run() throws {
-            let database = try openDatabase(db)
-            let waiting = try adminStep("mailbox remove") { try database.unfinishedMessages(mailbox: name) }
-            if waiting > 0 {
-                printError("tickiti-mail: error: \(waiting) message(s) are still queued, sending or deferred through mailbox \"\(name)\"; removing it would strand them. Disable it (mailbox disable \(name)) or wait until they are delivered.")
-                throw ExitCode(1)
+            try changeNamed(db, "mailbox remove", missing: "no mailbox named \"\(name)\"", done: "removed mailbox \(name) (its messages stay in the audit)") {
+                let waiting = try $0.unfinishedMessages(mailbox: name)
+                if waiting > 0 {
+                    printError("tickiti-mail: error: \(waiting) message(s) are still queued, sending or deferred through mailbox \"\(name)\"; removing it would strand them. Disable it (mailbox disable \(name)) or wait until they are delivered.")
+                    throw ExitCode(1)
+                }
+                return try $0.removeMailbox(name: name)
             }
-            guard try adminStep("mailbox remove", { try database.removeMailbox(name: name) }) else {
-                printError("tickiti-mail: error: no mailbox named \"\(name)\"")
-                throw ExitCode(1)
-            }
-            print("removed mailbox \(name) (its messages stay in the audit)")
         }
     }
 
@@ -288,13 +284,8 @@ func validateMailboxFields(address: String?, displayName: String?, dsn: String?)
 }
 
 func toggle(db: String, name: String, enabled: Bool) throws {
-    let database = try openDatabase(db)
-    let done = try adminStep("mailbox \(enabled ? "enable" : "disable")") { try database.setMailboxEnabled(name: name, enabled) }
-    guard done else {
-        printError("tickiti-mail: error: no mailbox named \"\(name)\"")
-        throw ExitCode(1)
-    }
-    print("\(enabled ? "enabled" : "disabled") \(name)")
+    try changeNamed(db, "mailbox \(enabled ? "enable" : "disable")", missing: "no mailbox named \"\(name)\"",
+                    done: "\(enabled ? "enabled" : "disabled") \(name)") { try $0.setMailboxEnabled(name: name, enabled) }
 }
 
 /// `smtp://user:secret@host` → `smtp://user:***@host`.

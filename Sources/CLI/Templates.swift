@@ -72,12 +72,9 @@ struct TemplateCommand: ParsableCommand {
         @Argument(help: "The template's identifier.") var identifier: String
 
         func run() throws {
-            let database = try openDatabase(db)
-            guard try adminStep("template remove", { try database.removeTemplate(identifier: identifier) }) else {
-                printError("tickiti-mail: error: no template \"\(identifier)\"")
-                throw ExitCode(1)
+            try changeNamed(db, "template remove", missing: "no template \"\(identifier)\"", done: "removed template \(identifier)") {
+                try $0.removeTemplate(identifier: identifier)
             }
-            print("removed template \(identifier)")
         }
     }
 

@@ -143,16 +143,12 @@ public enum JSONParser {
             var high: UInt8 = 0   // the OR of every byte: < 0x80 means all ASCII, valid UTF-8 as is
             // Fast path: no escapes. Eight bytes at a time while none is a quote, a backslash or
             // a control character (a long string — an attachment's base64 — is mostly this).
-            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            // (The writer's test: a false positive only sends these bytes through the byte loop.)
             if let base = buf.baseAddress {
                 while i + 8 <= buf.count {
                     let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-                    let q = w ^ (ones &* 0x22), bs = w ^ (ones &* 0x5C)
-                    // "Has a zero byte" / "has a byte < 0x20": no false negatives; a false
-                    // positive only sends these bytes through the byte loop below.
-                    let special = ((q &- ones) & ~q) | ((bs &- ones) & ~bs) | ((w &- ones &* 0x20) & ~w)
-                    if special & highs != 0 { break }
-                    if w & highs != 0 { high = 0x80 }
+                    if JSONValue.wordNeedsEscape(w) { break }
+                    if w & 0x8080_8080_8080_8080 != 0 { high = 0x80 }
                     i += 8
                 }
             }

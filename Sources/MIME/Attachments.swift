@@ -163,24 +163,6 @@ public enum Base64 {
             out.removeLast(out.count - n)
         }
     }
-
-    /// Decodes checked base64 (tests, the audit's downloads).
-    public static func decode(_ text: some Collection<UInt8>) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count / 4 * 3)
-        var acc: UInt32 = 0, bits = 0
-        for b in text where !isSpace(b) && b != 0x3D {
-            let v = values[Int(b)]
-            guard v != 0xFF else { continue }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-            }
-        }
-        return out
-    }
 }
 
 public enum MediaTypes {

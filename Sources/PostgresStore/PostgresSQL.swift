@@ -423,9 +423,9 @@ enum PostgresSQL {
         """
 
     /// A page's statement for the filters present (each shape prepared once), and its values.
-    /// The same index choice as SQLite's: recipient, else status, else accepted-at.
+    /// A metadata page walks `message_metadata_lookup` for the pair newest first and reads each
+    /// entry by its primary key; the other filters check those rows.
     static func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) -> PGQuery {
-        if filter.metadata != nil { return metadataPage(filter, limit: limit, after: after) }
         var terms: [String] = []
         var values: [PGValue] = []
         var shape = "audit"
@@ -433,66 +433,52 @@ enum PostgresSQL {
             values.append(v)
             return "$\(values.count)::\(type)"
         }
+        let viaMetadata = filter.metadata != nil
+        let m = viaMetadata ? "m." : ""
+        let (at, id) = viaMetadata ? ("md.accepted_at", "md.message_id") : ("accepted_at", "id")
+        if let md = filter.metadata {
+            terms += ["md.key = \(parameter(.text(md.key), "text"))", "md.value = \(parameter(.text(md.value), "text"))"]
+            shape += "_m"
+        }
         if let k = filter.idempotencyKey {
-            terms.append("idempotency_key = \(parameter(.text(k), "text"))")
+            terms.append("\(m)idempotency_key = \(parameter(.text(k), "text"))")
             shape += "_k"
         }
-        if let m = filter.messageID {
-            terms.append("message_id = \(parameter(.text(m), "text"))")
+        if let i = filter.messageID {
+            terms.append("\(m)message_id = \(parameter(.text(i), "text"))")
             shape += "_i"
         }
         if let r = filter.recipient {
-            terms.append("lower(recipient) = lower(\(parameter(.text(r), "text")))")
+            terms.append("lower(\(m)recipient) = lower(\(parameter(.text(r), "text")))")
             shape += "_r"
         }
         if let st = filter.status {
-            terms.append("status = \(parameter(.text(st), "text"))")
+            terms.append("\(m)status = \(parameter(.text(st), "text"))")
             shape += "_s"
         }
         if let v = filter.since {
-            terms.append("accepted_at >= \(parameter(.int(v), "bigint"))")
+            terms.append("\(at) >= \(parameter(.int(v), "bigint"))")
             shape += "_f"
         }
         if let v = filter.until {
-            terms.append("accepted_at < \(parameter(.int(v), "bigint"))")
+            terms.append("\(at) < \(parameter(.int(v), "bigint"))")
             shape += "_u"
         }
         if let a = after {
-            let at = parameter(.int(a.acceptedAt), "bigint")
-            let id = parameter(.int(a.id), "bigint")
-            terms.append("(accepted_at, id) < (\(at), \(id))")
+            terms.append("(\(at), \(id)) < (\(parameter(.int(a.acceptedAt), "bigint")), \(parameter(.int(a.id), "bigint")))")
             shape += "_p"
         }
-        var sql = "SELECT \(auditColumns) FROM messages"
+        var sql = viaMetadata
+            ? "SELECT \(auditColumns(prefix: "m.")) FROM message_metadata md JOIN messages m ON m.id = md.message_id"
+            : "SELECT \(auditColumns) FROM messages"
         if !terms.isEmpty { sql += " WHERE " + terms.joined(separator: " AND ") }
-        sql += " ORDER BY accepted_at DESC, id DESC LIMIT \(parameter(.int(Int64(limit)), "bigint"))"
+        sql += " ORDER BY \(at) DESC, \(id) DESC LIMIT \(parameter(.int(Int64(limit)), "bigint"))"
         return PGQuery(PGStatement(shape, sql), values)
     }
 
-    /// A `metadata.KEY=VALUE` page: the range of `message_metadata_lookup` for the pair, newest
-    /// first, each row's entry by its primary key; the other filters check those rows.
-    static func metadataPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?) -> PGQuery {
-        var values: [PGValue] = []
-        var shape = "audit_m"
-        func parameter(_ v: PGValue, _ type: String) -> String {
-            values.append(v)
-            return "$\(values.count)::\(type)"
-        }
-        var terms = ["md.key = \(parameter(.text(filter.metadata!.key), "text"))", "md.value = \(parameter(.text(filter.metadata!.value), "text"))"]
-        if let k = filter.idempotencyKey { terms.append("m.idempotency_key = \(parameter(.text(k), "text"))"); shape += "_k" }
-        if let m = filter.messageID { terms.append("m.message_id = \(parameter(.text(m), "text"))"); shape += "_i" }
-        if let r = filter.recipient { terms.append("lower(m.recipient) = lower(\(parameter(.text(r), "text")))"); shape += "_r" }
-        if let st = filter.status { terms.append("m.status = \(parameter(.text(st), "text"))"); shape += "_s" }
-        if let v = filter.since { terms.append("md.accepted_at >= \(parameter(.int(v), "bigint"))"); shape += "_f" }
-        if let v = filter.until { terms.append("md.accepted_at < \(parameter(.int(v), "bigint"))"); shape += "_u" }
-        if let a = after {
-            terms.append("(md.accepted_at, md.message_id) < (\(parameter(.int(a.acceptedAt), "bigint")), \(parameter(.int(a.id), "bigint")))")
-            shape += "_p"
-        }
-        let columns = auditColumns.split(separator: ",").map { "m." + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
-        let sql = "SELECT \(columns) FROM message_metadata md JOIN messages m ON m.id = md.message_id WHERE \(terms.joined(separator: " AND "))"
-            + " ORDER BY md.accepted_at DESC, md.message_id DESC LIMIT \(parameter(.int(Int64(limit)), "bigint"))"
-        return PGQuery(PGStatement(shape, sql), values)
+    /// The audit columns of a table named `prefix` ("m.") in a join.
+    static func auditColumns(prefix: String) -> String {
+        auditColumns.split(separator: ",").map { prefix + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
     }
 
     static let auditEntry = PGStatement("audit_entry", """

@@ -11,45 +11,37 @@ import AuditAPI
 
 
 extension Database {
+    /// One statement per shape of filters. The leading index is the metadata pair's, else
+    /// the key's or the Message-ID's, else the recipient's, else the status's, else accepted-at's;
+    /// every later filter only checks the rows it gives (a unary `+` keeps the planner off that
+    /// column's index: a recipient's rows are few, a status's may be millions). A metadata page
+    /// walks `message_metadata_lookup` newest first and reads each entry by its primary key.
     static func auditPageSQL(_ filter: AuditFilter, paged: Bool) -> String {
-        if filter.metadata != nil { return metadataPageSQL(filter, paged: paged) }
-        var sql = "SELECT \(Database.auditColumns) FROM messages"
+        let viaMetadata = filter.metadata != nil
+        let m = viaMetadata ? "m." : ""
+        let (at, id) = viaMetadata ? ("md.accepted_at", "md.message_id") : ("accepted_at", "id")
         var terms: [String] = []
-        if filter.idempotencyKey != nil || filter.messageID != nil {
-            // One call's entries: its own index, the other filters check those few rows.
-            terms.append(filter.idempotencyKey != nil ? "idempotency_key = ?10" : "message_id = ?11")
-            if filter.idempotencyKey != nil && filter.messageID != nil { terms.append("+message_id = ?11") }
-            if filter.recipient != nil { terms.append("+recipient = ?1 COLLATE NOCASE") }
-            if filter.status != nil { terms.append("+status = ?2") }
-        } else if filter.recipient != nil {
-            terms.append("recipient = ?1 COLLATE NOCASE")
-            // Unary + keeps the planner on the recipient index (a recipient's rows are few; a
-            // status's may be millions).
-            if filter.status != nil { terms.append("+status = ?2") }
-        } else if filter.status != nil {
-            terms.append("status = ?2")
+        var led = false
+        func check(_ term: String) {
+            terms.append((led ? "+" : "") + m + term)
+            led = true
         }
-        if filter.since != nil { terms.append("accepted_at >= ?3") }
-        if filter.until != nil { terms.append("accepted_at < ?4") }
-        if paged { terms.append("accepted_at <= ?5 AND (accepted_at < ?5 OR id < ?6)") }
+        if viaMetadata {
+            terms += ["md.key = ?8", "md.value = ?9"]
+            led = true
+        }
+        if filter.idempotencyKey != nil { check("idempotency_key = ?10") }
+        if filter.messageID != nil { check("message_id = ?11") }
+        if filter.recipient != nil { check("recipient = ?1 COLLATE NOCASE") }
+        if filter.status != nil { check("status = ?2") }
+        if filter.since != nil { terms.append("\(at) >= ?3") }
+        if filter.until != nil { terms.append("\(at) < ?4") }
+        if paged { terms.append("\(at) <= ?5 AND (\(at) < ?5 OR \(id) < ?6)") }
+        var sql = viaMetadata
+            ? "SELECT \(Database.auditColumns(prefix: "m.")) FROM message_metadata md INDEXED BY message_metadata_lookup CROSS JOIN messages m ON m.id = md.message_id"
+            : "SELECT \(Database.auditColumns) FROM messages"
         if !terms.isEmpty { sql += " WHERE " + terms.joined(separator: " AND ") }
-        return sql + " ORDER BY accepted_at DESC, id DESC LIMIT ?7"
-    }
-
-    /// A `metadata.KEY=VALUE` page: the range of `message_metadata_lookup` for the pair, newest
-    /// first, each row's entry by its primary key; the other filters check those rows.
-    static func metadataPageSQL(_ filter: AuditFilter, paged: Bool) -> String {
-        let columns = Database.auditColumns.split(separator: ",").map { "m." + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
-        var terms = ["md.key = ?8", "md.value = ?9"]
-        if filter.idempotencyKey != nil { terms.append("m.idempotency_key = ?10") }
-        if filter.messageID != nil { terms.append("m.message_id = ?11") }
-        if filter.recipient != nil { terms.append("m.recipient = ?1 COLLATE NOCASE") }
-        if filter.status != nil { terms.append("m.status = ?2") }
-        if filter.since != nil { terms.append("md.accepted_at >= ?3") }
-        if filter.until != nil { terms.append("md.accepted_at < ?4") }
-        if paged { terms.append("md.accepted_at <= ?5 AND (md.accepted_at < ?5 OR md.message_id < ?6)") }
-        return "SELECT \(columns) FROM message_metadata md INDEXED BY message_metadata_lookup CROSS JOIN messages m ON m.id = md.message_id WHERE "
-            + terms.joined(separator: " AND ") + " ORDER BY md.accepted_at DESC, md.message_id DESC LIMIT ?7"
+        return sql + " ORDER BY \(at) DESC, \(id) DESC LIMIT ?7"
     }
 
     /// Up to `limit` entries older than `after` (or the newest ones), newest first.

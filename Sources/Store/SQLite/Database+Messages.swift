@@ -63,6 +63,11 @@ extension Database {
         message_id, status, attempts, last_reply, recipients, metadata, next_attempt_at
         """
 
+    /// The audit columns of a table named `prefix` ("m.") in a join.
+    static func auditColumns(prefix: String) -> String {
+        auditColumns.split(separator: ",").map { prefix + $0.filter { $0 != " " && $0 != "\n" } }.joined(separator: ", ")
+    }
+
     func readAudit(_ s: Statement, raw: Bool) -> AuditEntry {
         AuditEntry(id: s.int64(0), acceptedAt: s.int64(1), sentAt: s.isNull(2) ? nil : s.int64(2), tokenName: s.string(3),
                    idempotencyKey: s.string(4), mailboxName: s.string(5), mailboxAddress: s.string(6), recipient: s.string(7),
