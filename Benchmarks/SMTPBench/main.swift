@@ -57,7 +57,7 @@ var logger = Logger(label: "smtp-bench")
 logger.logLevel = .warning
 let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: []))
 let pool = RelayPool(name: "bench", endpoint: RelayEndpoint(host: "127.0.0.1", port: port,
-                     policy: .init(security: .plain, credentials: nil, clientName: "bench.localhost"), timeoutCapSeconds: 30),
+                     policy: .init(security: .plain, credentials: nil, clientName: "bench.localhost"), timeoutSeconds: 30),
                      maxConnections: sessions, reactor: reactor, resolver: resolver, tlsContext: nil, logger: logger)
 let counter = Counter()
 pool.handler = counter

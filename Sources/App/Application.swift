@@ -140,6 +140,7 @@ public final class Application: SignalHandler, DeadlineHandler {
                                maxQueueAgeSeconds: options.maxQueueAgeSeconds),
             smtpTimeoutSeconds: options.smtpTimeoutSeconds, clientName: options.smtpHeloName ?? Application.hostName())
         deliveryOptions.maxMessagesPerSession = options.smtpMessagesPerSession
+        deliveryOptions.uncertainRetries = options.uncertainRetries
         let scheduler = DeliveryScheduler(store: store, reactor: reactor, resolver: resolver, logger: logger, options: deliveryOptions)
         scheduler.directoryVersion = { [directory] in directory.currentVersion() }
         self.scheduler = scheduler

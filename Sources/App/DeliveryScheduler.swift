@@ -15,7 +15,9 @@
 /// retry then carries the same stored bytes and Message-ID.
 ///
 /// Outcomes: sent → `sent`; 5xx → `failed`; otherwise `deferred` with exponential backoff
-/// (`RetryPolicy`) until `--max-queue-age-seconds`, then `failed`.
+/// (`RetryPolicy`) until `--max-queue-age-seconds`, then `failed`; no reply to the end of data →
+/// `uncertain`, sent again at most `--uncertain-retries` times. Replies that speak for the
+/// mailbox (throttling, quotas) pause it instead (DeliveryScheduler+RelayPolicy).
 /// The `file://` transport is done here: `<id>.eml` written to a temporary name, fsynced and
 /// renamed, so a reader never sees half a message.
 #if canImport(Glibc)
@@ -41,7 +43,10 @@ protocol CommitParticipant: AnyObject {
 public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitParticipant {
     public struct Options: Sendable {
         public var retry: RetryPolicy
-        public var smtpTimeoutSeconds: Int
+        /// nil: RFC 5321's value for each reply.
+        public var smtpTimeoutSeconds: Int?
+        /// Sends again after an `uncertain` outcome before the message ends `uncertain`.
+        public var uncertainRetries = 1
         /// The EHLO name.
         public var clientName: String
         public var maxInMemory = 20_000
@@ -49,7 +54,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         public var maxMessagesPerSession = 0
         public var idleSeconds = RelayPool.defaultIdleSeconds
 
-        public init(retry: RetryPolicy, smtpTimeoutSeconds: Int, clientName: String) {
+        public init(retry: RetryPolicy, smtpTimeoutSeconds: Int?, clientName: String) {
             self.retry = retry
             self.smtpTimeoutSeconds = smtpTimeoutSeconds
             self.clientName = clientName
@@ -95,6 +100,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     var scanFailures = 0
     var scanFailureLogged = false
     var scanTimer: TimerHandle?
+    var watchTimer: TimerHandle?
     var scanAt: Instant?
     var overflowed = false
     var stopping = false
@@ -103,10 +109,18 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// Called once, when stopping and nothing is in flight any more.
     var onIdle: (() -> Void)?
 
+    /// Mailboxes their relay paused (SPEC §6; DeliveryScheduler+RelayPolicy).
+    var pauses: [String: MailboxPause] = [:]
+
     /// Counters (tests, logs, metrics).
-    public private(set) var sentCount = 0
-    public private(set) var deferredCount = 0
-    public private(set) var failedCount = 0
+    public internal(set) var sentCount = 0
+    public internal(set) var deferredCount = 0
+    public internal(set) var failedCount = 0
+    public internal(set) var uncertainCount = 0
+    /// Messages deferred by a mailbox's pause or budget (not counted as attempts).
+    public internal(set) var throttledCount = 0
+    /// Pauses begun.
+    public internal(set) var throttleCount = 0
 
     /// Messages held in memory at most: `maxInMemory`, or on a store shared by several processes
     /// (`scansClaim`) at most `claimAhead` — a process holding 20 000 claimed messages while
@@ -132,6 +146,20 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// first scan, and retried with it until the store answers.)
     public func start() {
         scan()
+        watch()
+    }
+
+    /// Once a second: did another connection commit (an admin command)? A changed mailbox gets
+    /// a new route, a pause another process recorded is adopted, and a `message retry` is
+    /// picked up by the scan that follows — with the loop idle, nothing else would look.
+    func watch() {
+        let t = watchTimer ?? reactor.makeTimer(ClosureDeadline { [weak self] in
+            guard let self, !self.stopping else { return }
+            self.dropChangedRoutes()
+            self.watch()
+        })
+        watchTimer = t
+        reactor.arm(t, after: .seconds(1))
     }
 
     // MARK: Intake
@@ -282,6 +310,9 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         case .file(let directory):
             delivered(m.id, FileTransport.write(m, to: directory))
         case .relay(let pool):
+            if pool.refusesWork, let p = pauses[m.mailboxName] {
+                return deferThrottled(m.id, until: p.until, reply: p.reason)
+            }
             // Several recipients: an RCPT for each one still pending (one refused for now is
             // retried alone in a later transaction; one accepted is never given it twice).
             let pending = m.recipients?.filter { $0.status == .pending }.map(\.address) ?? []
@@ -301,8 +332,13 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     /// mailbox is gone or has another DSN are made again on their next use.
     func dropChangedRoutes() {
         guard let v = directoryVersion(), v != routesCheckedVersion else { return }
+        let first = routesCheckedVersion == -1
         routesCheckedVersion = v
+        // Another connection committed (an admin command: `message retry` may have queued
+        // messages that are due now).
+        if !first && !stopping { armScanNextIteration() }
         guard !routes.isEmpty, let current = try? store.mailboxes() else { return }
+        for mailbox in current { if let p = mailbox.pause { adoptPause(mailbox.name, p) } }
         let dsns = Dictionary(current.map { ($0.name, $0.dsn) }, uniquingKeysWith: { a, _ in a })
         for (name, dsn) in routeDSNs where dsns[name] != dsn {
             if case .relay(let p)? = routes[name] { retiredPools.append(p) }
@@ -328,6 +364,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         let r = makeRoute(mailbox)
         routes[name] = r
         routeDSNs[name] = mailbox.dsn
+        if let p = mailbox.pause { adoptPause(name, p) }
         return r
     }
 
@@ -369,7 +406,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         let credentials = dsn.user.map { SessionMachine.Credentials(user: $0, password: dsn.password ?? "") }
         let endpoint = RelayEndpoint(host: host, port: port,
                                      policy: .init(security: security, credentials: credentials, clientName: options.clientName),
-                                     timeoutCapSeconds: options.smtpTimeoutSeconds)
+                                     timeoutSeconds: options.smtpTimeoutSeconds)
         let p = RelayPool(name: mailbox.name, endpoint: endpoint, maxConnections: dsn.maxConnections, reactor: reactor,
                           resolver: resolver, tlsContext: tls, logger: logger)
         p.handler = self
@@ -377,6 +414,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         p.holdOutputUntilCommitted = true
         p.idleSeconds = options.idleSeconds
         if store.sharesSessionSlots { p.slots = StoreSessionSlots(store: store) }
+        p.budget = makeBudget(mailbox: mailbox.name, dsn: dsn)
         return .relay(p)
     }
 
@@ -395,11 +433,43 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
             return
         }
         let now = DeliveryScheduler.nowMilliseconds()
+        // The relay's word on the mailbox (SPEC §6): a throttling or quota reply — to the
+        // transaction, or to a recipient of it — pauses the mailbox and requeues the message
+        // without counting an attempt.
+        var hold: (reply: SMTPReply, quota: Bool)?
+        switch transactionOutcome {
+        case .deferred(let r), .failed(let r):
+            let v = verdict(r, stage: .endOfData)
+            if DeliveryScheduler.holdsMailbox(v) { hold = (r, v == .quota) }
+        case .sent, .uncertain:
+            break
+        }
+        if hold == nil, let replies {
+            for r in replies where !r.isPositive {
+                let v = verdict(r, stage: .rcpt)
+                if DeliveryScheduler.holdsMailbox(v) { hold = (r, v == .quota); break }
+            }
+        }
+        if let hold {
+            active[id] = m   // deferThrottled takes it out again
+            let until = pauseMailbox(m.mailboxName, quota: hold.quota, reply: hold.reply, allSessions: false)
+            if var list = m.recipients, let replies {
+                // Recipients the relay refused for good keep that; the rest stay pending.
+                _ = RecipientOutcomes.settle(&list, .deferred(hold.reply), replies: replies.map { DeliveryScheduler.holdsMailbox(verdict($0, stage: .rcpt)) ? .local(451, "4.7.0", "\($0)") : $0 })
+                writes.append(.recipients(id: id, list: RecipientState.encode(list)))
+            }
+            deferThrottled(id, until: until, reply: "\(hold.reply) (the mailbox is paused; not counted as an attempt)")
+            return
+        }
+        if case .sent = transactionOutcome { mailboxWorked(m.mailboxName) }
         let attempts = m.attempts + 1
         var outcome = transactionOutcome
         var list = m.recipients
         if list != nil {
             outcome = RecipientOutcomes.settle(&list!, transactionOutcome, replies: replies)
+            // No reply to the end of data: the recipients the relay took at RCPT are as
+            // uncertain as the message.
+            if case .uncertain(let r) = transactionOutcome, case .deferred = outcome { outcome = .uncertain(r) }
             if case .deferred = outcome, case .giveUp = options.retry.afterDeferral(attempts: attempts, acceptedAtMilliseconds: m.acceptedAt, nowMilliseconds: now) {
                 outcome = RecipientOutcomes.giveUp(&list!, after: "gave up after \(attempts) attempt(s) and \(options.retry.maxQueueAgeSeconds)s in the queue")
             }
@@ -409,24 +479,42 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         switch outcome {
         case .sent(let r):
             sentCount += 1
-            writes.append(.attempt(id: id, status: "sent", reply: r.description, at: now, next: now))
+            writes.append(.attempt(id: id, status: "sent", outcome: "sent", reply: r.description, at: now, next: now))
             logger.debug("message \(id) sent: \(r)")
         case .failed(let r):
             failedCount += 1
-            writes.append(.attempt(id: id, status: "failed", reply: r.description, at: now, next: now))
+            writes.append(.attempt(id: id, status: "failed", outcome: "failed", reply: r.description, at: now, next: now))
             logger.info("message \(id) to \(m.recipient) failed: \(r)")
         case .deferred(let r):
             switch options.retry.afterDeferral(attempts: attempts, acceptedAtMilliseconds: m.acceptedAt, nowMilliseconds: now) {
             case .retry(let at):
                 deferredCount += 1
-                writes.append(.attempt(id: id, status: "deferred", reply: r.description, at: now, next: at))
+                writes.append(.attempt(id: id, status: "deferred", outcome: "deferred", reply: r.description, at: now, next: at))
                 if !stopping { armScan(atMilliseconds: at) }
                 logger.info("message \(id) to \(m.recipient) deferred (attempt \(attempts)): \(r)")
             case .giveUp:
                 failedCount += 1
                 let reply = "\(r) (gave up after \(attempts) attempt(s) and \(options.retry.maxQueueAgeSeconds)s in the queue)"
-                writes.append(.attempt(id: id, status: "failed", reply: reply, at: now, next: now))
+                writes.append(.attempt(id: id, status: "failed", outcome: "failed", reply: reply, at: now, next: now))
                 logger.info("message \(id) to \(m.recipient) failed: \(reply)")
+            }
+        case .uncertain(let r):
+            // RFC 5321 §4.5.3.2.6: the relay may have the message. Sent again (same bytes, same
+            // Message-ID) at most --uncertain-retries times, then left `uncertain`: never an
+            // endless loop of copies.
+            uncertainCount += 1
+            let decision = m.uncertainAttempts < options.uncertainRetries
+                ? options.retry.afterDeferral(attempts: attempts, acceptedAtMilliseconds: m.acceptedAt, nowMilliseconds: now) : .giveUp
+            switch decision {
+            case .retry(let at):
+                let reply = "\(r) (no reply to the end of data: the relay may have it; sending again, uncertain \(m.uncertainAttempts + 1) of \(options.uncertainRetries + 1))"
+                writes.append(.attempt(id: id, status: "deferred", outcome: "uncertain", reply: reply, at: now, next: at))
+                if !stopping { armScan(atMilliseconds: at) }
+                logger.warning("message \(id) to \(m.recipient) uncertain (attempt \(attempts)): \(reply)")
+            case .giveUp:
+                let reply = "\(r) (no reply to the end of data \(m.uncertainAttempts + 1) time(s): the relay may have delivered it; not sent again)"
+                writes.append(.attempt(id: id, status: "uncertain", outcome: "uncertain", reply: reply, at: now, next: now))
+                logger.warning("message \(id) to \(m.recipient) ends uncertain: \(reply)")
             }
         }
         if overflowed && !stopping && active.count < maxHeld / 2 {
@@ -470,6 +558,7 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
     func beginShutdown() {
         stopping = true
         if let t = scanTimer { reactor.cancel(t) }
+        if let t = watchTimer { reactor.cancel(t) }
         for p in pools {
             for j in p.drain() {
                 active[j.id] = nil
@@ -494,6 +583,13 @@ public final class DeliveryScheduler: DeliveryHandler, DeadlineHandler, CommitPa
         abandoning = true
         for p in pools { p.abandon() }
     }
+}
+
+/// A timer calling a closure.
+final class ClosureDeadline: DeadlineHandler {
+    let call: () -> Void
+    init(_ call: @escaping () -> Void) { self.call = call }
+    func onDeadline() { call() }
 }
 
 /// A relay pool's mailbox-wide session slots, from a store shared with other processes.

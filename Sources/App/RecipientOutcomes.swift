@@ -23,7 +23,7 @@ enum RecipientOutcomes {
             switch outcome {
             case .sent: list[i].status = .accepted
             case .failed: list[i].status = .failed
-            case .deferred: list[i].status = .pending
+            case .deferred, .uncertain: list[i].status = .pending
             }
         }
         return summary(list, outcome.reply)

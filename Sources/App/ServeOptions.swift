@@ -45,7 +45,10 @@ public struct ServeOptions: Sendable {
     public var retryBaseSeconds = 60
     public var retryMaxSeconds = 3600
     public var maxQueueAgeSeconds = 86_400
-    public var smtpTimeoutSeconds = 300
+    /// nil: RFC 5321 §4.5.3.2's value for each reply (10 minutes for the end of data).
+    public var smtpTimeoutSeconds: Int?
+    /// `--uncertain-retries`: how often a message whose end-of-data reply never came is sent again.
+    public var uncertainRetries = 1
     /// EHLO name; nil = gethostname().
     public var smtpHeloName: String?
     public var smtpMessagesPerSession = 0

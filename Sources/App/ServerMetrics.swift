@@ -24,6 +24,7 @@ public final class ServerMetrics: HTTPServerObserver {
     let handshakeFailures: Counter
     let openConnections: Gauge
     let queueDepth: [(String, Gauge)]
+    let endedForOperators: [(String, Gauge)]
     let attempts: [(String, Counter)]
     let smtpSessions: Gauge
     let smtpSessionsOpened: Counter
@@ -33,7 +34,8 @@ public final class ServerMetrics: HTTPServerObserver {
     // What was last folded into the monotonic counters above.
     var seenHandshakes = 0
     var seenHandshakeFailures = 0
-    var seenAttempts = [0, 0, 0]
+    var seenAttempts = [0, 0, 0, 0, 0]
+    var pauseGauges: [String: Gauge] = [:]
     var seenSessionsOpened = 0
 
     static let requestBuckets: [Duration] = [
@@ -77,7 +79,12 @@ public final class ServerMetrics: HTTPServerObserver {
             ($0, registry.makeGauge(descriptor: ServerMetrics.name("queue_messages", "", "Messages waiting for delivery, by status."),
                                     labels: base + [("status", $0)]))
         }
-        attempts = ["sent", "deferred", "failed"].map {
+        endedForOperators = ["uncertain", "cancelled"].map {
+            ($0, registry.makeGauge(descriptor: ServerMetrics.name("messages_for_operators", "",
+                                                                   "Messages that ended uncertain (the relay may have them) or were cancelled, by status."),
+                                    labels: base + [("status", $0)]))
+        }
+        attempts = ["sent", "deferred", "failed", "uncertain", "throttled"].map {
             ($0, registry.makeCounter(descriptor: ServerMetrics.name("delivery_attempts", "total", "Finished delivery attempts, by outcome."),
                                       labels: base + [("outcome", $0)]))
         }
@@ -132,12 +139,22 @@ public final class ServerMetrics: HTTPServerObserver {
             openConnections.set(Int64(server.connectionCount))
         }
         if let scheduler {
-            let counts = [scheduler.sentCount, scheduler.deferredCount, scheduler.failedCount]
-            for i in 0..<3 {
+            let counts = [scheduler.sentCount, scheduler.deferredCount, scheduler.failedCount, scheduler.uncertainCount, scheduler.throttledCount]
+            for i in counts.indices {
                 attempts[i].1.increment(by: Int64(counts[i] - seenAttempts[i]))
                 seenAttempts[i] = counts[i]
             }
             let pools = scheduler.pools
+            // Paused mailboxes (SPEC §6): 1 while a pause is on, with the seconds left.
+            let now = DeliveryScheduler.nowMilliseconds()
+            for (name, pause) in scheduler.pauses {
+                let g = pauseGauges[name] ?? registry.makeGauge(
+                    descriptor: ServerMetrics.name("mailbox_paused_seconds", "", "Seconds until a mailbox its relay throttled or stopped (a quota) may open sessions again; 0 when it may now."),
+                    labels: base + [("mailbox", name)])
+                pauseGauges[name] = g
+                g.set(Int64(max(pause.until - now, 0) / 1000))
+            }
+            for (name, g) in pauseGauges where scheduler.pauses[name] == nil { g.set(Int64(0)) }
             smtpSessions.set(Int64(pools.reduce(0) { $0 + $1.sessionCount }))
             let opened = pools.reduce(0) { $0 + $1.sessionsOpened }
             // A pool dropped with its mailbox takes its count along: never go backwards.
@@ -146,6 +163,7 @@ public final class ServerMetrics: HTTPServerObserver {
         }
         if let counts {
             for (status, gauge) in queueDepth { gauge.set(Int64(counts[status] ?? 0)) }
+            for (status, gauge) in endedForOperators { gauge.set(Int64(counts[status] ?? 0)) }
         }
         var out: [UInt8] = []
         out.reserveCapacity(8192)

@@ -32,7 +32,7 @@ public struct AuditQuery: Sendable, Equatable {
             && a.idempotencyKey == b.idempotencyKey && a.messageID == b.messageID
     }
 
-    public static let statuses = ["queued", "sending", "deferred", "sent", "failed"]
+    public static let statuses = ["queued", "sending", "deferred", "sent", "failed", "uncertain", "cancelled"]
     public static let parameters = ["limit", "cursor", "to", "status", "since", "until", "idempotency_key", "message_id"]
 
     /// Each bad parameter and why, in the order given (422 `validation_failed` fields).

@@ -164,7 +164,7 @@ struct MailboxCommand: ParsableCommand {
         @Option(help: databaseHelp) var db = defaultDatabase
         @Option(help: "Unique name (what API callers pass as \"mailbox\").") var name: String
         @Option(help: "Sender address.") var address: String
-        @Option(help: "smtp://[user:pass@]host[:port], smtps://…, or file://DIR (with ?starttls=, ca_file=, verify_peer=, max_connections=).") var dsn: String
+        @Option(help: "smtp://[user:pass@]host[:port], smtps://…, or file://DIR; parameters after ?: starttls=required|opportunistic|off, ca_file=PATH, verify_peer=false, max_connections=N (default 4), rate=N/s|N/m|N/h (messages), daily_recipients=N (a rolling 24 hours).") var dsn: String
         @Option(name: .customLong("display-name"), help: "Display name for From.") var displayName: String?
         @Flag(help: "Add it disabled.") var disabled = false
 
@@ -189,15 +189,23 @@ struct MailboxCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List mailboxes in creation order (passwords hidden).")
+        static let configuration = CommandConfiguration(
+            abstract: "List mailboxes in creation order (passwords hidden), with what their relay said: paused (throttled or over a quota) until when, and the recipients of the last 24 hours against daily_recipients=.")
         @Option(help: databaseHelp) var db = defaultDatabase
 
         func run() throws {
             let database = try openDatabase(db)
             let boxes = try adminStep("mailbox list") { try database.mailboxes() }
             if boxes.isEmpty { print("no mailboxes"); return }
+            let now = nowMilliseconds()
             for m in boxes {
-                print("\(m.name)\t\(m.displayName.map { "\($0) " } ?? "")<\(m.address)>\t\(redactPassword(m.dsn))\t\(m.enabled ? "enabled" : "disabled")")
+                var state = m.enabled ? "enabled" : "disabled"
+                if let p = m.pause, p.until > now { state += ", paused until \(formatTime(p.until)) (\(p.reason))" }
+                if let limit = (try? RelayDSN(parsing: m.dsn))?.dailyRecipients {
+                    let used = try adminStep("mailbox list") { try database.recipientsSent(mailbox: m.name, since: now - 86_400_000) }
+                    state += ", \(used) of \(limit) recipients in the last 24 h"
+                }
+                print("\(m.name)\t\(m.displayName.map { "\($0) " } ?? "")<\(m.address)>\t\(redactPassword(m.dsn))\t\(state)")
             }
         }
     }

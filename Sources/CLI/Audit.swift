@@ -28,8 +28,8 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             guard (1...10_000).contains(limit) else { throw usageError("--limit must be 1–10000") }
-            if let s = status, !["queued", "sending", "deferred", "sent", "failed"].contains(s) {
-                throw usageError("--status must be queued, sending, deferred, sent or failed")
+            if let s = status, !AuditQuery.statuses.contains(s) {
+                throw usageError("--status must be one of \(AuditQuery.statuses.joined(separator: ", "))")
             }
             func time(_ v: String?, _ flag: String) throws -> Int64? {
                 guard let v else { return nil }

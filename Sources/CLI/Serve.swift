@@ -93,8 +93,13 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-queue-age-seconds"), help: "A message still not delivered after this is failed.")
     var maxQueueAgeSeconds = 86_400
 
-    @Option(name: .customLong("smtp-timeout-seconds"), help: "Cap of every SMTP command timeout (RFC 5321 §4.5.3.2 values below it).")
-    var smtpTimeoutSeconds = 300
+    @Option(name: .customLong("smtp-timeout-seconds"),
+            help: "How long to wait for each SMTP reply, the one to the end of data included (default: RFC 5321's values, 5 minutes per command and 10 minutes for the end of data).")
+    var smtpTimeoutSeconds: Int?
+
+    @Option(name: .customLong("uncertain-retries"),
+            help: "How often a message is sent again when the reply to its end of data never came (the relay may have it: each retry may be a duplicate, with the same Message-ID); then it ends 'uncertain'.")
+    var uncertainRetries = 1
 
     @Option(name: .customLong("smtp-helo-name"), help: "Name sent with EHLO (default: this host's name).")
     var smtpHeloName: String?
@@ -141,7 +146,8 @@ struct Serve: ParsableCommand {
         if !["FULL", "NORMAL"].contains(sqliteSynchronous.uppercased()) { throw usageError("--sqlite-synchronous must be FULL or NORMAL") }
         if retryBaseSeconds < 1 || retryMaxSeconds < retryBaseSeconds { throw usageError("--retry-base-seconds must be ≥ 1 and ≤ --retry-max-seconds") }
         if maxQueueAgeSeconds < 0 { throw usageError("--max-queue-age-seconds must be ≥ 0") }
-        if smtpTimeoutSeconds < 1 { throw usageError("--smtp-timeout-seconds must be ≥ 1") }
+        if let t = smtpTimeoutSeconds, t < 1 { throw usageError("--smtp-timeout-seconds must be ≥ 1") }
+        if uncertainRetries < 0 || uncertainRetries > 10 { throw usageError("--uncertain-retries must be 0…10") }
         if smtpMessagesPerSession < 0 { throw usageError("--smtp-messages-per-session must be ≥ 0") }
         if dnsPort == 0 { throw usageError("--dns-port must be 1…65535") }
         if let h = smtpHeloName, h.isEmpty || h.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) {
@@ -201,6 +207,7 @@ struct Serve: ParsableCommand {
         options.retryMaxSeconds = retryMaxSeconds
         options.maxQueueAgeSeconds = maxQueueAgeSeconds
         options.smtpTimeoutSeconds = smtpTimeoutSeconds
+        options.uncertainRetries = uncertainRetries
         options.smtpHeloName = smtpHeloName
         options.smtpMessagesPerSession = smtpMessagesPerSession
         options.resolvConfPath = resolvConf

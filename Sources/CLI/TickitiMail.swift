@@ -15,7 +15,7 @@ struct TickitiMail: ParsableCommand {
         commandName: "tickiti-mail",
         abstract: "A self-hosted mail-dispatch API server: POST /api/send_email over HTTPS.",
         version: "tickiti-mail \(version)",
-        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, TemplateCommand.self, AuditCommand.self, StoreCommand.self, DevCert.self])
+        subcommands: [Serve.self, TokenCommand.self, MailboxCommand.self, TemplateCommand.self, AuditCommand.self, MessageCommand.self, StoreCommand.self, DevCert.self])
 
     /// A mistyped subcommand gets a "did you mean" (as git's), then the usual parsing.
     static func main() {

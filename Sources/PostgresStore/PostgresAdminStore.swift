@@ -184,6 +184,57 @@ public final class PostgresAdminStore: AdminStore {
     public func deliveryAttempts(messageID: Int64) throws -> [DeliveryAttempt] {
         PostgresSQL.attempts(try connection.exec(PostgresSQL.attempts.sql, [.int(messageID)]))
     }
+
+    // MARK: Operators (`message retry|cancel`)
+
+    /// The row is locked for the change: a server claiming it meanwhile waits, then sees the
+    /// new status (a `sending` row, claimed already, is refused).
+    func lockedStatus(id: Int64) throws -> (String, String?)? {
+        let r = try connection.exec("SELECT status, recipients FROM messages WHERE id = $1::bigint FOR UPDATE", [.int(id)])
+        return r.rowCount == 1 ? (r.string(0, 0), r.optionalString(0, 1)) : nil
+    }
+
+    public func retryMessage(id: Int64, now: Int64) throws -> MessageChange {
+        try transaction {
+            guard let row = try lockedStatus(id: id) else { return .notFound }
+            let (status, recipients) = row
+            guard status == "deferred" || status == "failed" || status == "uncertain" else { return .refused(status: status) }
+            var list = RecipientState.decode(recipients)
+            if list != nil { for i in list!.indices where list![i].status == .failed { list![i].status = .pending } }
+            _ = try connection.exec("""
+                UPDATE messages SET status = 'queued', next_attempt_at = $2::bigint, attempts = 0, uncertain = 0,
+                       recipients = coalesce($3::text, recipients) WHERE id = $1::bigint
+                """, [.int(id), .int(now), list.map { .text(RecipientState.encode($0)) } ?? .null])
+            _ = try connection.exec("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES ($1::bigint, $2::bigint, 'retried', $3::text)",
+                                    [.int(id), .int(now), .text("retried by an operator (was \(status))")])
+            return .changed
+        }
+    }
+
+    public func cancelMessage(id: Int64, now: Int64) throws -> MessageChange {
+        try transaction {
+            guard let status = try lockedStatus(id: id)?.0 else { return .notFound }
+            guard status == "queued" || status == "deferred" else { return .refused(status: status) }
+            _ = try connection.exec("UPDATE messages SET status = 'cancelled', next_attempt_at = $2::bigint WHERE id = $1::bigint", [.int(id), .int(now)])
+            _ = try connection.exec("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES ($1::bigint, $2::bigint, 'cancelled', $3::text)",
+                                    [.int(id), .int(now), .text("cancelled by an operator (was \(status))")])
+            return .changed
+        }
+    }
+
+    public func messageIDs(status: String, mailbox: String?, limit: Int) throws -> [Int64] {
+        let r = try connection.exec("""
+            SELECT id FROM messages WHERE status = $1::text AND ($2::text IS NULL OR mailbox_name = $2::text)
+            ORDER BY accepted_at, id LIMIT $3::bigint
+            """, [.text(status), mailbox.map { .text($0) } ?? .null, .int(Int64(limit))])
+        return (0..<r.rowCount).map { r.int64($0, 0) }
+    }
+
+    public func recipientsSent(mailbox: String, since: Int64) throws -> Int {
+        let r = try connection.exec("SELECT coalesce(sum(recipients), 0)::bigint FROM mailbox_usage WHERE mailbox = $1::text AND minute > $2::bigint",
+                                    [.text(mailbox), .int(since / 60_000)])
+        return Int(r.int64(0, 0))
+    }
 }
 
 /// Reading the directory's rows (shared by the admin store and the server's copy).
@@ -198,7 +249,8 @@ enum PostgresRows {
     static func mailboxes(_ r: PGResult) -> [MailboxRecord] {
         (0..<r.rowCount).map {
             MailboxRecord(id: r.int64($0, 0), name: r.string($0, 1), address: r.string($0, 2), displayName: r.optionalString($0, 3),
-                          dsn: r.string($0, 4), enabled: r.bool($0, 5), createdAt: r.int64($0, 6))
+                          dsn: r.string($0, 4), enabled: r.bool($0, 5), createdAt: r.int64($0, 6),
+                          pause: r.isNull($0, 7) ? nil : MailboxPause(until: r.int64($0, 7), level: r.int($0, 8), reason: r.string($0, 9)))
         }
     }
 

@@ -247,10 +247,12 @@ enum PostgresSQL {
 
     static let recordAttemptBatch = PGStatement("record_attempt_batch", """
         WITH w AS (
-            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY
-                AS t(id, status, reply, at, next, ord)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $7::text[]) WITH ORDINALITY
+                AS t(id, status, reply, at, next, outcome, ord)
         ), u AS (
-            UPDATE messages m SET status = w.status, attempts = m.attempts + 1, last_reply = w.reply, owner = NULL,
+            UPDATE messages m SET status = w.status, last_reply = w.reply, owner = NULL,
+                   attempts = m.attempts + CASE WHEN w.outcome IN ('sent', 'deferred', 'failed', 'uncertain') THEN 1 ELSE 0 END,
+                   uncertain = m.uncertain + CASE WHEN w.outcome = 'uncertain' THEN 1 ELSE 0 END,
                    sent_at = CASE WHEN w.status = 'sent' THEN w.at ELSE m.sent_at END, next_attempt_at = w.next
             -- `= ANY` as well as the join: a primary-key range the planner always takes (with
             -- the join alone its generic plan hashed a sequential scan of the whole table).
@@ -258,7 +260,7 @@ enum PostgresSQL {
             RETURNING m.id
         )
         INSERT INTO delivery_attempts (message_id, at, outcome, reply)
-        SELECT w.id, w.at, w.status, w.reply FROM w WHERE w.id IN (SELECT id FROM u) ORDER BY w.ord
+        SELECT w.id, w.at, w.outcome, w.reply FROM w WHERE w.id IN (SELECT id FROM u) ORDER BY w.ord
         """)
 
     static func batchedQueries(_ writes: [StatusWrite], lease: Lease, now: Int64) -> [PGQuery] {
@@ -277,13 +279,15 @@ enum PostgresSQL {
                 out.append(PGQuery(requeueBatch, [PGArray.int8(ids), .int(lease.owner), .int(now)]))
             case .attempt:
                 var ids: [Int64] = [], statuses: [String?] = [], replies: [String?] = [], ats: [Int64] = [], nexts: [Int64] = []
-                while j < writes.count, case .attempt(let id, let status, let reply, let at, let next) = writes[j] {
+                var outcomes: [String?] = []
+                while j < writes.count, case .attempt(let id, let status, let outcome, let reply, let at, let next) = writes[j] {
                     ids.append(id); statuses.append(status); replies.append(reply); ats.append(at); nexts.append(next)
+                    outcomes.append(outcome)
                     j += 1
                 }
                 out.append(PGQuery(recordAttemptBatch, [PGArray.int8(ids), PGArray.text(statuses), PGArray.text(replies),
-                                                        PGArray.int8(ats), PGArray.int8(nexts), .int(lease.owner)]))
-            case .recipients, .tokenUsed:
+                                                        PGArray.int8(ats), PGArray.int8(nexts), .int(lease.owner), PGArray.text(outcomes)]))
+            case .recipients, .tokenUsed, .mailboxPause, .recipientsSent:
                 out.append(query(writes[i], lease: lease, now: now))
                 j += 1
             }
@@ -305,20 +309,56 @@ enum PostgresSQL {
         """)
     static let recordAttempt = PGStatement("record_attempt", """
         WITH u AS (
-            UPDATE messages SET status = $2::text, attempts = attempts + 1, last_reply = $3::text, owner = NULL,
+            UPDATE messages SET status = $2::text, last_reply = $3::text, owner = NULL,
+                   attempts = attempts + CASE WHEN $7::text IN ('sent', 'deferred', 'failed', 'uncertain') THEN 1 ELSE 0 END,
+                   uncertain = uncertain + CASE WHEN $7::text = 'uncertain' THEN 1 ELSE 0 END,
                    sent_at = CASE WHEN $2::text = 'sent' THEN $4::bigint ELSE sent_at END, next_attempt_at = $5::bigint
             WHERE id = $1::bigint AND owner = $6::bigint
             RETURNING id
         )
-        INSERT INTO delivery_attempts (message_id, at, outcome, reply) SELECT id, $4::bigint, $2::text, $3::text FROM u
+        INSERT INTO delivery_attempts (message_id, at, outcome, reply) SELECT id, $4::bigint, $7::text, $3::text FROM u
         """)
+
+    /// A mailbox's pause, and a NOTIFY: every process reloads its directory copy and with it
+    /// the pause (a relay that throttles one process throttles them all).
+    static let setPause = PGStatement("set_pause", """
+        WITH u AS (
+            INSERT INTO mailbox_pauses (mailbox, until, level, reason) VALUES ($1::text, $2::bigint, $3::integer, $4::text)
+            ON CONFLICT (mailbox) DO UPDATE SET until = excluded.until, level = excluded.level, reason = excluded.reason
+            RETURNING 1
+        )
+        SELECT pg_notify('\(PostgresSchema.directoryChannel)', '') FROM u
+        """)
+    static let clearPause = PGStatement("clear_pause", """
+        WITH d AS (DELETE FROM mailbox_pauses WHERE mailbox = $1::text RETURNING 1)
+        SELECT pg_notify('\(PostgresSchema.directoryChannel)', '') FROM d LIMIT 1
+        """)
+    /// One more minute's count of the mailbox's `daily_recipients=` window (minutes that left
+    /// it are deleted as new ones begin).
+    static let addUsage = PGStatement("add_usage", """
+        WITH i AS (
+            INSERT INTO mailbox_usage (mailbox, minute, recipients) VALUES ($1::text, $2::bigint, $3::integer)
+            ON CONFLICT (mailbox, minute) DO UPDATE SET recipients = mailbox_usage.recipients + excluded.recipients
+            RETURNING 1
+        )
+        DELETE FROM mailbox_usage WHERE mailbox = $1::text AND minute <= $2::bigint - 1440
+        """)
+    static let takeBudget = PGStatement("take_budget",
+        "SELECT tickiti_take_budget($1::text, $2::bigint, $3::bigint, $4::integer, $5::integer, $6::integer)")
+
 
     static func query(_ w: StatusWrite, lease: Lease, now: Int64) -> PGQuery {
         switch w {
         case .sending(let id): return PGQuery(markSending, [.int(id), .int(lease.owner)])
         case .requeue(let id): return PGQuery(requeue, [.int(id), .int(lease.owner), .int(now)])
-        case .attempt(let id, let status, let reply, let at, let next):
-            return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next), .int(lease.owner)])
+        case .attempt(let id, let status, let outcome, let reply, let at, let next):
+            return PGQuery(recordAttempt, [.int(id), .text(status), .text(reply), .int(at), .int(next), .int(lease.owner), .text(outcome)])
+        case .mailboxPause(let mailbox, let pause?):
+            return PGQuery(setPause, [.text(mailbox), .int(pause.until), .int(Int64(pause.level)), .text(pause.reason)])
+        case .mailboxPause(let mailbox, nil):
+            return PGQuery(clearPause, [.text(mailbox)])
+        case .recipientsSent(let mailbox, let at, let count):
+            return PGQuery(addUsage, [.text(mailbox), .int(at / 60_000), .int(Int64(count))])
         case .recipients(let id, let list):
             return PGQuery(setRecipients, [.int(id), .text(list), .int(lease.owner)])
         case .tokenUsed(let id, let at):
@@ -368,7 +408,10 @@ enum PostgresSQL {
 
     static let listen = PGStatement("listen", "LISTEN \(PostgresSchema.directoryChannel)")
     static let tokens = PGStatement("tokens", "SELECT id, name, secret_hash, abilities, created_at, revoked_at FROM tokens ORDER BY id")
-    static let mailboxes = PGStatement("mailboxes", "SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY created_at, id")
+    static let mailboxes = PGStatement("mailboxes", """
+        SELECT m.id, m.name, m.address, m.display_name, m.dsn, m.enabled, m.created_at, p.until, p.level, p.reason
+        FROM mailboxes m LEFT JOIN mailbox_pauses p ON p.mailbox = m.name ORDER BY m.created_at, m.id
+        """)
     static let templates = PGStatement("templates", "SELECT identifier, subject, html, text, updated_at FROM templates ORDER BY identifier")
 
     // MARK: Queue
@@ -384,16 +427,16 @@ enum PostgresSQL {
         ), u AS (
             UPDATE messages m SET status = 'sending', owner = $3::bigint
             FROM c WHERE m.id = c.id
-            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts, m.recipients
+            RETURNING m.id, m.accepted_at, m.mailbox_name, m.mailbox_address, m.recipient, m.message_id, m.attempts, m.recipients, m.uncertain
         )
-        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts, u.recipients
+        SELECT u.id, u.accepted_at, u.mailbox_name, u.mailbox_address, u.recipient, u.message_id, b.raw, u.attempts, u.recipients, u.uncertain
         FROM u JOIN message_bodies b ON b.id = u.id
         ORDER BY u.id
         """)
     static let nextDue = PGStatement("next_due",
         "SELECT min(next_attempt_at) FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at > $1::bigint")
     static let queueCounts = PGStatement("queue_counts", """
-        SELECT s, (SELECT count(*) FROM messages WHERE status = s) FROM unnest(ARRAY['queued', 'sending', 'deferred']) AS s
+        SELECT s, (SELECT count(*) FROM messages WHERE status = s) FROM unnest(ARRAY['queued', 'sending', 'deferred', 'uncertain', 'cancelled']) AS s
         """)
     static let sweep = PGStatement("sweep", """
         DELETE FROM idempotency WHERE (token_id, key) IN

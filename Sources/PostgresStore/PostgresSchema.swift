@@ -161,7 +161,73 @@ enum PostgresSchema {
         ],
         // 8: each token's last use (`token list`), written at most once a minute per token.
         ["ALTER TABLE tokens ADD COLUMN last_used_at BIGINT"],
+        // 9: relays in the real world (SPEC §6): the statuses `uncertain` and `cancelled`, the
+        // attempts a throttled try and an operator's retry or cancel leave; how often a message
+        // ended uncertain; a mailbox's pause (every process reads it with the directory: the
+        // pause of one is the pause of all); recipients per mailbox and minute (the
+        // `daily_recipients=` window, shared by every process); each mailbox's token bucket
+        // for `rate=` (GCRA: one timestamp, taken by one UPDATE per message).
+        [
+            "ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_status_check",
+            "ALTER TABLE messages ADD CONSTRAINT messages_status_check CHECK (status IN ('queued', 'sending', 'deferred', 'sent', 'failed', 'uncertain', 'cancelled'))",
+            "ALTER TABLE delivery_attempts DROP CONSTRAINT IF EXISTS delivery_attempts_outcome_check",
+            "ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_outcome_check CHECK (outcome IN ('sent', 'deferred', 'failed', 'uncertain', 'throttled', 'retried', 'cancelled'))",
+            "ALTER TABLE messages ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0",
+            "CREATE TABLE mailbox_pauses (mailbox TEXT PRIMARY KEY, until BIGINT NOT NULL, level INTEGER NOT NULL, reason TEXT NOT NULL)",
+            "CREATE TABLE mailbox_usage (mailbox TEXT NOT NULL, minute BIGINT NOT NULL, recipients INTEGER NOT NULL, PRIMARY KEY (mailbox, minute))",
+            "CREATE TABLE mailbox_rates (mailbox TEXT PRIMARY KEY, tat BIGINT NOT NULL)",
+            takeBudgetFunction,
+        ],
     ]
+
+    /// A mailbox's budget for one more message of `p_n` recipients at `p_now` (ms), for every
+    /// process at once: under a transaction-level advisory lock per mailbox, the rolling 24 h
+    /// recipient count (`mailbox_usage`) and the GCRA token bucket (`mailbox_rates.tat`, the
+    /// bucket's theoretical arrival time in ns: a message may go when it is at most `burst − 1`
+    /// intervals ahead of now) are checked and, when both allow it, both are taken. Returns
+    /// NULL (granted) or the milliseconds to wait.
+    static let takeBudgetFunction = """
+        CREATE FUNCTION tickiti_take_budget(p_mailbox text, p_now bigint, p_interval bigint, p_burst integer, p_daily integer, p_n integer)
+        RETURNS bigint LANGUAGE plpgsql AS $fn$
+        DECLARE
+            v_minute bigint := p_now / 60000;
+            v_n integer := CASE WHEN p_daily IS NULL THEN p_n ELSE least(p_n, p_daily) END;
+            v_used bigint;
+            v_leave bigint;
+            v_tat bigint;
+            v_at bigint;
+            v_now bigint := p_now * 1000000;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtext('tickiti_budget'), hashtext(p_mailbox));
+            IF p_daily IS NOT NULL THEN
+                SELECT coalesce(sum(recipients), 0) INTO v_used FROM mailbox_usage
+                WHERE mailbox = p_mailbox AND minute > v_minute - 1440;
+                IF v_used + v_n > p_daily THEN
+                    SELECT min(minute) INTO v_leave FROM (
+                        SELECT minute, sum(recipients) OVER (ORDER BY minute) AS acc FROM mailbox_usage
+                        WHERE mailbox = p_mailbox AND minute > v_minute - 1440) s
+                    WHERE v_used - acc + v_n <= p_daily;
+                    RETURN greatest(coalesce((v_leave + 1440) * 60000 - p_now, 60000), 1000);
+                END IF;
+            END IF;
+            IF p_interval IS NOT NULL THEN
+                INSERT INTO mailbox_rates (mailbox, tat) VALUES (p_mailbox, 0) ON CONFLICT (mailbox) DO NOTHING;
+                SELECT tat INTO v_tat FROM mailbox_rates WHERE mailbox = p_mailbox;
+                v_at := greatest(v_tat, v_now);
+                IF v_at - v_now > (p_burst - 1) * p_interval THEN
+                    RETURN greatest((v_at - v_now - (p_burst - 1) * p_interval + 999999) / 1000000, 1);
+                END IF;
+                UPDATE mailbox_rates SET tat = v_at + p_interval WHERE mailbox = p_mailbox;
+            END IF;
+            IF p_daily IS NOT NULL THEN
+                INSERT INTO mailbox_usage (mailbox, minute, recipients) VALUES (p_mailbox, v_minute, v_n)
+                ON CONFLICT (mailbox, minute) DO UPDATE SET recipients = mailbox_usage.recipients + excluded.recipients;
+                DELETE FROM mailbox_usage WHERE mailbox = p_mailbox AND minute <= v_minute - 1440;
+            END IF;
+            RETURN NULL;
+        END
+        $fn$
+        """
 
     /// The channel admin commands NOTIFY after changing tokens, mailboxes or templates.
     static let directoryChannel = "tickiti_directory"

@@ -416,9 +416,11 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
              PGQuery(PostgresSQL.nextDue, [.int(now)]), PGQuery(PostgresSQL.sessionPlans)], completion) { r in
             let d = r[1]
             let rows = (0..<d.rowCount).map {
-                QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
-                              recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7),
-                              markedSending: true, recipients: RecipientState.decode(d.optionalString($0, 8)))
+                var m = QueuedMessage(id: d.int64($0, 0), acceptedAt: d.int64($0, 1), mailboxName: d.string($0, 2), from: d.string($0, 3),
+                                      recipient: d.string($0, 4), messageID: d.string($0, 5), raw: d.bytes($0, 6), attempts: d.int($0, 7),
+                                      markedSending: true, recipients: RecipientState.decode(d.optionalString($0, 8)))
+                m.uncertainAttempts = d.int($0, 9)
+                return m
             }
             return DueScan(rows: rows, nextDue: r[2].isNull(0, 0) ? nil : r[2].int64(0, 0))
         }
@@ -427,6 +429,22 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     // MARK: Mailbox session slots
 
     public var sharesSessionSlots: Bool { true }
+
+    public var sharesSendBudgets: Bool { true }
+
+    /// One call of `tickiti_take_budget` (PostgresSchema): the mailbox's budget for every process.
+    /// A failure (store down) is a wait of a second.
+    public func takeSendBudget(_ q: BudgetRequest, completion: @escaping (Int64?) -> Void) {
+        run([PGQuery(PostgresSQL.takeBudget, [.text(q.mailbox), .int(q.nowMilliseconds),
+                                               q.rate.map { .int($0.intervalNanoseconds) } ?? .null, .int(Int64(q.rate?.burst ?? 1)),
+                                               q.dailyRecipients.map { .int(Int64($0)) } ?? .null, .int(Int64(q.recipients))])],
+            { (result: Result<Int64?, Error>) in
+                switch result {
+                case .success(let wait): completion(wait)
+                case .failure: completion(1000)
+                }
+            }) { r in r[0].isNull(0, 0) ? nil : r[0].int64(0, 0) }
+    }
 
     public func acquireSessionSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void) {
         let epoch = reconnects

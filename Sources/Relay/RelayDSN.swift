@@ -4,8 +4,15 @@
 ///   smtp://[user:pass@]host[:port]   submission, default port 587, STARTTLS required
 ///   smtps://[user:pass@]host[:port]  implicit TLS, default port 465
 ///   file:///abs/dir or file://rel/dir  development transport (.eml files)
-/// Query: starttls=required|opportunistic|off (smtp only), ca_file=PATH, verify_peer=false,
-/// max_connections=N (1…100, default 4). User and password are percent-decoded; credentials
+/// Query parameters:
+///   starttls=required|opportunistic|off   smtp:// only (smtps:// is always TLS)
+///   ca_file=PATH, verify_peer=false       the relay's certificate
+///   max_connections=N                     1…100, default 4: sessions open at once
+///   rate=N/s|N/m|N/h                      smtp:// and smtps:// only, N 1…1000000: messages per
+///                                         window, a token bucket (RateLimit, TokenBucket); none by default
+///   daily_recipients=N                    smtp:// and smtps:// only, N 1…100000000: recipients in
+///                                         any rolling 24 hours (RollingDailyCount); none by default
+/// The limits hold for the mailbox as a whole (SPEC §6). User and password are percent-decoded; credentials
 /// with starttls=off must be asked for explicitly (they would cross the network in clear).
 /// Pure: no I/O (the CA file's existence is checked by the caller).
 public struct RelayDSN: Sendable, Equatable {
@@ -26,6 +33,13 @@ public struct RelayDSN: Sendable, Equatable {
     public var caFile: String?
     public var verifyPeer: Bool
     public var maxConnections: Int
+    /// `rate=`: messages per second, minute or hour; nil = unlimited.
+    public var rate: RateLimit?
+    /// `daily_recipients=`: recipients in any rolling 24 hours; nil = unlimited.
+    public var dailyRecipients: Int?
+
+    /// The largest `daily_recipients=`: far above any relay's daily limit (Microsoft 365: 10 000).
+    public static let maxDailyRecipients = 100_000_000
 
     public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         public let reason: String
@@ -53,6 +67,8 @@ public struct RelayDSN: Sendable, Equatable {
         caFile = nil
         verifyPeer = true
         maxConnections = 4
+        rate = nil
+        dailyRecipients = nil
 
         switch scheme {
         case "file":
@@ -107,6 +123,8 @@ public struct RelayDSN: Sendable, Equatable {
         }
 
         var sawStartTLS = false
+        let isFile: Bool
+        if case .file = transport { isFile = true } else { isFile = false }
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(kv[0])
@@ -126,6 +144,18 @@ public struct RelayDSN: Sendable, Equatable {
             case "max_connections":
                 guard let n = Int(value), (1...100).contains(n) else { throw fail("max_connections must be 1…100") }
                 maxConnections = n
+            case "rate":
+                guard !isFile else { throw fail("rate= applies to smtp:// and smtps:// only") }
+                guard let r = RateLimit(parsing: value) else {
+                    throw fail("rate must be N/s, N/m or N/h with N from 1 to \(RateLimit.maxCount) (e.g. rate=30/m)")
+                }
+                rate = r
+            case "daily_recipients":
+                guard !isFile else { throw fail("daily_recipients= applies to smtp:// and smtps:// only") }
+                guard let n = RateLimit.wholeNumber(value[...], in: 1...RelayDSN.maxDailyRecipients) else {
+                    throw fail("daily_recipients must be a whole number from 1 to \(RelayDSN.maxDailyRecipients)")
+                }
+                dailyRecipients = n
             default:
                 throw fail("unknown parameter \"\(key)\"")
             }

@@ -29,6 +29,28 @@ public protocol DeliveryHandler: AnyObject {
     /// `recipients`: each envelope recipient's RCPT reply, in order, when they all came (a
     /// refused one was not given the message whatever the outcome says).
     func delivered(_ job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?)
+    /// A session failed before the relay accepted it, with `failure` said by the relay (a
+    /// `432 4.3.2` connection limit, say). True when the owner paused the pool for it
+    /// (`pause`): the waiting messages are then the pause's business, not a site failure.
+    func sessionRefused(_ pool: RelayPool, _ failure: SMTPReply) -> Bool
+    /// The budget makes the next message wait `milliseconds`, longer than the pool holds
+    /// messages for (`RelayPool.longestHold`): the owner takes the waiting ones back.
+    func budgetWait(_ pool: RelayPool, milliseconds: Int64)
+}
+
+extension DeliveryHandler {
+    public func sessionRefused(_ pool: RelayPool, _ failure: SMTPReply) -> Bool { false }
+    public func budgetWait(_ pool: RelayPool, milliseconds: Int64) {}
+}
+
+/// A mailbox's sending budget (`rate=`, `daily_recipients=`; Relay.TokenBucket and
+/// RollingDailyCount, or the same arithmetic in a shared store): asked before each message is
+/// handed to a session.
+public protocol SendBudget: AnyObject {
+    /// One message for `recipients` recipients may go now: calls back once, from the loop —
+    /// at once or later — with nil (granted, and counted) or how many milliseconds to wait
+    /// before asking again.
+    func take(recipients: Int, completion: @escaping (Int64?) -> Void)
 }
 
 /// Session slots of a mailbox shared by several processes (PostgreSQL: session-level advisory
@@ -76,6 +98,20 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     /// Sessions holding output until the `.sent` outcomes they reported are committed.
     var holding: [SMTPSession] = []
 
+    /// The mailbox's budget (nil: no `rate=` or `daily_recipients=`): a message is handed to a
+    /// session only with a credit the budget granted.
+    public var budget: SendBudget?
+    var credits = 0
+    var budgetRequestInFlight = false
+    var budgetRetryAt: Instant?
+    /// Waits for the budget longer than this hand the waiting messages back to the owner.
+    public static let longestHold: Int64 = 300_000
+
+    /// The relay asked us to slow down (SPEC §6): no new session before `pausedUntil`; with
+    /// `pauseAll` (a quota, or a throttling reply to a message) no message either.
+    public private(set) var pausedUntil: Instant?
+    public private(set) var pauseAll = false
+
     /// Counters (tests, metrics, benchmarks).
     public private(set) var sessionsOpened = 0
     public private(set) var sessionFailures = 0
@@ -96,6 +132,73 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     /// Messages handed to a session and not finished.
     public var inFlightCount: Int { sessions.values.reduce(0) { $0 + $1.jobs.count } }
     public var isIdle: Bool { waiting.isEmpty && inFlightCount == 0 }
+    public var isPaused: Bool {
+        guard let t = pausedUntil else { return false }
+        return reactor.now < t
+    }
+    /// Paused so that a message enqueued now would wait for the pause's end.
+    public var refusesWork: Bool { isPaused && (pauseAll || !sessions.values.contains { $0.established }) }
+
+    /// No new session for `duration` (and, `allSessions`, no message either); returns the
+    /// waiting messages when none can go meanwhile, for the owner to defer until then.
+    public func pause(for duration: Duration, allSessions: Bool) -> [DeliveryJob] {
+        let until = reactor.now + duration
+        if isPaused {
+            pausedUntil = max(pausedUntil!, until)
+            pauseAll = pauseAll || allSessions
+        } else {
+            pausedUntil = until
+            pauseAll = allSessions
+        }
+        armWake()
+        guard refusesWork else { return [] }
+        let back = Array(waiting)
+        waiting.removeAll()
+        return back
+    }
+
+    /// A job may be handed to a session now (the budget granted one); asks for the next grant.
+    func mayHand() -> Bool {
+        if pauseAll && isPaused { return false }
+        guard budget != nil else { return true }
+        if credits == 0 { requestCredit() }
+        return credits > 0
+    }
+
+    func handed() {
+        if budget != nil { credits = max(credits - 1, 0) }
+    }
+
+    func requestCredit() {
+        guard let budget, !budgetRequestInFlight, let head = waiting.first else { return }
+        if let t = budgetRetryAt, reactor.now < t { return }
+        budgetRequestInFlight = true
+        var synchronous = true
+        budget.take(recipients: head.envelope.recipients.count) { [self] wait in
+            budgetRequestInFlight = false
+            if let wait {
+                if wait > RelayPool.longestHold {
+                    budgetRetryAt = nil
+                    handler?.budgetWait(self, milliseconds: wait)
+                    return
+                }
+                budgetRetryAt = reactor.now + .milliseconds(max(wait, 1))
+                armWake()
+            } else {
+                credits += 1
+                budgetRetryAt = nil
+                if !synchronous { dispatch() }
+            }
+        }
+        synchronous = false
+    }
+
+    /// The owner takes back what waits (a long budget wait, a pause).
+    public func takeWaiting() -> [DeliveryJob] {
+        let back = Array(waiting)
+        waiting.removeAll()
+        return back
+    }
 
     public func enqueue(_ job: DeliveryJob) {
         waiting.append(job)
@@ -113,11 +216,17 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     /// messages cost one write instead of two.
     func dispatch() {
         guard !draining, !waiting.isEmpty else { return }
+        if let p = pausedUntil, reactor.now >= p {
+            pausedUntil = nil
+            pauseAll = false
+        }
         for s in holding where !s.quitWhenIdle {
             s.pipelineNext()
             if waiting.isEmpty { return }
         }
         for s in sessions.values where !s.quitWhenIdle && s.isIdle {
+            guard mayHand() else { return }
+            handed()
             s.submit(waiting.removeFirst())
             if waiting.isEmpty { return }   // the usual case: one message, one idle session
         }
@@ -125,6 +234,9 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
             if reactor.now < t { return }
             openAfter = nil
         }
+        if isPaused { return }
+        // A budget that holds messages back: no session beyond the first until it grants one.
+        if budget != nil && !sessions.isEmpty && !mayHand() { return }
         var toOpen = sessionsWanted
         guard toOpen > 0 else { return }
         if let slots {
@@ -143,10 +255,8 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
                 for slot in rest { slots.releaseSlot(mailbox: name, slot: slot) }
                 if want > 0 {
                     // Every slot is taken elsewhere: ask again shortly.
-                    let t = reconnectTimer ?? reactor.makeTimer(self)
-                    reconnectTimer = t
                     openAfter = reactor.now + RelayPool.slotRetryDelay
-                    reactor.arm(t, at: openAfter!)
+                    armWake()
                 }
             }
             return
@@ -199,7 +309,8 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
             s.quitWhenIdle = true
             return s.quit()
         }
-        if let j = waiting.popFirst() {
+        if !waiting.isEmpty, mayHand(), let j = waiting.popFirst() {
+            handed()
             s.submit(j)
         } else {
             s.armIdle(seconds: idleSeconds)
@@ -207,8 +318,10 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     }
 
     func nextPipelinedJob(for s: SMTPSession) -> DeliveryJob? {
-        if s.quitWhenIdle || draining { return nil }
+        if s.quitWhenIdle || draining || waiting.isEmpty { return nil }
         if maxMessagesPerSession > 0 && s.messagesSent + s.jobs.count >= maxMessagesPerSession { return nil }
+        guard mayHand() else { return nil }
+        handed()
         return waiting.popFirst()
     }
 
@@ -236,11 +349,14 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
         }
         if let failure {
             sessionFailures += 1
+            if !s.established, !failure.isLocal, handler?.sessionRefused(self, failure) == true {
+                // Paused by the owner: what waits goes on with the working sessions or was
+                // handed back by `pause`.
+                return dispatch()
+            }
             if !s.established {
-                let t = reconnectTimer ?? reactor.makeTimer(self)
-                reconnectTimer = t
                 openAfter = reactor.now + RelayPool.reconnectDelay
-                reactor.arm(t, at: openAfter!)
+                armWake()
             }
             if !s.established && !sessions.values.contains(where: { $0.established }) && !waiting.isEmpty {
                 let jobs = Array(waiting)
@@ -254,7 +370,21 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
 }
 
 extension RelayPool {
-    public func onDeadline() { dispatch() }
+    public func onDeadline() {
+        dispatch()
+        armWake()
+    }
+
+    /// One timer for every wait of the pool (a reconnect delay, slots taken elsewhere, a
+    /// pause, the budget): armed at the earliest one still ahead.
+    func armWake() {
+        let now = reactor.now
+        let next = [openAfter, budgetRetryAt, pausedUntil].compactMap { $0 }.filter { $0 > now }.min()
+        guard let next else { return }
+        let t = reconnectTimer ?? reactor.makeTimer(self)
+        reconnectTimer = t
+        reactor.arm(t, at: next)
+    }
 }
 
 extension DeliveryOutcome {
@@ -262,7 +392,7 @@ extension DeliveryOutcome {
     /// relay working (a wrong password, an expired certificate, a relay restarting).
     var asSiteFailure: DeliveryOutcome {
         switch self {
-        case .sent(let r), .failed(let r): return .deferred(r)
+        case .sent(let r), .failed(let r), .uncertain(let r): return .deferred(r)
         case .deferred: return self
         }
     }

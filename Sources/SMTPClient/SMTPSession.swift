@@ -24,14 +24,15 @@ public struct RelayEndpoint: Sendable {
     public var host: String
     public var port: UInt16
     public var policy: SessionMachine.Policy
-    /// Seconds; caps every per-command timeout (`--smtp-timeout-seconds`).
-    public var timeoutCapSeconds: Int
+    /// Seconds to wait for every reply, the one to the end of data included
+    /// (`--smtp-timeout-seconds`); nil: RFC 5321 §4.5.3.2's value for each state.
+    public var timeoutSeconds: Int?
 
-    public init(host: String, port: UInt16, policy: SessionMachine.Policy, timeoutCapSeconds: Int) {
+    public init(host: String, port: UInt16, policy: SessionMachine.Policy, timeoutSeconds: Int?) {
         self.host = host
         self.port = port
         self.policy = policy
-        self.timeoutCapSeconds = timeoutCapSeconds
+        self.timeoutSeconds = timeoutSeconds
     }
 
     var needsTLS: Bool { policy.security != .plain }
@@ -148,7 +149,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
                 let (fd, state) = try Socket.connectTCP(address)
                 registration = try reactor.register(fd: fd, interest: .writable, handler: self)
                 if case .done = state { return connected() }
-                arm(seconds: SMTPSession.connectTimeoutSeconds)
+                arm(seconds: connectTimeout, replyWait: false)
                 return
             } catch {
                 lastConnectProblem = "\(peer): \(error)"
@@ -206,7 +207,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         guard phase != .closed else { return }
         if phase == .smtp, case .ready = machine.state {
             perform(machine.receive(.quit))
-            arm(seconds: SMTPSession.quitTimeoutSeconds)
+            arm(seconds: min(SMTPSession.quitTimeoutSeconds, endpoint.timeoutSeconds ?? .max), replyWait: false)
         } else if jobs.isEmpty {
             end(failure: nil)
         } else {
@@ -284,10 +285,14 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         arm(seconds: machine.state.timeoutSeconds)
     }
 
-    func arm(seconds: Int?) {
+    /// Connecting: 30 s, or `--smtp-timeout-seconds` when shorter.
+    var connectTimeout: Int { min(SMTPSession.connectTimeoutSeconds, endpoint.timeoutSeconds ?? .max) }
+
+    /// `replyWait`: waiting for a reply, whose RFC 5321 value `--smtp-timeout-seconds` replaces.
+    func arm(seconds: Int?, replyWait: Bool = true) {
         guard let t = timer else { return }
         if let s = seconds {
-            reactor.arm(t, after: .seconds(min(s, endpoint.timeoutCapSeconds)))
+            reactor.arm(t, after: .seconds(replyWait ? endpoint.timeoutSeconds ?? s : s))
         } else {
             reactor.cancel(t)
         }
@@ -304,7 +309,7 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
         case .resolving:
             end(failure: .local(421, "4.4.3", "timeout resolving the relay"))
         case .connecting:
-            connectFailed("\(peer): connect timeout after \(min(SMTPSession.connectTimeoutSeconds, endpoint.timeoutCapSeconds))s")
+            connectFailed("\(peer): connect timeout after \(connectTimeout)s")
         case .implicitTLS:
             machineEvent(.timeout)
         case .smtp:

@@ -9,6 +9,10 @@ public enum DeliveryOutcome: Sendable, Equatable, CustomStringConvertible {
     case deferred(SMTPReply)
     /// Give up now (5xx).
     case failed(SMTPReply)
+    /// The end of data went out and its reply never came (a timeout or a lost connection):
+    /// the relay may have the message (RFC 5321 §4.5.3.2.6, RFC 1047). Retried a bounded
+    /// number of times (`--uncertain-retries`), never in an endless loop of copies.
+    case uncertain(SMTPReply)
 
     /// 2xx → sent, 5xx → failed, everything else (4xx, an unexpected 3xx) → deferred.
     public static func classify(_ reply: SMTPReply) -> DeliveryOutcome {
@@ -19,7 +23,7 @@ public enum DeliveryOutcome: Sendable, Equatable, CustomStringConvertible {
 
     public var reply: SMTPReply {
         switch self {
-        case .sent(let r), .deferred(let r), .failed(let r): return r
+        case .sent(let r), .deferred(let r), .failed(let r), .uncertain(let r): return r
         }
     }
 
@@ -28,6 +32,7 @@ public enum DeliveryOutcome: Sendable, Equatable, CustomStringConvertible {
         case .sent(let r): return "sent: \(r)"
         case .deferred(let r): return "deferred: \(r)"
         case .failed(let r): return "failed: \(r)"
+        case .uncertain(let r): return "uncertain: \(r)"
         }
     }
 }

@@ -14,6 +14,9 @@ public struct SMTPReply: Sendable, Equatable, CustomStringConvertible {
     public var enhancedCode: String?
     /// The text of each line, after the code and separator.
     public var lines: [String]
+    /// Made up by us for a local failure (`local`), not said by the relay: the relay-policy
+    /// table (Relay.ReplyClassifier) reads only what relays say.
+    public var isLocal = false
 
     public init(code: Int, enhancedCode: String? = nil, lines: [String]) {
         self.code = code
@@ -24,7 +27,9 @@ public struct SMTPReply: Sendable, Equatable, CustomStringConvertible {
     /// A reply we make up for a local failure, in SMTP's vocabulary (STYLE 9), e.g.
     /// `.local(421, "4.4.2", "timeout while sending RCPT TO")`.
     public static func local(_ code: Int, _ enhanced: String, _ text: String) -> SMTPReply {
-        SMTPReply(code: code, enhancedCode: enhanced, lines: ["\(enhanced) \(text)"])
+        var r = SMTPReply(code: code, enhancedCode: enhanced, lines: ["\(enhanced) \(text)"])
+        r.isLocal = true
+        return r
     }
 
     public var isPositive: Bool { code >= 200 && code < 300 }

@@ -222,24 +222,28 @@ public struct SessionMachine: Sendable {
                 return fail(.local(421, "4.4.2", "session abandoned while \(state.activity)"))
             }
         case .timeout:
-            return fail(.local(421, "4.4.2", "timeout while \(state.activity)"))
+            return fail(.local(421, "4.4.2", "timeout while \(state.activity)"), replyMissing: true)
         case .lost(let reason):
             if case .quit = state {
                 state = .closed
                 return [.close(failure: nil)]
             }
-            return fail(.local(421, "4.4.2", "\(reason) while \(state.activity)"))
+            return fail(.local(421, "4.4.2", "\(reason) while \(state.activity)"), replyMissing: true)
         }
     }
 
     /// A session-level failure: the current message (if any) is deferred, the session closed.
-    mutating func fail(_ reply: SMTPReply) -> [Action] {
+    /// `replyMissing` (a timeout, a lost connection): a message whose end of data went out is
+    /// `uncertain` — the relay may have taken it (§4.5.3.2.6); a message pipelined behind it
+    /// never had its data sent and is deferred. A reply (a 421) is an answer: deferred.
+    mutating func fail(_ reply: SMTPReply, replyMissing: Bool = false) -> [Action] {
         var actions: [Action] = []
         switch state {
         case .transaction(let t):
             actions.append(.outcome(.deferred(reply), recipients: t.recipientReplies))
         case .data(let t, let next):
-            actions.append(.outcome(.deferred(reply), recipients: t.recipientReplies))
+            let uncertain = replyMissing && !t.abandoned
+            actions.append(.outcome(uncertain ? .uncertain(reply) : .deferred(reply), recipients: t.recipientReplies))
             if let next { actions.append(.outcome(.deferred(reply), recipients: next.recipientReplies)) }
         case .closed:
             return []

@@ -34,8 +34,12 @@ public struct MailboxRecord: Sendable, Equatable {
     public var dsn: String
     public var enabled: Bool
     public var createdAt: Int64
+    /// The relay throttled or quota-paused the mailbox (SPEC §6): no new session before this.
+    public var pause: MailboxPause?
 
-    public init(id: Int64, name: String, address: String, displayName: String?, dsn: String, enabled: Bool, createdAt: Int64) {
+    public init(id: Int64, name: String, address: String, displayName: String?, dsn: String, enabled: Bool, createdAt: Int64,
+                pause: MailboxPause? = nil) {
+        self.pause = pause
         self.id = id
         self.name = name
         self.address = address
@@ -43,6 +47,19 @@ public struct MailboxRecord: Sendable, Equatable {
         self.dsn = dsn
         self.enabled = enabled
         self.createdAt = createdAt
+    }
+}
+
+/// A mailbox the relay told to slow down (throttling, concurrency) or to stop (a quota): no new
+/// session before `until`; `level` counts the pauses in a row (the backoff doubles with it).
+public struct MailboxPause: Sendable, Equatable {
+    public var until: Int64
+    public var level: Int
+    public var reason: String
+    public init(until: Int64, level: Int, reason: String) {
+        self.until = until
+        self.level = level
+        self.reason = reason
     }
 }
 
@@ -144,6 +161,8 @@ public struct QueuedMessage: Sendable {
     public var messageID: String
     public var raw: [UInt8]
     public var attempts: Int
+    /// Attempts that ended `uncertain` (no reply to the end of data).
+    public var uncertainAttempts = 0
     /// The row is already `sending` (inserted so by the group commit that accepted it).
     public var markedSending: Bool
     /// More recipients than the To: each with its state (only `pending` ones get an RCPT).

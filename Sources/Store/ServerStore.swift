@@ -55,12 +55,22 @@ public protocol ServerStore: AnyObject {
     func acquireSessionSlots(mailbox: String, max: Int, held: [Int], count: Int, completion: @escaping ([Int]) -> Void)
     func releaseSessionSlot(mailbox: String, slot: Int)
 
+    /// Other processes send through the same mailboxes: their `rate=` and `daily_recipients=`
+    /// budgets are the store's, taken by `takeSendBudget` (else each process keeps its own).
+    var sharesSendBudgets: Bool { get }
+    /// nil: granted (and counted); else the milliseconds to wait before asking again.
+    func takeSendBudget(_ request: BudgetRequest, completion: @escaping (Int64?) -> Void)
+    /// A process keeping its own budget: the mailbox's recipient counts per minute of the last
+    /// 24 hours (what `.recipientsSent` wrote), to start its window from after a restart.
+    func recipientUsage(mailbox: String, nowMilliseconds: Int64) throws -> [(minute: Int64, count: Int)]
+
     // MARK: Audit
 
     func auditPage(_ filter: AuditFilter, limit: Int, after: AuditCursor?, completion: @escaping (Result<[AuditEntry], Error>) -> Void)
     /// One entry with its bytes and its delivery attempts; nil when there is none.
     func auditDetail(id: Int64, completion: @escaping (Result<(AuditEntry, [DeliveryAttempt])?, Error>) -> Void)
-    /// The backlog by status (`queued`, `sending`, `deferred`) now; nil if the store cannot say.
+    /// The backlog by status (`queued`, `sending`, `deferred`), and the `uncertain` and
+    /// `cancelled` messages, now; nil if the store cannot say.
     func queueCounts(completion: @escaping ([String: Int]?) -> Void)
 
     // MARK: Start-up
@@ -88,6 +98,26 @@ extension ServerStore {
         completion(Array((0..<max).filter { !held.contains($0) }.prefix(count)))
     }
     public func releaseSessionSlot(mailbox: String, slot: Int) {}
+    public var sharesSendBudgets: Bool { false }
+    public func takeSendBudget(_ request: BudgetRequest, completion: @escaping (Int64?) -> Void) { completion(nil) }
+    public func recipientUsage(mailbox: String, nowMilliseconds: Int64) throws -> [(minute: Int64, count: Int)] { [] }
+}
+
+/// One message's claim on its mailbox's budget (`rate=`, `daily_recipients=`).
+public struct BudgetRequest: Sendable {
+    public var mailbox: String
+    /// The token bucket: nanoseconds between messages and the burst (nil: no `rate=`).
+    public var rate: (intervalNanoseconds: Int64, burst: Int)?
+    public var dailyRecipients: Int?
+    public var recipients: Int
+    public var nowMilliseconds: Int64
+    public init(mailbox: String, rate: (intervalNanoseconds: Int64, burst: Int)?, dailyRecipients: Int?, recipients: Int, nowMilliseconds: Int64) {
+        self.mailbox = mailbox
+        self.rate = rate
+        self.dailyRecipients = dailyRecipients
+        self.recipients = recipients
+        self.nowMilliseconds = nowMilliseconds
+    }
 }
 
 /// One group commit: the loop iteration's accepted messages and idempotency look-ups, and the
@@ -151,13 +181,39 @@ public enum StatusWrite: Equatable {
     case sending(Int64)
     /// Shutdown or an abandoned session: back to `queued`, due now.
     case requeue(Int64)
-    /// A finished attempt: `sent`, `deferred` (due again at `next`) or `failed`.
-    case attempt(id: Int64, status: String, reply: String, at: Int64, next: Int64)
+    /// A finished attempt: the message's new `status` (`sent`, `deferred` — due again at
+    /// `next` —, `failed`, `uncertain`) and the attempt's `outcome` for the audit (the status,
+    /// or `uncertain` for a deferral after one, or `throttled`: the relay asked to slow down,
+    /// not an attempt that counts — see `AttemptOutcome.counts`).
+    case attempt(id: Int64, status: String, outcome: String, reply: String, at: Int64, next: Int64)
+    /// The mailbox's pause (nil: it works again), for `mailbox list`, restarts and the other
+    /// processes of a shared store.
+    case mailboxPause(mailbox: String, MailboxPause?)
+    /// `count` recipients given to the mailbox's relay (its `daily_recipients=` window).
+    case recipientsSent(mailbox: String, at: Int64, count: Int)
     /// A message with several recipients: where each stands after an attempt (the stored
     /// form, `RecipientState.encode`); written with that attempt's `.attempt`.
     case recipients(id: Int64, list: String)
     /// A token's last use (`token list`): written at most once a minute per token.
     case tokenUsed(id: Int64, at: Int64)
+}
+
+/// The outcomes recorded in `delivery_attempts`.
+public enum AttemptOutcome {
+    public static let all = ["sent", "deferred", "failed", "uncertain", "throttled", "retried", "cancelled"]
+    /// Whether an attempt with this outcome adds to the message's `attempts` (its backoff):
+    /// a throttled try and an operator's retry or cancel do not.
+    public static func counts(_ outcome: String) -> Bool {
+        outcome == "sent" || outcome == "deferred" || outcome == "failed" || outcome == "uncertain"
+    }
+}
+
+/// What `message retry|cancel` did to one message.
+public enum MessageChange: Equatable, Sendable {
+    case changed
+    case notFound
+    /// Not in a status the change applies to (this one).
+    case refused(status: String)
 }
 
 public struct DueScan {
@@ -200,6 +256,17 @@ public protocol AdminStore: CopyableStore {
     /// The token and its idempotency records (the audit keeps the token's name).
     func removeToken(name: String) throws -> Bool
     func removeTemplate(identifier: String) throws -> Bool
+
+    // Operators (`message retry|cancel`, SPEC §6), each recorded as an attempt.
+    /// deferred, failed or uncertain → queued, due now, its attempt counts reset (failed
+    /// recipients pending again).
+    func retryMessage(id: Int64, now: Int64) throws -> MessageChange
+    /// queued or deferred → cancelled.
+    func cancelMessage(id: Int64, now: Int64) throws -> MessageChange
+    /// Ids of messages in `status` (through `mailbox` if given), oldest first, at most `limit`.
+    func messageIDs(status: String, mailbox: String?, limit: Int) throws -> [Int64]
+    /// Recipients given to the mailbox's relay in the 24 hours before `now` (`mailbox list`).
+    func recipientsSent(mailbox: String, since: Int64) throws -> Int
 }
 
 extension AdminStore {

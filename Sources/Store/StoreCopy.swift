@@ -62,7 +62,7 @@ public enum StoreCopy {
                                               ("idempotency_key", .text), ("mailbox_name", .text), ("mailbox_address", .text),
                                               ("recipient", .text), ("subject", .text), ("template", .text), ("message_id", .text),
                                               ("status", .text), ("attempts", .int), ("next_attempt_at", .int), ("last_reply", .text),
-                                              ("recipients", .text), ("metadata", .text)],
+                                              ("recipients", .text), ("metadata", .text), ("uncertain", .int)],
                   key: ["id"], batch: 1000),
         CopyTable(name: "message_bodies", columns: [("id", .int), ("raw", .bytes)], key: ["id"], batch: 100),
         CopyTable(name: "message_metadata", columns: [("message_id", .int), ("key", .text), ("value", .text), ("accepted_at", .int)],

@@ -181,7 +181,7 @@ final class PrivatePostgres {
                                         .accept(Self.message("k1"), sending: false),
                                         .accept(Self.message("k2", fingerprint: [9]), sending: false),
                                         .accept(Self.message("k3"), sending: true)],
-                                statusWrites: [.sending(id2), .attempt(id: id2, status: "deferred", reply: "451 later", at: 1500, next: 1500)],
+                                statusWrites: [.sending(id2), .attempt(id: id2, status: "deferred", outcome: "deferred", reply: "451 later", at: 1500, next: 1500)],
                                 idempotencyCutoff: 0)
         guard case .committed(let r) = try Self.commit(store, reactor, batch) else { Issue.record("the batch failed"); return }
         #expect(r.count == 5)
@@ -197,15 +197,15 @@ final class PrivatePostgres {
         // the batch is sent again one by one, and that write is dropped; the rest commits, and
         // a look-up after an accept is taken one by one from the start.
         let failing = CommitBatch(items: [.accept(Self.message("k4"), sending: false), .lookUp(tokenID: 1, key: "k2")],
-                                  statusWrites: [.sending(id2), .attempt(id: id2, status: "bogus", reply: "x", at: 2000, next: 2000),
-                                                 .attempt(id: id2, status: "sent", reply: "250 ok", at: 2000, next: 2000)],
+                                  statusWrites: [.sending(id2), .attempt(id: id2, status: "bogus", outcome: "bogus", reply: "x", at: 2000, next: 2000),
+                                                 .attempt(id: id2, status: "sent", outcome: "sent", reply: "250 ok", at: 2000, next: 2000)],
                                   idempotencyCutoff: 0)
         guard case .committed(let f) = try Self.commit(store, reactor, failing) else { Issue.record("the batch failed"); return }
         if case .inserted = f[0] {} else { Issue.record("k4: \(f[0])") }
         #expect(f[1] == taken)
         #expect(store.resentBatches == 1, "re-sent once, without the failing status write")
         let again = CommitBatch(items: [.accept(Self.message("k5"), sending: false)],
-                                statusWrites: [.attempt(id: id3, status: "bogus", reply: "x", at: 2100, next: 2100)], idempotencyCutoff: 0)
+                                statusWrites: [.attempt(id: id3, status: "bogus", outcome: "bogus", reply: "x", at: 2100, next: 2100)], idempotencyCutoff: 0)
         guard case .committed(let g) = try Self.commit(store, reactor, again) else { Issue.record("the batch failed"); return }
         if case .inserted = g[0] {} else { Issue.record("k5: \(g[0])") }
         #expect(store.perItemFallbacks == 1 && store.resentBatches == 2, "batched, failed, one by one: \(store.perItemFallbacks) \(store.resentBatches)")
@@ -214,7 +214,7 @@ final class PrivatePostgres {
 
         // A status write for a row this process does not own (its lease was taken over, or it
         // never claimed it) changes nothing: id2 is `sent` and no one's.
-        guard case .committed = try Self.commit(store, reactor, CommitBatch(items: [], statusWrites: [.attempt(id: id2, status: "deferred", reply: "451 x", at: 2200, next: 2200)],
+        guard case .committed = try Self.commit(store, reactor, CommitBatch(items: [], statusWrites: [.attempt(id: id2, status: "deferred", outcome: "deferred", reply: "451 x", at: 2200, next: 2200)],
                                                                           idempotencyCutoff: 0)) else { Issue.record("not-owned write"); return }
         #expect(try admin.deliveryAttempts(messageID: id2).map(\.outcome) == ["deferred", "sent"])
 

@@ -41,6 +41,7 @@ import Testing
         case .sent: #expect(kind == "sent", "\(o)")
         case .deferred: #expect(kind == "deferred", "\(o)")
         case .failed: #expect(kind == "failed", "\(o)")
+        case .uncertain: #expect(kind == "uncertain", "\(o)")
         }
     }
 

@@ -27,7 +27,7 @@ final class Outcomes: DeliveryHandler {
         let reactor = try Reactor()
         let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
         let pool = RelayPool(name: "sink", endpoint: RelayEndpoint(host: "127.0.0.1", port: sink.port,
-                             policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutCapSeconds: 30),
+                             policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutSeconds: 30),
                              maxConnections: 1, reactor: reactor, resolver: resolver, tlsContext: nil, logger: Logger(label: "test"))
         let outcomes = Outcomes()
         pool.handler = outcomes

@@ -8,9 +8,12 @@ Every AUTH attempt is appended to OUTDIR/auth.log with "tls" or "clear" — a te
 
   smtp_relay.py --outdir DIR [--starttls CERT KEY | --implicit-tls CERT KEY] [--auth USER:PASS]
                 [--no-smtputf8] [--reply PHASE=TEXT ...] [--reply-once] [--stall-eod]
-                [--max-sessions N] [--eod-delay SECONDS]
+                [--max-sessions N] [--eod-delay SECONDS] [--reply-count N] [--record-then-stall]
 PHASE is MAIL, RCPT or EOD (the reply to the end of data); TEXT e.g. "451 4.3.0 try later".
-With --reply-once the scripted replies apply to the first transaction only.
+With --reply-once the scripted replies apply to the first transaction only, with --reply-count N
+to the first N. --stall-eod never answers the end of data (and keeps nothing);
+--record-then-stall keeps the message (as a relay that took it) and then never answers: every
+copy the client sends is on disk. Each record has "at", the time it was taken (seconds).
 --rcpt ADDRESS=TEXT refuses that recipient at RCPT with TEXT every time; --rcpt-once
 ADDRESS=TEXT only the first time it is given (a recipient refused for now, then taken).
 Concurrent sessions are counted: OUTDIR/sessions.state holds (JSON) {"now", "max", "refused"} after
@@ -19,7 +22,7 @@ every change; with --max-sessions N a session beyond N is refused at once with M
 (sessions then overlap as they do with a real relay).
 Prints "PORT <n>" on stderr when it accepts connections; runs until SIGTERM.
 """
-import argparse, asyncio, json, os, signal, socket, ssl, sys, threading
+import argparse, asyncio, json, os, signal, socket, ssl, sys, threading, time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -33,6 +36,8 @@ p.add_argument("--login-only", action="store_true", help="offer AUTH LOGIN but n
 p.add_argument("--no-smtputf8", action="store_true")
 p.add_argument("--reply", action="append", default=[])
 p.add_argument("--reply-once", action="store_true")
+p.add_argument("--reply-count", type=int, default=0)
+p.add_argument("--record-then-stall", action="store_true")
 p.add_argument("--stall-eod", action="store_true")
 p.add_argument("--max-sessions", type=int, default=0)
 p.add_argument("--eod-delay", type=float, default=0)
@@ -51,6 +56,8 @@ def scripted(phase):
     if phase not in replies:
         return None
     if a.reply_once and state["transactions"] > 1:
+        return None
+    if a.reply_count and state["transactions"] > a.reply_count:
         return None
     return replies[phase]
 
@@ -96,11 +103,14 @@ class Handler:
             "auth": session.auth_data.decode() if isinstance(session.auth_data, bytes) else session.auth_data,
             "data": envelope.original_content.decode("latin-1"),
             "peer": list(session.peer)[:2],
+            "at": time.time(),
         }
         tmp = os.path.join(a.outdir, f".{n}.tmp")
         with open(tmp, "w") as f:
             json.dump(record, f)
         os.rename(tmp, os.path.join(a.outdir, f"{n}.json"))
+        if a.record_then_stall:
+            await asyncio.sleep(3600)
         return f"250 2.0.0 OK queued as {n}"
 
 

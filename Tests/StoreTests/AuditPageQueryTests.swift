@@ -20,7 +20,7 @@ import Testing
         for i in 0..<30 {
             let id = try db.insertAccepted(message(i, at: 1000 + Int64(i / 2) * 10, to: ["a@x.test", "b@x.test", "c@x.test"][i % 3]))
             if i % 5 == 0 {
-                try db.recordAttempt(id: id, status: "failed", reply: "550 no", atMilliseconds: 5000, nextAttemptAt: 0)
+                try db.recordAttempt(id: id, status: "failed", outcome: "failed", reply: "550 no", atMilliseconds: 5000, nextAttemptAt: 0)
             }
         }
         try db.commit()

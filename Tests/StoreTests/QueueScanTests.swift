@@ -24,8 +24,8 @@ import Testing
         try db.begin()
         for i in 1...6 { try db.insertAccepted(AuditPageQueryTests.message(i, at: Int64(100 * i), to: "a@x.test")) }
         // 2 and 5 were deferred: 2 is due again at 150, 5 at 9999 (not yet).
-        try db.recordAttempt(id: 2, status: "deferred", reply: "451", atMilliseconds: 0, nextAttemptAt: 150)
-        try db.recordAttempt(id: 5, status: "deferred", reply: "451", atMilliseconds: 0, nextAttemptAt: 9999)
+        try db.recordAttempt(id: 2, status: "deferred", outcome: "deferred", reply: "451", atMilliseconds: 0, nextAttemptAt: 150)
+        try db.recordAttempt(id: 5, status: "deferred", outcome: "deferred", reply: "451", atMilliseconds: 0, nextAttemptAt: 9999)
         try db.commit()
         #expect(try db.dueMessages(nowMilliseconds: 1000, limit: 10).map(\.id) == [1, 2, 3, 4, 6])
         #expect(try db.dueMessages(nowMilliseconds: 1000, limit: 3).map(\.id) == [1, 2, 3])

@@ -241,7 +241,7 @@ func tempDatabasePath() -> String {
             try db.insertAccepted(NewMessage(acceptedAt: Int64(i), tokenID: 1, tokenName: "t", idempotencyKey: "k\(i)", fingerprint: [1],
                                              responseStatus: 200, responseBody: [], mailboxName: "m", mailboxAddress: "m@x.test",
                                              recipient: "r@x.test", subject: "s", template: nil, messageID: "<\(i)@x.test>", raw: [1, 2, 3]))
-            try db.recordAttempt(id: Int64(i + 1), status: "sent", reply: "250 ok", atMilliseconds: 5, nextAttemptAt: 5)
+            try db.recordAttempt(id: Int64(i + 1), status: "sent", outcome: "sent", reply: "250 ok", atMilliseconds: 5, nextAttemptAt: 5)
             try db.commit()
         }
         try accept(0)

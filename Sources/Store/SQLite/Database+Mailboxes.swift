@@ -28,11 +28,15 @@ extension Database {
 
     /// All mailboxes by creation order (ties by id).
     public func mailboxes() throws(SQLiteError) -> [MailboxRecord] {
-        let s = try statement("SELECT id, name, address, display_name, dsn, enabled, created_at FROM mailboxes ORDER BY created_at, id")
+        let s = try statement("""
+            SELECT m.id, m.name, m.address, m.display_name, m.dsn, m.enabled, m.created_at, p.until, p.level, p.reason
+            FROM mailboxes m LEFT JOIN mailbox_pauses p ON p.mailbox = m.name ORDER BY m.created_at, m.id
+            """)
         var out: [MailboxRecord] = []
         while try s.step() {
             out.append(MailboxRecord(id: s.int64(0), name: s.string(1), address: s.string(2), displayName: s.optionalString(3),
-                                     dsn: s.string(4), enabled: s.int(5) != 0, createdAt: s.int64(6)))
+                                     dsn: s.string(4), enabled: s.int(5) != 0, createdAt: s.int64(6),
+                                     pause: s.isNull(7) ? nil : MailboxPause(until: s.int64(7), level: s.int(8), reason: s.string(9))))
         }
         return out
     }

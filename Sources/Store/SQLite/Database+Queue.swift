@@ -22,7 +22,7 @@ extension Database {
     static func dueSQL(_ status: String) -> String {
         """
         SELECT id, accepted_at, mailbox_name, mailbox_address, recipient, message_id,
-               (SELECT raw FROM message_bodies b WHERE b.id = messages.id), attempts, next_attempt_at, recipients
+               (SELECT raw FROM message_bodies b WHERE b.id = messages.id), attempts, next_attempt_at, recipients, uncertain
         FROM messages WHERE status = '\(status)' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2
         """
     }
@@ -34,9 +34,11 @@ extension Database {
         for sql in Database.dueSQLs {
             let s = try statement(sql).bind(1, now).bind(2, limit)
             while try s.step() {
-                rows.append((s.int64(8), QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
-                                                       recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7),
-                                                       recipients: RecipientState.decode(s.optionalString(9)))))
+                var m = QueuedMessage(id: s.int64(0), acceptedAt: s.int64(1), mailboxName: s.string(2), from: s.string(3),
+                                      recipient: s.string(4), messageID: s.string(5), raw: s.blob(6), attempts: s.int(7),
+                                      recipients: RecipientState.decode(s.optionalString(9)))
+                m.uncertainAttempts = s.int(10)
+                rows.append((s.int64(8), m))
             }
         }
         rows.sort { ($0.due, $0.message.id) < ($1.due, $1.message.id) }
@@ -47,20 +49,103 @@ extension Database {
         try statement("UPDATE messages SET status = 'sending' WHERE id = ?1").bind(1, id).run()
     }
 
-    /// Records a finished attempt. `status` is `sent`, `deferred` or `failed`;
-    /// `nextAttemptAt` matters for `deferred` only.
     public func setRecipients(id: Int64, _ list: String) throws(SQLiteError) {
         try statement("UPDATE messages SET recipients = ?2 WHERE id = ?1").bind(1, id).bind(2, list).run()
     }
 
-    public func recordAttempt(id: Int64, status: String, reply: String, atMilliseconds at: Int64, nextAttemptAt: Int64) throws(SQLiteError) {
+    /// Records a finished attempt: the message's new `status` (`nextAttemptAt` matters for
+    /// `deferred` only) and the attempt's `outcome` (StatusWrite.attempt).
+    public func recordAttempt(id: Int64, status: String, outcome: String, reply: String, atMilliseconds at: Int64, nextAttemptAt: Int64) throws(SQLiteError) {
         try statement("""
-            UPDATE messages SET status = ?2, attempts = attempts + 1, last_reply = ?3,
+            UPDATE messages SET status = ?2, attempts = attempts + ?6, uncertain = uncertain + ?7, last_reply = ?3,
                    sent_at = CASE WHEN ?2 = 'sent' THEN ?4 ELSE sent_at END, next_attempt_at = ?5
             WHERE id = ?1
-            """).bind(1, id).bind(2, status).bind(3, reply).bind(4, at).bind(5, nextAttemptAt).run()
+            """).bind(1, id).bind(2, status).bind(3, reply).bind(4, at).bind(5, nextAttemptAt)
+            .bind(6, AttemptOutcome.counts(outcome) ? 1 : 0).bind(7, outcome == "uncertain" ? 1 : 0).run()
         try statement("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)")
-            .bind(1, id).bind(2, at).bind(3, status).bind(4, reply).run()
+            .bind(1, id).bind(2, at).bind(3, outcome).bind(4, reply).run()
+    }
+
+    // MARK: Relay policy (SPEC §6)
+
+    public func setMailboxPause(_ mailbox: String, _ pause: MailboxPause?) throws(SQLiteError) {
+        if let pause {
+            try statement("""
+                INSERT INTO mailbox_pauses (mailbox, until, level, reason) VALUES (?1, ?2, ?3, ?4)
+                ON CONFLICT (mailbox) DO UPDATE SET until = excluded.until, level = excluded.level, reason = excluded.reason
+                """).bind(1, mailbox).bind(2, pause.until).bind(3, pause.level).bind(4, pause.reason).run()
+        } else {
+            try statement("DELETE FROM mailbox_pauses WHERE mailbox = ?1").bind(1, mailbox).run()
+        }
+    }
+
+    /// One more minute's count of the mailbox's `daily_recipients=` window; minutes that left
+    /// the window are deleted when a new one begins.
+    public func addRecipientsSent(_ mailbox: String, at: Int64, count: Int) throws(SQLiteError) {
+        let minute = at / 60_000
+        try statement("""
+            INSERT INTO mailbox_usage (mailbox, minute, recipients) VALUES (?1, ?2, ?3)
+            ON CONFLICT (mailbox, minute) DO UPDATE SET recipients = recipients + excluded.recipients
+            """).bind(1, mailbox).bind(2, minute).bind(3, count).run()
+        try statement("DELETE FROM mailbox_usage WHERE mailbox = ?1 AND minute <= ?2").bind(1, mailbox).bind(2, minute - 1440).run()
+    }
+
+    /// The per-minute counts of the last 24 hours before `at` (oldest first).
+    public func recipientUsage(_ mailbox: String, at: Int64) throws(SQLiteError) -> [(minute: Int64, count: Int)] {
+        let s = try statement("SELECT minute, recipients FROM mailbox_usage WHERE mailbox = ?1 AND minute > ?2 ORDER BY minute")
+            .bind(1, mailbox).bind(2, at / 60_000 - 1440)
+        var out: [(minute: Int64, count: Int)] = []
+        while try s.step() { out.append((s.int64(0), s.int(1))) }
+        return out
+    }
+
+    public func recipientsSent(mailbox: String, since: Int64) throws(SQLiteError) -> Int {
+        let s = try statement("SELECT coalesce(sum(recipients), 0) FROM mailbox_usage WHERE mailbox = ?1 AND minute > ?2")
+            .bind(1, mailbox).bind(2, since / 60_000)
+        defer { s.finish() }
+        return try s.step() ? s.int(0) : 0
+    }
+
+    // MARK: Operators (`message retry|cancel`)
+
+    public func retryMessage(id: Int64, now: Int64) throws(SQLiteError) -> MessageChange {
+        guard let row = try messageStatus(id: id) else { return .notFound }
+        let (status, recipients) = row
+        guard status == "deferred" || status == "failed" || status == "uncertain" else { return .refused(status: status) }
+        var list = RecipientState.decode(recipients)
+        if list != nil { for i in list!.indices where list![i].status == .failed { list![i].status = .pending } }
+        try statement("""
+            UPDATE messages SET status = 'queued', next_attempt_at = ?2, attempts = 0, uncertain = 0,
+                   recipients = coalesce(?3, recipients) WHERE id = ?1
+            """).bind(1, id).bind(2, now).bind(3, list.map(RecipientState.encode)).run()
+        try statement("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (?1, ?2, 'retried', ?3)")
+            .bind(1, id).bind(2, now).bind(3, "retried by an operator (was \(status))").run()
+        return .changed
+    }
+
+    public func cancelMessage(id: Int64, now: Int64) throws(SQLiteError) -> MessageChange {
+        guard let status = try messageStatus(id: id)?.0 else { return .notFound }
+        guard status == "queued" || status == "deferred" else { return .refused(status: status) }
+        try statement("UPDATE messages SET status = 'cancelled', next_attempt_at = ?2 WHERE id = ?1").bind(1, id).bind(2, now).run()
+        try statement("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (?1, ?2, 'cancelled', ?3)")
+            .bind(1, id).bind(2, now).bind(3, "cancelled by an operator (was \(status))").run()
+        return .changed
+    }
+
+    func messageStatus(id: Int64) throws(SQLiteError) -> (String, String?)? {
+        let s = try statement("SELECT status, recipients FROM messages WHERE id = ?1").bind(1, id)
+        defer { s.finish() }
+        return try s.step() ? (s.string(0), s.optionalString(1)) : nil
+    }
+
+    /// One range of `messages_status (status, accepted_at)`.
+    public func messageIDs(status: String, mailbox: String?, limit: Int) throws(SQLiteError) -> [Int64] {
+        let s = try statement("""
+            SELECT id FROM messages WHERE status = ?1 AND (?2 IS NULL OR mailbox_name = ?2) ORDER BY accepted_at, id LIMIT ?3
+            """).bind(1, status).bind(2, mailbox).bind(3, limit)
+        var out: [Int64] = []
+        while try s.step() { out.append(s.int64(0)) }
+        return out
     }
 
     public func deliveryAttempts(messageID id: Int64) throws(SQLiteError) -> [DeliveryAttempt] {
@@ -102,11 +187,11 @@ extension Database {
 }
 
 extension Database {
-    /// The backlog by status (`queued`, `sending`, `deferred`): three ranges of the status
-    /// index, never the whole audit.
+    /// The backlog by status (`queued`, `sending`, `deferred`) and the messages an operator may
+    /// want to look at (`uncertain`, `cancelled`): ranges of the status index, never the whole audit.
     public func queueCounts() throws(SQLiteError) -> [String: Int] {
         var out: [String: Int] = [:]
-        for status in ["queued", "sending", "deferred"] {
+        for status in ["queued", "sending", "deferred", "uncertain", "cancelled"] {
             let s = try statement("SELECT count(*) FROM messages WHERE status = ?1").bind(1, status)
             defer { s.finish() }
             out[status] = try s.step() ? s.int(0) : 0

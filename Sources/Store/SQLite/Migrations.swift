@@ -147,6 +147,33 @@ enum Migrations {
         """),
         // 9: each token's last use (`token list`), written at most once a minute per token.
         .sql("ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;"),
+        // 10: relays in the real world (SPEC §6): the statuses `uncertain` (the end-of-data reply
+        // never came) and `cancelled` (an operator's), and the attempts a throttled try and an
+        // operator's retry or cancel leave in the audit.
+        .redefine([
+            (table: "messages", from: "OR status = 'failed')", to: "OR status = 'failed' OR status = 'uncertain' OR status = 'cancelled')"),
+            (table: "delivery_attempts", from: "OR outcome = 'failed')",
+             to: "OR outcome = 'failed' OR outcome = 'uncertain' OR outcome = 'throttled' OR outcome = 'retried' OR outcome = 'cancelled')"),
+        ]),
+        // 11: how often a message ended uncertain (bounded by --uncertain-retries); a mailbox's
+        // pause (throttled or over its quota: `mailbox list`, kept across restarts); recipients
+        // given to each mailbox's relay per minute (its `daily_recipients=` rolling window,
+        // at most 1 440 rows a mailbox: older ones are deleted as new minutes begin).
+        .sql("""
+        ALTER TABLE messages ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE mailbox_pauses (
+            mailbox TEXT PRIMARY KEY,
+            until INTEGER NOT NULL,
+            level INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE mailbox_usage (
+            mailbox TEXT NOT NULL,
+            minute INTEGER NOT NULL,
+            recipients INTEGER NOT NULL,
+            PRIMARY KEY (mailbox, minute)
+        ) WITHOUT ROWID;
+        """),
     ]
 
     /// Applies the steps after the database's version, through `target`. Returns true when a

@@ -118,8 +118,12 @@ public final class SQLiteServerStore: ServerStore {
         switch w {
         case .sending(let id): try db.markSending(id: id)
         case .requeue(let id): try db.requeue(id: id)
-        case .attempt(let id, let status, let reply, let at, let next):
-            try db.recordAttempt(id: id, status: status, reply: reply, atMilliseconds: at, nextAttemptAt: next)
+        case .attempt(let id, let status, let outcome, let reply, let at, let next):
+            try db.recordAttempt(id: id, status: status, outcome: outcome, reply: reply, atMilliseconds: at, nextAttemptAt: next)
+        case .mailboxPause(let mailbox, let pause):
+            try db.setMailboxPause(mailbox, pause)
+        case .recipientsSent(let mailbox, let at, let count):
+            try db.addRecipientsSent(mailbox, at: at, count: count)
         case .recipients(let id, let list):
             try db.setRecipients(id: id, list)
         case .tokenUsed(let id, let at):
@@ -157,6 +161,10 @@ public final class SQLiteServerStore: ServerStore {
     // MARK: Directory
 
     public func directoryVersion() throws -> Int64 { try db.dataVersion() }
+
+    public func recipientUsage(mailbox: String, nowMilliseconds: Int64) throws -> [(minute: Int64, count: Int)] {
+        try db.recipientUsage(mailbox, at: nowMilliseconds)
+    }
     public func token(id: Int64) throws -> StoredToken? { try db.token(id: id) }
     public func mailboxes() throws -> [MailboxRecord] { try db.mailboxes() }
     public func template(identifier: String) throws -> TemplateRecord? { try db.template(identifier: identifier) }
