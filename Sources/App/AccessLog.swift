@@ -6,26 +6,69 @@
 ///     2026-12-04T20:55:01.123Z access 127.0.0.1:43210 "POST /api/send_email" 200 71 3.2ms token=shop
 ///
 /// `--log-format json`: one object per line with the same fields (`"type":"access"`).
+///
+/// Failed authentications (401, 403) are also a `warning` on the server's log with the client's
+/// address, lines or not (`--no-access-log`): at most one per client address every 10 s, the
+/// next one saying how many were left out — a client guessing tokens cannot flood the log.
 #if canImport(Glibc)
 import Glibc
 #endif
 import AuditAPI
 import HTTPServer
+import Logging
 import Reactor
 import SendAPI
 
 public final class AccessLog: AccessLogSink, TailHandler {
     let json: Bool
     let fd: Int32
+    let lines: Bool
+    let logger: Logger?
+    let reactor: Reactor?
     var pending: [UInt8] = []
+    /// Per client address (without the port): when the next auth warning may be logged, and how
+    /// many were left out meanwhile.
+    var authWarnings: [String: (next: Instant, suppressed: Int)] = [:]
+    static let authWarningWindow: Duration = .seconds(10)
 
-    public init(json: Bool, fd: Int32 = 2) {
+    public init(json: Bool, fd: Int32 = 2, lines: Bool = true, logger: Logger? = nil, reactor: Reactor? = nil) {
         self.json = json
         self.fd = fd
+        self.lines = lines
+        self.logger = logger
+        self.reactor = reactor
         pending.reserveCapacity(1 << 14)
     }
 
     public func record(_ r: AccessRecord) {
+        if r.status == 401 || r.status == 403 { authFailed(r) }
+        guard lines else { return }
+        line(r)
+    }
+
+    func authFailed(_ r: AccessRecord) {
+        guard let logger, let reactor else { return }
+        let host = AccessLog.host(of: r.peer)
+        let now = reactor.now
+        if authWarnings.count > 10_000 { authWarnings = authWarnings.filter { $0.value.next > now } }
+        if let w = authWarnings[host], now < w.next {
+            authWarnings[host] = (w.next, w.suppressed + 1)
+            return
+        }
+        let more = authWarnings[host].map { $0.suppressed > 0 ? " (and \($0.suppressed) more from this address in the last 10 s, not logged)" : "" } ?? ""
+        authWarnings[host] = (now + AccessLog.authWarningWindow, 0)
+        let what = r.status == 401 ? "authentication failed (a missing, malformed, unknown or revoked token)"
+            : "token \(r.user.map(AccessLog.quoted) ?? "-") lacks the ability this route needs"
+        logger.warning("\(what): \(AccessLog.quoted(r.method)) \(AccessLog.quoted(r.target)) from \(r.peer), answered \(r.status)\(more)")
+    }
+
+    /// "127.0.0.1:43210" → "127.0.0.1", "[::1]:443" → "[::1]".
+    static func host(of peer: String) -> String {
+        guard let colon = peer.lastIndex(of: ":"), !peer.hasSuffix("]") else { return peer }
+        return String(peer[..<colon])
+    }
+
+    func line(_ r: AccessRecord) {
         let ts = RFC3339.format(milliseconds: SendEmailService.nowMilliseconds())
         let ms = (r.seconds * 10_000).rounded() / 10
         var line: String

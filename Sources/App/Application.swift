@@ -182,12 +182,12 @@ public final class Application: SignalHandler, DeadlineHandler {
             logger.warning("--max-connections \(config.maxConnections) is above what the descriptor limit (\(fdLimit)) allows; accepts will pause on EMFILE")
         }
         server = HTTPServer(reactor: reactor, configuration: config, tlsContext: tls, handler: router, logger: logger)
-        if options.accessLog {
-            let log = AccessLog(json: options.jsonLogs)
-            accessLog = log
-            server.accessLog = log
-            reactor.addTailHandler(log, phase: .flush)
-        }
+        // Always watching answers: failed authentications are warnings whether or not the
+        // access log's lines are on.
+        let log = AccessLog(json: options.jsonLogs, lines: options.accessLog, logger: logger, reactor: reactor)
+        accessLog = log
+        server.accessLog = log
+        reactor.addTailHandler(log, phase: .flush)
         let bound: SocketAddress
         do {
             bound = try server.start()

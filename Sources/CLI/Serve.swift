@@ -217,7 +217,11 @@ struct Serve: ParsableCommand {
             let app = try Application(options: options, logger: logger)
             app.onListening = { url in printError("listening on \(url)") }
             app.onMetricsListening = { url in printError("metrics on \(url)/metrics") }
-            app.onDemo = { lines in for l in lines { printError(l) } }
+            // The demo token on stdout (what a newcomer copies), every log line on stderr.
+            app.onDemo = { lines in
+                for l in lines { print(l) }
+                fflush(nil)   // every stream (stdout is a shared global Swift 6 will not name)
+            }
             try app.run()
         } catch let error as StartupError {
             printError("tickiti-mail: error: \(error)")

@@ -280,7 +280,7 @@ final class Connection: IOHandler, DeadlineHandler {
             case .failed(let error):
                 // Peer's fault (wrong version, bad certificate alert, garbage): info, not error.
                 server.handshakeFailures += 1
-                server.logPeerFault("handshake", "TLS handshake failed on fd \(fd): \(error)")
+                server.logPeerFault("handshake", "TLS handshake with \(peerDescription) failed: \(error.plainReason.map { "\($0) (\(error.message))" } ?? "\(error)")")
                 fatalTLSError = true
                 queueCiphertext()   // the alert, if OpenSSL produced one
                 beginClose(reason: "handshake failed")

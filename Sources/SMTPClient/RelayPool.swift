@@ -361,7 +361,8 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
             if !s.established && !sessions.values.contains(where: { $0.established }) && !waiting.isEmpty {
                 let jobs = Array(waiting)
                 waiting.removeAll()
-                logger.warning("relay \(name) unusable, deferring \(jobs.count) waiting message(s): \(failure)")
+                // Debug: each message's outcome line carries the reply (one line per outcome).
+                logger.debug("relay \(name) unusable, deferring \(jobs.count) waiting message(s): \(failure)")
                 for j in jobs { handler?.delivered(j, DeliveryOutcome.classify(failure).asSiteFailure, recipients: nil) }
             }
         }

@@ -529,7 +529,8 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
             timer = nil
         }
         if let failure {
-            logger.info("smtp \(peer): session ended: \(failure)")
+            // Debug: each message it held says the reply in its own outcome line.
+            logger.debug("smtp \(peer): session ended: \(failure)")
         } else {
             logger.debug("smtp \(peer): session closed after \(messagesSent) message(s)")
         }

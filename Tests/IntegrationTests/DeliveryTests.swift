@@ -334,6 +334,9 @@ extension SendFixture {
         #expect(try f.post(directBody).status == 200)
         let e = try f.waitFor(1, status: "deferred")
         #expect(e.lastReply?.contains("refused") == true, "\(e.lastReply ?? "")")
+        // One line per delivery outcome: the session's end and the relay's state do not repeat it.
+        _ = try f.server.waitForLine(containing: "message 1 to ")
+        #expect(f.server.count("cannot connect to the relay") == 1, "\(f.server.stderrLines.filter { $0.contains("relay") })")
     }
 
     @Test func smtputf8RecipientWithAndWithoutTheExtension() throws {

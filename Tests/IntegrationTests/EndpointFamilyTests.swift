@@ -189,4 +189,26 @@ extension SendFixture {
         _ = try f.server.waitForExit()
         #expect(f.server.count(" access ") == 0)
     }
+
+    /// Failed authentications are warnings with the client's address — access log or not —
+    /// and a client trying many tokens gets one line per 10 s with a count, not one per try.
+    @Test func failedAuthenticationsAreWarningsWithTheClientAddress() throws {
+        let f = try SendFixture(extraArgs: ["--no-access-log"])
+        for _ in 0..<5 { #expect(try f.post(directBody, token: "1|wrong").status == 401) }
+        let line = try f.server.waitForLine(containing: "authentication failed")
+        #expect(line.contains("warning") && line.contains("POST /api/send_email from 127.0.0.1:") && line.contains("answered 401"), "\(line)")
+        #expect(try f.post(directBody, token: f.auditToken).status == 403)
+        f.server.signal(SIGTERM)
+        _ = try f.server.waitForExit()
+        #expect(f.server.count("authentication failed") == 1, "the other four (and the 403) within 10 s of the first are counted, not logged")
+        #expect(!f.server.stderrLines.contains { $0.contains("wrong") }, "no token text in the log")
+    }
+
+    /// A failed TLS handshake is logged with the client's address and a reason in plain words.
+    @Test func aFailedHandshakeSaysWhoAndWhyInPlainWords() throws {
+        let f = try SendFixture()
+        _ = try run(["sh", "-c", "echo | timeout 10 openssl s_client -connect 127.0.0.1:\(f.port) -tls1_1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1; true"])
+        let line = try f.server.waitForLine(containing: "TLS handshake with 127.0.0.1:")
+        #expect(line.contains("older than 1.2") || line.contains("protocol version"), "\(line)")
+    }
 }

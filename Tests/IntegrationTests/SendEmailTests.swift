@@ -493,6 +493,29 @@ let templateBody = """
         _ = try p.waitForLine(containing: "demo token (shown once): ")
     }
 
+    /// The demo token goes to stdout (what a newcomer copies, or a script captures), every log
+    /// line to stderr.
+    @Test func theDemoTokenIsOnStdoutAndTheLogsOnStderr() throws {
+        let dir = makeTempDir()
+        let out = dir + "/stdout", err = dir + "/stderr"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binaryPath())
+        p.arguments = ["serve", "--db", dir + "/d.db", "--listen", "127.0.0.1:0", "--plain-http"]
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.standardOutput = FileHandle(forWritingAtPath: out)
+        p.standardError = FileHandle(forWritingAtPath: err)
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        try waitUntil("the demo banner on stdout") { text(out).contains("demo token (shown once): ") }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(!text(err).contains("demo token (shown once)") && text(err).contains("listening on") && text(err).contains("notice"), "\(text(err))")
+        #expect(!text(out).contains(" notice ") && !text(out).contains("listening on"), "\(text(out))")
+    }
+
     /// Plain HTTP sent to the HTTPS port is answered in plain HTTP, saying so (as nginx does),
     /// not with a TLS alert the client cannot read; the port still serves TLS after it.
     @Test func plainHTTPOnTheTLSPortIsToldSo() throws {

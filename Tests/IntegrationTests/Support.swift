@@ -393,7 +393,7 @@ final class ServerProcess: @unchecked Sendable {
         process.currentDirectoryURL = URL(fileURLWithPath: self.workingDirectory)
         let pipe = Pipe()
         process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = pipe   // the demo banner is on stdout, the logs on stderr: one stream for the waits
         try process.run()
         let handle = pipe.fileHandleForReading
         let thread = Thread { [self] in
