@@ -20,3 +20,16 @@ median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "n/a"; else if (NR%2)
 # blocked mask (a test runner's worker threads block almost every signal, and exec keeps the
 # mask): wrk would then never see the SIGINT that stops a counted run.
 UNBLOCKED=(python3 -c 'import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])')
+
+# bench_template BIN DB: the seed's Example B template, invoice_delivery (send_email.lua sends
+# Example A and Example B in turn).
+bench_template() {
+  local f; f=$(mktemp /tmp/tickiti-bench-template-XXXXXX.html)
+  printf '%s' '<p>Hi,</p><p>Invoice {{invoice_number}} for {{amount}} is due on {{due_date}}.</p><p>Thank you for your business.</p>' > "$f"
+  "$1" template add --db "$2" --identifier invoice_delivery --subject 'Invoice {{invoice_number}}' --html-file "$f" >/dev/null
+  rm -f "$f"
+}
+
+# write_bytes PIDS...: bytes the processes caused to be written to storage (/proc/PID/io
+# write_bytes: the WAL, checkpoints into the database file, anything else), summed.
+write_bytes() { local t=0 p v; for p in "$@"; do [[ -r /proc/$p/io ]] || continue; v=$(awk '/^write_bytes:/ {print $2}' /proc/$p/io); t=$((t + ${v:-0})); done; echo $t; }
