@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "AuditPage", resources: [
             .embedInCode("Static/index.html"), .embedInCode("Static/audit.js"), .embedInCode("Static/audit.css"),
         ]),
+        // The OpenAPI 3.1 document of the HTTP API, served at GET /api/openapi.json
+        .target(name: "APIDocument", resources: [.embedInCode("openapi.json")]),
 
         // Engines
         .target(name: "Reactor", dependencies: [
@@ -89,7 +91,7 @@ let package = Package(
         // Composition and command line
         .target(name: "App", dependencies: [
             "HTTPServer", "Reactor", "TLS", "HTTP1", "Store", "PostgresStore", "Auth", "Digest", "SendAPI", "Idempotency",
-            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI", "AuditPage", "CShims",
+            "JSON", "MIME", "Templates", "Relay", "SMTPProtocol", "SMTPClient", "Resolver", "AuditAPI", "AuditPage", "APIDocument", "CShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -4,8 +4,10 @@
 ///
 /// `GET /audit` (and its script and style sheet) serves the page of `AuditPage`.
 ///
-/// Each request is one bounded indexed statement (see `Database+Audit`): a page reads at most
-/// 201 rows without their message bytes; a detail reads one row and its attempts. The store
+/// Each request is bounded (see `Database+Audit`): a page is one indexed statement of at most
+/// 201 rows without their message bytes (1 001 with `count=true`: the count is capped, never
+/// the whole table); a search (`q`) reads at most `AuditQuery.searchBudget` rows in a few such
+/// statements and checks them here (`AuditScan`); a detail reads one row and its attempts. The store
 /// answers at once (SQLite) or in a later iteration (PostgreSQL): the response follows then.
 import AuditAPI
 import AuditPage
@@ -88,15 +90,75 @@ public final class AuditService {
         let filter = AuditFilter(recipient: query.recipient, status: query.status, since: query.since, until: query.until,
                                  metadata: query.metadata.map { MetadataPair(key: $0.key, value: $0.value) },
                                  idempotencyKey: query.idempotencyKey, messageID: query.messageID)
-        // One row more than asked tells whether another page follows (no empty last page).
-        store.auditPage(filter, limit: query.limit + 1, after: query.cursor) { result in
-            done(result.map { AuditService.listResponse($0, limit: query.limit) })
+        if let text = query.search {
+            search(filter, AuditSearch(text), query, done)
+            return
+        }
+        // One row more than asked tells whether another page follows (no empty last page);
+        // with count=true the same statement reads on to the cap: the page is its first rows.
+        let wanted = (query.count ? max(query.limit, AuditQuery.countCap) : query.limit) + 1
+        store.auditPage(filter, limit: wanted, after: query.cursor) { result in
+            done(result.map { rows in
+                let total = query.count ? Total(count: min(rows.count, AuditQuery.countCap), exact: rows.count <= AuditQuery.countCap) : nil
+                return AuditService.listResponse(Array(rows.prefix(query.limit + 1)), limit: query.limit, total: total)
+            })
         }
     }
 
-    static func listResponse(_ page: [AuditEntry], limit: Int) -> HTTPResponse {
+    /// `count=true`: `count` entries match — or more than `count` when not `exact` (the cap, or a
+    /// search that stopped at its budget: `search.partial`).
+    struct Total {
+        var count: Int
+        var exact: Bool
+    }
+
+    /// `q`: the rows the other filters give, newest first, each checked here — at most
+    /// `AuditQuery.searchBudget` of them per request, read in a few keyset pages (`AuditScan`).
+    /// On SQLite the pages are read one after the other inside this call; on PostgreSQL each
+    /// one is a round trip, and the loop serves others meanwhile.
+    func search(_ filter: AuditFilter, _ search: AuditSearch, _ query: AuditQuery, _ done: @escaping (Result<HTTPResponse, Error>) -> Void) {
+        let scan = AuditScan<AuditEntry>(wanted: (query.count ? max(query.limit, AuditQuery.countCap) : query.limit) + 1, after: query.cursor,
+                                         isMatch: { AuditService.matches($0, search) },
+                                         position: { AuditCursor(acceptedAt: $0.acceptedAt, id: $0.id) })
+        continueSearch(scan, filter, query, done)
+    }
+
+    func continueSearch(_ scan: AuditScan<AuditEntry>, _ filter: AuditFilter, _ query: AuditQuery,
+                        _ done: @escaping (Result<HTTPResponse, Error>) -> Void) {
+        guard let (after, limit) = scan.next else {
+            let found = scan.matches
+            let total = query.count
+                ? Total(count: min(found.count, AuditQuery.countCap), exact: !scan.partial && found.count <= AuditQuery.countCap) : nil
+            // A page not full because the budget ran out: `next` resumes the search after the
+            // last row examined, so following `next` still walks every entry exactly once.
+            let resume = found.count <= query.limit && scan.partial ? scan.resume : nil
+            let response = AuditService.listResponse(Array(found.prefix(query.limit + 1)), limit: query.limit, total: total,
+                                                     searched: (scan.examined, scan.partial), next: resume)
+            done(.success(response))
+            return
+        }
+        store.auditPage(filter, limit: limit, after: after) { [self] result in
+            switch result {
+            case .failure(let e):
+                done(.failure(e))
+            case .success(let rows):
+                var scan = scan
+                scan.receive(rows, limit: limit)
+                continueSearch(scan, filter, query, done)
+            }
+        }
+    }
+
+    static func matches(_ e: AuditEntry, _ search: AuditSearch) -> Bool {
+        search.matches(e.subject) || search.matches(e.recipient) || (e.recipients?.contains { search.matches($0.address) } ?? false)
+    }
+
+    /// `page` holds up to `limit + 1` rows: the extra one says another page follows. `next`
+    /// given: the cursor to hand out whatever the rows (a search that stopped at its budget).
+    static func listResponse(_ page: [AuditEntry], limit: Int, total: Total? = nil, searched: (examined: Int, partial: Bool)? = nil,
+                             next resume: AuditCursor? = nil) -> HTTPResponse {
         var rows = page
-        var next: String?
+        var next = resume?.encoded
         if rows.count > limit {
             rows.removeLast()
             if let last = rows.last { next = AuditCursor(acceptedAt: last.acceptedAt, id: last.id).encoded }
@@ -113,6 +175,21 @@ public final class AuditService {
         }
         json.close("]")
         json.add("next", next)
+        if let total {
+            json.key("total")
+            json.open("{")
+            json.add("count", literal: String(total.count))
+            json.add("exact", literal: total.exact ? "true" : "false")
+            json.close("}")
+        }
+        if let searched {
+            json.key("search")
+            json.open("{")
+            json.add("examined", literal: String(searched.examined))
+            json.add("budget", literal: String(AuditQuery.searchBudget))
+            json.add("partial", literal: searched.partial ? "true" : "false")
+            json.close("}")
+        }
         json.close("}")
         return HTTPResponse(status: 200, headers: AuditService.jsonHeaders, body: Array(json.out.utf8))
     }
@@ -179,6 +256,18 @@ public final class AuditService {
         json.key("data")
         json.open("{")
         json.entry(entry)
+        // The From the recipient saw (display name as sent, read from the stored bytes): the
+        // mailbox's display name may have changed since, and `mailbox` is only its name here.
+        if let from = message.header("From") {
+            let f = FromField.parse(from)
+            json.key("from")
+            json.open("{")
+            json.add("name", f.name)
+            json.add("address", f.address)
+            json.close("}")
+        } else {
+            json.add("from", literal: "null")
+        }
         json.key("attempts")
         json.open("[")
         for a in attempts {

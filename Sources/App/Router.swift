@@ -2,6 +2,7 @@
 /// handler; 404 `not_found` for unknown paths, 405
 /// `method_not_allowed` with `Allow` for known paths and other methods (SPEC §4).
 /// HEAD is answered wherever GET is (RFC 9110 §9.3.2); the driver drops the body.
+import APIDocument
 import HTTP1
 import SendAPI
 import HTTPServer
@@ -104,6 +105,10 @@ public enum CoreRoutes {
         router.add("GET", "/healthz") { _, _ in
             .respond(HTTPResponse(status: 200, headers: jsonHeaders, body: healthBody))
         }
+        // The OpenAPI document (APIDocument), no authentication; it changes only with the binary.
+        let openAPI = HTTPResponse(status: 200, headers: HTTPHeaders([(name: "Content-Type", value: "application/json"),
+                                                                      (name: "Cache-Control", value: "public, max-age=3600")]), body: APIDocument.json)
+        router.add("GET", "/api/openapi.json") { _, _ in .respond(openAPI) }
         router.add("GET", "/") { request, _ in
             guard let accept = request.head.headers["Accept"], accept.lowercased().contains("text/html") else {
                 return .respond(APIError.notFound(request.head.method, "/").response)

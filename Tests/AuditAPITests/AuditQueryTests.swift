@@ -1,5 +1,6 @@
 /// AuditAPI: query parsing (every parameter, good and bad, unknown and repeated), opaque
-/// cursors (round trip, tampering refused), RFC 3339 parsing and formatting.
+/// cursors (round trip, tampering refused), RFC 3339 parsing and formatting, the substring
+/// test of `q`, the bounded scan behind it (against a fake store of rows), the From field.
 import Testing
 @testable import AuditAPI
 
@@ -39,6 +40,10 @@ import Testing
         ("metadata=x", "metadata"), ("idempotency_key=", "idempotency_key"), ("idempotency_key=a%20b", "idempotency_key"),
         ("idempotency_key=\(String(repeating: "k", count: 256))", "idempotency_key"), ("message_id=", "message_id"),
         ("message_id=%3Ca%20b%3E", "message_id"), ("message_id=%3Cx%3E&message_id=%3Cy%3E", "message_id"),
+        ("q=", "q"), ("q=%20%20%09", "q"), ("q=a%0Ab", "q"), ("q=a%00", "q"), ("q=%C2%85next", "q"), ("q=%7F", "q"),
+        ("q=\(String(repeating: "x", count: 201))", "q"), ("q=\(String(repeating: "é", count: 201))", "q"), ("q=%ZZ", "q"),
+        ("q=%E0%A4", "q"), ("q=a&q=b", "q"), ("search=a", "search"), ("Q=a", "Q"),
+        ("count=1", "count"), ("count=", "count"), ("count=TRUE", "count"), ("count=yes", "count"), ("count=true&count=true", "count"),
     ])
     func badParametersAreNamed(query: String, field: String) {
         switch AuditQuery.parse(query) {
@@ -48,6 +53,25 @@ import Testing
             #expect(p.fields.map(\.0) == [field], "\(query)")
             #expect(p.fields.allSatisfy { !$0.1.isEmpty })
         }
+    }
+
+    /// `q` keeps what was typed (percent-decoded; `+` is a plus), up to 200 characters of any script.
+    @Test(arguments: [
+        ("q=invoice", "invoice"), ("q=Invoice%20INV-2026", "Invoice INV-2026"), ("q=a+b%40x", "a+b@x"), ("q=%C3%84rger", "Ärger"),
+        ("q=%20order%20", " order "), ("q=\(String(repeating: "é", count: 200))", String(repeating: "é", count: 200)),
+        ("q=%F0%9F%93%A6", "📦"), ("q=%40example.org", "@example.org"),
+    ])
+    func searchTextIsKeptAsTyped(query: String, text: String) throws {
+        #expect(try AuditQuery.parse(query).get().search == text)
+    }
+
+    @Test func countAndSearchCombineWithTheOtherFilters() throws {
+        let q = try AuditQuery.parse("q=inv&count=true&status=failed&to=a%40x.test&limit=10").get()
+        #expect(q.search == "inv" && q.count && q.status == "failed" && q.recipient == "a@x.test" && q.limit == 10)
+        #expect(try !AuditQuery.parse("count=false").get().count)
+        #expect(try !AuditQuery.parse(nil).get().count && AuditQuery.parse(nil).get().search == nil)
+        #expect(try AuditQuery.parse("q=a").get() != AuditQuery.parse("q=b").get())
+        #expect(try AuditQuery.parse("count=true").get() != AuditQuery())
     }
 
     @Test func oneCallsEntry() throws {
@@ -105,5 +129,127 @@ import Testing
         let s = RFC3339.format(milliseconds: ms)
         #expect(s.count == 24)
         #expect(RFC3339.parse(s) == ms)
+    }
+}
+
+@Suite struct AuditSearchTests {
+    @Test(arguments: [
+        ("inv", "Invoice 12", true), ("INVOICE", "invoice", true), ("voice 1", "Invoice 12", true), ("12", "Invoice 12", true),
+        ("invoice 13", "Invoice 12", false), ("@example.org", "Bob@Example.ORG", true), ("bob@", "Bob@Example.org", true),
+        ("ärger", "ÄRGER im Büro", true), ("BÜRO", "Ärger im büro", true), ("ÄRGER", "aerger", false), ("ä", "a", false),
+        ("straße", "STRASSE", false), ("straße", "Straße 5", true), ("x", "", false), ("Ǆ", "ǆ", true),
+        ("📦 versandt", "Paket 📦 VERSANDT", true), ("é", "cafe", false), ("k", "KELVIN", true), ("order #1", "Order #12", true),
+        ("a", "ÄÖÜ", false), ("long needle longer than the hay", "short", false),
+    ])
+    func matchesInAnyCase(text: String, field: String, expected: Bool) {
+        #expect(AuditSearch(text).matches(field) == expected, "\(text) in \(field)")
+    }
+
+    @Test func lowercaseOfTheNeedleIsTakenOnce() {
+        let s = AuditSearch("Bob@Example.ORG")
+        #expect(s.text == "Bob@Example.ORG")
+        #expect(s.matches("bob@example.org") && s.matches("Mail to BOB@EXAMPLE.ORG today"))
+    }
+}
+
+@Suite struct AuditScanTests {
+    /// A fake store: rows 1…n, newest (n) first; a row's cursor is (accepted-at = id, id).
+    struct Rows {
+        let n: Int
+        var statements: [(after: AuditCursor?, limit: Int)] = []
+        init(_ n: Int) { self.n = n }
+        mutating func page(after: AuditCursor?, limit: Int) -> [Int] {
+            statements.append((after, limit))
+            let start = after.map { Int($0.id) - 1 } ?? n
+            return start < 1 ? [] : Array(stride(from: start, through: max(1, start - limit + 1), by: -1))
+        }
+    }
+
+    static func scan(_ store: inout Rows, wanted: Int, budget: Int = AuditQuery.searchBudget, after: AuditCursor? = nil,
+                     _ isMatch: @escaping (Int) -> Bool) -> AuditScan<Int> {
+        var scan = AuditScan<Int>(wanted: wanted, budget: budget, after: after, isMatch: isMatch,
+                                  position: { AuditCursor(acceptedAt: Int64($0), id: Int64($0)) })
+        while let (after, limit) = scan.next {
+            scan.receive(store.page(after: after, limit: limit), limit: limit)
+        }
+        return scan
+    }
+
+    @Test func aCommonWordFillsThePageFromTheNewestRows() {
+        var store = Rows(1_000_000)
+        let s = AuditScanTests.scan(&store, wanted: 51) { $0 % 3 == 0 }
+        #expect(s.matches.count == 51 && s.matches.first == 999_999 && !s.partial)
+        #expect(s.examined == AuditScan<Int>.firstChunk && store.statements.count == 1)
+    }
+
+    /// The worst case: nothing matches in a million rows — at most the budget is read, in a few
+    /// statements, and the scan says where to resume.
+    @Test func aWordThatMatchesNothingReadsTheBudgetAndNoMore() throws {
+        var store = Rows(1_000_000)
+        let s = AuditScanTests.scan(&store, wanted: 51) { _ in false }
+        #expect(s.examined == AuditQuery.searchBudget && s.matches.isEmpty && s.partial && !s.reachedEnd)
+        #expect(s.resume == AuditCursor(acceptedAt: 990_001, id: 990_001))
+        #expect(store.statements.map(\.limit).reduce(0, +) == AuditQuery.searchBudget)
+        #expect(store.statements.allSatisfy { $0.limit <= AuditScan<Int>.chunk })
+        #expect(store.statements.count <= AuditQuery.searchBudget / AuditScan<Int>.chunk + 1)
+    }
+
+    @Test func theEndOfTheRowsEndsTheScan() {
+        var store = Rows(3_000)
+        let s = AuditScanTests.scan(&store, wanted: 51) { $0 == 7 || $0 == 2_999 }
+        #expect(s.matches == [2_999, 7] && s.reachedEnd && !s.partial && s.examined == 3_000)
+        var empty = Rows(0)
+        let e = AuditScanTests.scan(&empty, wanted: 51) { _ in true }
+        #expect(e.matches.isEmpty && e.reachedEnd && !e.partial && e.examined == 0 && empty.statements.count == 1)
+    }
+
+    /// Following `resume` from one partial scan to the next visits every row once: the matches
+    /// of all the requests are exactly the rows that match, newest first.
+    @Test(arguments: [1, 6, 50])
+    func resumingVisitsEveryRowOnce(limit: Int) {
+        var store = Rows(25_000)
+        let match: (Int) -> Bool = { $0 % 4_001 == 0 || $0 == 1 || (12_000...12_020).contains($0) }
+        var found: [Int] = []
+        var after: AuditCursor?
+        for _ in 0..<100 {
+            // As the service pages: limit + 1 wanted; a full page's `next` is its last row,
+            // a page the budget cut short resumes after the last row examined.
+            let s = AuditScanTests.scan(&store, wanted: limit + 1, budget: 3_000, after: after, match)
+            let page = s.matches.prefix(limit)
+            found += page
+            if s.matches.count > limit, let last = page.last {
+                after = AuditCursor(acceptedAt: Int64(last), id: Int64(last))
+            } else if s.partial {
+                after = s.resume
+            } else {
+                break
+            }
+        }
+        #expect(found == (1...25_000).reversed().filter(match))
+    }
+
+    @Test func theFirstReadIsSizedForThePage() {
+        var store = Rows(100_000)
+        _ = AuditScanTests.scan(&store, wanted: 1_001) { $0 % 2 == 0 }   // count=true: up to the cap
+        #expect(store.statements.first?.limit == 2_002)
+        var small = Rows(100_000)
+        _ = AuditScanTests.scan(&small, wanted: 50, budget: 100) { _ in false }
+        #expect(small.statements.map(\.limit) == [100], "never past the budget")
+    }
+}
+
+@Suite struct FromFieldTests {
+    @Test(arguments: [
+        ("\"Shop Sales\" <sales@shop.example>", "Shop Sales", "sales@shop.example"),
+        ("Shop <sales@shop.example>", "Shop", "sales@shop.example"),
+        ("Müller & Söhne <m@shop.example>", "Müller & Söhne", "m@shop.example"),
+        ("\"Shop \\\"Best\\\" Sales\" <a@b.example>", "Shop \"Best\" Sales", "a@b.example"),
+        ("\"Doe, Jane\"   <jane@x.example>", "Doe, Jane", "jane@x.example"),
+        ("sales@shop.example", nil, "sales@shop.example"), ("<sales@shop.example>", nil, "sales@shop.example"),
+        ("  \"\" <a@b.example> ", nil, "a@b.example"), ("", nil, ""),
+    ] as [(String, String?, String)])
+    func displayNameAndAddress(value: String, name: String?, address: String) {
+        let f = FromField.parse(value)
+        #expect(f.name == name && f.address == address, "\(value)")
     }
 }

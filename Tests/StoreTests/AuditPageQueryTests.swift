@@ -1,6 +1,7 @@
 /// Store: the audit's keyset pages — newest first, stable while rows are inserted, every
 /// filter alone and combined, and query plans that walk one index with no sort step and no
-/// table scan (what keeps a page fast at a million rows).
+/// table scan (what keeps a page fast at a million rows); the search of `q` (`AuditScan`)
+/// driven over those pages finds what a filter in Swift finds, reading at most its budget.
 import AuditAPI
 import Testing
 @testable import Store
@@ -177,5 +178,55 @@ import Testing
         #expect(try db.auditPage(AuditFilter(metadata: MetadataPair(key: "customer", value: "C 203")), limit: 10).map(\.id) == [ids[3]])
         #expect(try db.auditPage(AuditFilter(status: "sent", metadata: MetadataPair(key: "order", value: "odd")), limit: 10).isEmpty)
         #expect(try db.auditPage(AuditFilter(metadata: MetadataPair(key: "order", value: "EVEN")), limit: 10).isEmpty, "values are exact")
+    }
+
+    /// `q` as AuditService runs it: keyset pages of the other filters' index, each row checked
+    /// by `AuditSearch`, at most `budget` rows read; following `resume`/the last match walks
+    /// every row once. Here with a budget of 7 so that 30 rows take several requests.
+    @Test(arguments: [
+        ("S1", AuditFilter()), ("b@", AuditFilter()), ("X.TEST", AuditFilter(status: "failed")), ("s2", AuditFilter(recipient: "c@x.test")),
+        ("s", AuditFilter(since: 1050, until: 1120)), ("nothing", AuditFilter()),
+    ])
+    func searchScansPagesOfTheFiltersIndex(text: String, filter: AuditFilter) throws {
+        let db = try AuditPageQueryTests.seeded()
+        let search = AuditSearch(text)
+        let matches: (AuditEntry) -> Bool = { search.matches($0.subject) || search.matches($0.recipient) }
+        let want = try db.auditPage(filter, limit: 1000).filter(matches).map(\.id)
+        let limit = 3
+        var found: [Int64] = []
+        var after: AuditCursor?
+        var requests = 0
+        while requests < 100 {
+            requests += 1
+            var scan = AuditScan<AuditEntry>(wanted: limit + 1, budget: 7, after: after, isMatch: matches,
+                                             position: { AuditCursor(acceptedAt: $0.acceptedAt, id: $0.id) })
+            var read = 0
+            while let (a, n) = scan.next {
+                let rows = try db.auditPage(filter, limit: n, after: a)
+                read += rows.count
+                scan.receive(rows, limit: n)
+            }
+            #expect(read <= 7 && scan.examined == read)
+            let page = scan.matches.prefix(limit)
+            found += page.map(\.id)
+            if scan.matches.count > limit, let last = page.last {
+                after = AuditCursor(acceptedAt: last.acceptedAt, id: last.id)
+            } else if scan.partial {
+                after = scan.resume
+            } else {
+                break
+            }
+        }
+        #expect(found == want, "\(text)")
+    }
+
+    /// The statements a search reads with: the same shapes as the pages', so the same plans —
+    /// one index walked newest first, no sort step, whatever LIMIT the scan asks for.
+    @Test func aSearchReadsWithThePagesPlans() throws {
+        let db = try AuditPageQueryTests.seeded()
+        for filter in [AuditFilter(), AuditFilter(status: "failed"), AuditFilter(since: 1, until: 2)] {
+            let plan = try db.auditPagePlan(filter, paged: true).joined(separator: " | ")
+            #expect(!plan.contains("TEMP B-TREE") && plan.contains("USING INDEX messages_"), "\(plan)")
+        }
     }
 }
