@@ -169,7 +169,7 @@ public final class Application: SignalHandler, DeadlineHandler {
         router.add("POST", "/api/render_template", headCheck: { head in service.checkHead(head) }) { request, responder in
             service.handle(request, responder: responder, endpoint: .renderTemplate)
         }
-        let audit = AuditService(store: store, directory: directory, logger: logger)
+        let audit = AuditService(store: store, directory: directory, logger: logger, reactor: reactor)
         audit.install(on: router)
         auditService = audit
         var config = ServerConfiguration(listen: options.listen, limits: options.limits,

@@ -17,6 +17,7 @@ import HTTPServer
 import JSON
 import Logging
 import MIME
+import Reactor
 import SendAPI
 import Store
 
@@ -24,14 +25,42 @@ public final class AuditService {
     let store: ServerStore
     let directory: Directory
     var logger: Logger
+    /// Runs a search's next read on a later loop iteration: SQLite answers inside the call, and
+    /// a search that reads its whole budget takes ~25 ms at 1 000 000 rows — in chunks with the
+    /// loop's other work between them, no connection waits for all of it (PostgreSQL's answers
+    /// come in later iterations anyway).
+    let later: Later?
 
     static let detailPrefix = "/api/audit/"
     static let jsonHeaders = HTTPHeaders([(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")])
 
-    init(store: ServerStore, directory: Directory, logger: Logger) {
+    init(store: ServerStore, directory: Directory, logger: Logger, reactor: Reactor? = nil) {
         self.store = store
         self.directory = directory
         self.logger = logger
+        later = reactor.map(Later.init)
+    }
+
+    /// Closures run on the next loop iteration (one zero-delay timer for all of them).
+    final class Later: DeadlineHandler {
+        let reactor: Reactor
+        var timer: TimerHandle?
+        var pending: [() -> Void] = []
+
+        init(_ reactor: Reactor) { self.reactor = reactor }
+
+        func run(_ work: @escaping () -> Void) {
+            pending.append(work)
+            let t = timer ?? reactor.makeTimer(self)
+            timer = t
+            if !reactor.isArmed(t) { reactor.arm(t, after: .zero) }
+        }
+
+        func onDeadline() {
+            let due = pending
+            pending.removeAll()
+            for work in due { work() }
+        }
     }
 
     func install(on router: Router) {
@@ -114,8 +143,9 @@ public final class AuditService {
 
     /// `q`: the rows the other filters give, newest first, each checked here — at most
     /// `AuditQuery.searchBudget` of them per request, read in a few keyset pages (`AuditScan`).
-    /// On SQLite the pages are read one after the other inside this call; on PostgreSQL each
-    /// one is a round trip, and the loop serves others meanwhile.
+    /// Each page is read in its own loop iteration (SQLite: the next one through `later`, at most
+    /// 2 500 rows ≈ 7 ms at 1 000 000 rows; PostgreSQL: each is a round trip), so the loop serves
+    /// the other connections between them.
     func search(_ filter: AuditFilter, _ search: AuditSearch, _ query: AuditQuery, _ done: @escaping (Result<HTTPResponse, Error>) -> Void) {
         let scan = AuditScan<AuditEntry>(wanted: (query.count ? max(query.limit, AuditQuery.countCap) : query.limit) + 1, after: query.cursor,
                                          isMatch: { AuditService.matches($0, search) },
@@ -144,7 +174,11 @@ public final class AuditService {
             case .success(let rows):
                 var scan = scan
                 scan.receive(rows, limit: limit)
-                continueSearch(scan, filter, query, done)
+                if let later, scan.next != nil {
+                    later.run { [self] in continueSearch(scan, filter, query, done) }
+                } else {
+                    continueSearch(scan, filter, query, done)
+                }
             }
         }
     }

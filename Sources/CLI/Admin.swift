@@ -80,7 +80,7 @@ func formatTime(_ ms: Int64) -> String {
 
 struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Create, list and revoke API tokens.",
+        commandName: "token", abstract: "Create, list, revoke and remove API tokens.",
         subcommands: [Create.self, List.self, Revoke.self, Remove.self])
 
     struct Create: ParsableCommand {

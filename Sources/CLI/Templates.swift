@@ -31,7 +31,7 @@ func readTextFile(_ path: String) throws -> String {
 
 struct TemplateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "template", abstract: "Add and list message templates (Mustache).",
+        commandName: "template", abstract: "Add, list and remove message templates (Mustache).",
         subcommands: [Add.self, List.self, Remove.self])
 
     struct Add: ParsableCommand {

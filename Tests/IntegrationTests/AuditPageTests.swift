@@ -180,6 +180,12 @@ let auditArtifacts = repositoryRoot + "/.build/test-artifacts"
         #expect(try total("count=true&q=order") == (1_000, false))
         #expect(try total("count=true&q=refund%20rf-77") == (1, true))
         #expect(try total("count=true&to=refunds%40example.org") == (1, true))
+        // A search that reads more than one page of rows (250, then the rest, the second read
+        // in a later loop iteration): every row examined once, the one match found.
+        let scan = try f.audit("/api/audit?limit=50&q=RF-77")
+        #expect((scan["data"] as? [[String: Any]])?.count == 1)
+        let searched = scan["search"] as? [String: Any]
+        #expect(searched?["examined"] as? Int == 1_002 && searched?["partial"] as? Bool == false, "\(scan["search"] ?? "no search block")")
         let expect: [String: Any] = ["subject_search": "order", "rare_search": "refund rf-77"]
         let out = try browser(f, scenario: "many", expect: expect, screenshots: ["audit-many.png", "audit-many-search.png"])
         #expect(out.contains("BROWSER CHECKS PASSED"))
