@@ -147,6 +147,7 @@ public final class Application: SignalHandler, DeadlineHandler {
         service.participants.append(scheduler)
         service.participants.append(directory)
         service.scheduler = scheduler
+        reactor.afterPriorityEvents = { [unowned service] in service.commitDeliveryOutcomes() }
         // Readiness (liveness is /healthz): 503 while the store cannot take a commit.
         router.add("GET", "/readyz") { _, _ in
             if let reason = store.unavailableReason {

@@ -327,6 +327,24 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         return completedNow && succeeded && participants.contains { $0.hasPendingWrites }
     }
 
+    /// Between the events of a long batch (`Reactor.afterPriorityEvents`): the delivery outcomes
+    /// the SMTP sessions just reported, committed now in a commit of statuses alone (not synced:
+    /// see SQLiteServerStore), so that the sessions holding their output until their `sent` is
+    /// recorded write their next message in this iteration rather than the next — the
+    /// crash-duplicate bound (one message per session) is unchanged. Only on a store that
+    /// commits inline; the tail's group commit does everything else.
+    public func commitDeliveryOutcomes() {
+        guard store.commitsInline, !store.isCommitting, let scheduler, scheduler.outputHeld else { return }
+        var writes: [StatusWrite] = []
+        for p in participants where p.hasPendingWrites { writes += p.takePendingWrites() }
+        let b = CommitBatch(items: [], statusWrites: writes, idempotencyCutoff: SendEmailService.nowMilliseconds() - retentionMilliseconds)
+        let start = Instant.now()
+        store.commit(b) { [self] outcome in
+            metrics?.committed(after: start)
+            finishCommit([], outcome)
+        }
+    }
+
     /// The commit's completion: the scheduler first (sessions still holding their output then
     /// take the new messages into the write the commit releases, RelayPool.dispatch), then the
     /// participants, then every request's answer. Returns whether the batch was stored.

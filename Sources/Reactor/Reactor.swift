@@ -96,6 +96,8 @@ public final class Reactor {
         /// What epoll currently has.
         var applied: Interest = []
         var dirty = false
+        /// Watched by the priority epoll (Reactor+Priority.swift), not the main one.
+        var priority = false
     }
 
     let epollFD: Int32
@@ -115,6 +117,17 @@ public final class Reactor {
     // Signals (Reactor+Signals.swift)
     var signalWatcher: SignalWatcher?
 
+    // Priority registrations (Reactor+Priority.swift)
+    var priorityFD: Int32 = -1
+    var priorityEvents = UnsafeMutableBufferPointer<epoll_event>(start: nil, count: 0)
+    var priorityRegistrations = 0
+    var priorityWaker: PriorityWaker?
+    /// Called after the events of priority descriptors were handled between other events (a
+    /// commit of what they produced, so they can go on before the iteration ends).
+    public var afterPriorityEvents: (() -> Void)?
+    /// Priority descriptors are polled after every this many other events of one batch.
+    public var priorityPollEvery = 4
+
     /// The time at the start of the current iteration's callbacks. Handlers use it instead of
     /// reading the clock themselves (one clock read per iteration, not per event).
     public private(set) var now: Instant
@@ -133,16 +146,22 @@ public final class Reactor {
 
     deinit {
         events.deallocate()
+        if priorityEvents.baseAddress != nil { priorityEvents.deallocate() }
         if let w = signalWatcher { Syscall.close(w.fd) }
+        if priorityFD >= 0 { Syscall.close(priorityFD) }
         Syscall.close(epollFD)
     }
 
     // MARK: Registrations
 
     /// Starts watching `fd`. The reactor now owns it: close it with `close(_:)`.
+    /// `priority`: its events are also handled between the events of a large batch, not only
+    /// in the batch's turn (Reactor+Priority.swift) — for the few descriptors whose round trips
+    /// pace the work, like the outbound SMTP sessions.
     @discardableResult
-    public func register(fd: Int32, interest: Interest, handler: IOHandler) throws(SystemError) -> Registration {
+    public func register(fd: Int32, interest: Interest, handler: IOHandler, priority: Bool = false) throws(SystemError) -> Registration {
         precondition(fd >= 0, "register: negative descriptor")
+        if priority { try makePriorityEpoll() }
         let index = Int(fd)
         if index >= slots.count {
             slots.append(contentsOf: repeatElement(Slot(), count: max(index + 1 - slots.count, slots.count)))
@@ -153,9 +172,11 @@ public final class Reactor {
         var ev = epoll_event()
         ev.events = interest.epollMask
         ev.data.u64 = reg.token
-        if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev) != 0 {
+        if epoll_ctl(priority ? priorityFD : epollFD, EPOLL_CTL_ADD, fd, &ev) != 0 {
             throw SystemError(code: errno, call: "epoll_ctl(ADD)")
         }
+        slots[index].priority = priority
+        if priority { priorityRegistrations += 1 }
         slots[index].handler = handler
         slots[index].interest = interest
         slots[index].applied = interest
@@ -187,11 +208,8 @@ public final class Reactor {
         let index = Int(reg.fd)
         guard index < slots.count, slots[index].generation == reg.generation, slots[index].handler != nil else { return }
         var ev = epoll_event()
-        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, reg.fd, &ev)
-        slots[index].handler = nil
-        slots[index].interest = []
-        slots[index].applied = []
-        slots[index].generation &+= 1   // events already fetched for this fd are now stale
+        _ = epoll_ctl(epoll(of: index), EPOLL_CTL_DEL, reg.fd, &ev)
+        forget(index)
         Syscall.close(reg.fd)
     }
 
@@ -201,12 +219,22 @@ public final class Reactor {
         let index = Int(reg.fd)
         guard index < slots.count, slots[index].generation == reg.generation, slots[index].handler != nil else { return }
         var ev = epoll_event()
-        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, reg.fd, &ev)
+        _ = epoll_ctl(epoll(of: index), EPOLL_CTL_DEL, reg.fd, &ev)
+        forget(index)
+    }
+
+    /// The slot of a descriptor no longer watched: events already fetched for it are stale.
+    func forget(_ index: Int) {
+        if slots[index].priority { priorityRegistrations -= 1 }
         slots[index].handler = nil
         slots[index].interest = []
         slots[index].applied = []
+        slots[index].priority = false
         slots[index].generation &+= 1
     }
+
+    /// The epoll instance that watches the descriptor of `index`.
+    func epoll(of index: Int) -> Int32 { slots[index].priority ? priorityFD : epollFD }
 
     func applyInterestChanges() {
         guard !dirtyFDs.isEmpty else { return }
@@ -218,7 +246,7 @@ public final class Reactor {
             var ev = epoll_event()
             ev.events = slots[index].interest.epollMask
             ev.data.u64 = Registration(fd: fd, generation: slots[index].generation).token
-            if epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &ev) == 0 {
+            if epoll_ctl(epoll(of: index), EPOLL_CTL_MOD, fd, &ev) == 0 {
                 slots[index].applied = slots[index].interest
             } else {
                 // Only EBADF/ENOENT are possible here and both mean our bookkeeping is wrong.
@@ -265,7 +293,7 @@ public final class Reactor {
             if err != EINTR { throw SystemError(code: err, call: "epoll_wait") }
         }
         now = Instant.now()
-        if n > 0 { dispatch(Int(n)) }
+        if n > 0 { dispatch(events, Int(n), pollingPriority: priorityRegistrations > 0) }
         fireDueTimers()
         runTail()
     }
@@ -280,11 +308,14 @@ public final class Reactor {
         tailBusy = busy
     }
 
-    func dispatch(_ count: Int) {
+    /// Calls the handlers of `count` events of `events`. `pollingPriority`: a batch of the main
+    /// epoll — after every `priorityPollEvery` events the priority descriptors' own are handled.
+    func dispatch(_ events: UnsafeMutableBufferPointer<epoll_event>, _ count: Int, pollingPriority: Bool) {
         let hupMask = EPOLLERR.rawValue | EPOLLHUP.rawValue
         let readMask = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | hupMask
         let writeMask = EPOLLOUT.rawValue | hupMask
         for i in 0..<count {
+            if pollingPriority && i > 0 && i % priorityPollEvery == 0 && priorityRegistrations > 0 { pollPriority() }
             let ev = events[i]
             let token = ev.data.u64
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))

@@ -147,7 +147,8 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
             }
             do {
                 let (fd, state) = try Socket.connectTCP(address)
-                registration = try reactor.register(fd: fd, interest: .writable, handler: self)
+                // Priority: its replies are read between the HTTP requests of a long batch (Reactor+Priority).
+                registration = try reactor.register(fd: fd, interest: .writable, handler: self, priority: true)
                 if case .done = state { return connected() }
                 arm(seconds: connectTimeout, replyWait: false)
                 return

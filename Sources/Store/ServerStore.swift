@@ -20,6 +20,9 @@ public protocol ServerStore: AnyObject {
     var startupFailure: String? { get }
     /// A group commit is on its way (PostgreSQL): the next one waits for its completion.
     var isCommitting: Bool { get }
+    /// `commit` completes inside the call (SQLite): a small commit between the events of a
+    /// batch costs no loop iteration and holds up nothing.
+    var commitsInline: Bool { get }
 
     /// Makes `batch` durable in one transaction, then calls `completion` once.
     func commit(_ batch: CommitBatch, completion: @escaping (CommitOutcome) -> Void)
@@ -90,6 +93,7 @@ public protocol ServerStore: AnyObject {
 
 extension ServerStore {
     public var startupFailure: String? { nil }
+    public var commitsInline: Bool { false }
     public var scansClaim: Bool { false }
     public var scanPollMilliseconds: Int64? { nil }
     public var leaseTakeovers: Int { 0 }

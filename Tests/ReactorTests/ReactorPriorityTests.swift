@@ -1,0 +1,92 @@
+/// Priority registrations (Reactor+Priority.swift) over real socketpairs: a priority
+/// descriptor's events are handled between the events of a long batch — after every
+/// `priorityPollEvery` of them — followed by `afterPriorityEvents`; alone, it wakes the loop
+/// like any descriptor; its interest changes and close work as for the others.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+@testable import Reactor
+
+@Suite struct ReactorPriorityTests {
+    final class Ordered: IOHandler {
+        let name: String
+        let log: OrderLog
+        let fd: Int32
+        init(_ name: String, _ log: OrderLog, fd: Int32) { self.name = name; self.log = log; self.fd = fd }
+        func onReadable() {
+            var byte: UInt8 = 0
+            _ = read(fd, &byte, 1)   // consumed: each is readable once
+            log.names.append(name)
+        }
+        func onWritable() { log.names.append(name + " writable") }
+    }
+    final class OrderLog { var names: [String] = [] }
+
+    @Test func aPriorityDescriptorIsServedInsideALongBatch() throws {
+        let reactor = try Reactor()
+        reactor.priorityPollEvery = 8
+        let log = OrderLog()
+        var peers: [Int32] = []
+        defer { for p in peers { close(p) } }
+        let (p, q) = makeSocketPair()
+        peers.append(q)
+        // The priority peer writes while the batch runs: the batch's first handler (readable
+        // first, so first in epoll's ready list) sends it a byte.
+        var sent = false
+        let (c, d) = makeSocketPair()
+        peers.append(d)
+        var regs = [try reactor.register(fd: c, interest: .readable, handler: Trigger { if !sent { sent = true; _ = write(q, "p", 1) } })]
+        _ = write(d, "x", 1)
+        // 40 ordinary descriptors, all readable at once: one batch.
+        for i in 0..<40 {
+            let (a, b) = makeSocketPair()
+            peers.append(b)
+            regs.append(try reactor.register(fd: a, interest: .readable, handler: Ordered("n\(i)", log, fd: a)))
+            _ = write(b, "x", 1)
+        }
+        let preg = try reactor.register(fd: p, interest: .readable, handler: Ordered("P", log, fd: p), priority: true)
+        var after = 0
+        reactor.afterPriorityEvents = { after += 1 }
+        try reactor.runOnce(maxWait: .milliseconds(200))
+        let ordinary = log.names.filter { $0.hasPrefix("n") }
+        #expect(ordinary.count == 40, "\(log.names)")
+        let at = try #require(log.names.firstIndex(of: "P"), "the priority descriptor was not served in the batch: \(log.names)")
+        #expect(at < log.names.count - 1, "served inside the batch, not after it: \(log.names)")
+        #expect(at <= 8, "within priorityPollEvery events of becoming readable: \(log.names)")
+        #expect(after == 1)
+        #expect(log.names.filter { $0 == "P" }.count == 1)
+
+        // Alone, it wakes the loop (the priority epoll is watched by the main one).
+        log.names.removeAll()
+        _ = write(q, "p", 1)
+        try reactor.runOnce(maxWait: .milliseconds(1000))
+        #expect(log.names == ["P"])
+        #expect(after == 2)
+
+        // Interest changes apply to the priority epoll: writable, then nothing.
+        log.names.removeAll()
+        reactor.setInterest(preg, .writable)
+        try reactor.runOnce(maxWait: .zero)   // applied at this iteration's end, as for any descriptor
+        try reactor.runOnce(maxWait: .milliseconds(1000))
+        #expect(log.names == ["P writable"])
+        reactor.setInterest(preg, [])
+        try reactor.runOnce(maxWait: .zero)
+        log.names.removeAll()
+        _ = write(q, "p", 1)
+        try reactor.runOnce(maxWait: .milliseconds(50))
+        #expect(log.names.isEmpty)
+
+        // Closed: nothing more, and a new registration of the same number is an ordinary one.
+        reactor.close(preg)
+        #expect(reactor.priorityRegistrations == 0)
+        for r in regs { reactor.close(r) }
+    }
+
+    final class Trigger: IOHandler {
+        let action: () -> Void
+        init(_ action: @escaping () -> Void) { self.action = action }
+        func onReadable() { action() }
+        func onWritable() {}
+    }
+}
