@@ -42,6 +42,8 @@ public final class Application: SignalHandler, DeadlineHandler {
     public var onMetricsListening: ((String) -> Void)?
     /// Called once, after `onListening`, when the embedded demo was created: lines to show.
     public var onDemo: (([String]) -> Void)?
+    /// After a clean stop: one line saying what this run accepted (messages, group commits).
+    public var onStopped: ((String) -> Void)?
     public private(set) var store: ServerStore?
     public private(set) var sendService: SendEmailService?
     public private(set) var scheduler: DeliveryScheduler?
@@ -214,6 +216,8 @@ public final class Application: SignalHandler, DeadlineHandler {
         service.commitRemaining()
         store.finish()
         logger.info("stopped")
+        let n = service.accepted, c = service.groupCommits
+        onStopped?("stopped: accepted \(n) message(s) in \(c) group commit(s)" + (c > 0 ? " (\(n * 10 / c / 10).\(n * 10 / c % 10) per commit)" : ""))
     }
 
     /// `--metrics-listen`: a second, plain-HTTP server in the same loop with one route.

@@ -70,6 +70,8 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 
     /// Counters (tests, logs, later metrics).
     public private(set) var accepted = 0
+    /// Commits that stored accepted messages (their mean size: `accepted / groupCommits`).
+    public private(set) var groupCommits = 0
     public private(set) var commitFailures = 0
 
     public init(store: ServerStore, reactor: Reactor, directory: Directory, logger: Logger, mailFromAddress: String?, retentionSeconds: Int) {
@@ -390,6 +392,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         }
         if stored > 0 {
             accepted += stored
+            groupCommits += 1
             logger.trace("group commit: \(stored) message(s)")
         }
         return ok

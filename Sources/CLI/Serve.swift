@@ -217,6 +217,7 @@ struct Serve: ParsableCommand {
             let app = try Application(options: options, logger: logger)
             app.onListening = { url in printError("listening on \(url)") }
             app.onMetricsListening = { url in printError("metrics on \(url)/metrics") }
+            app.onStopped = { line in printError(line) }
             // The demo token on stdout (what a newcomer copies), every log line on stderr.
             app.onDemo = { lines in
                 for l in lines { print(l) }

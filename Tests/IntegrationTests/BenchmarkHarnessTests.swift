@@ -77,6 +77,13 @@ import Testing
         #expect(cpu[2] == "server CPU µs/req")
         #expect((Double(cpu[3]) ?? 0) > 0 && (Double(cpu[4]) ?? 0) > 0, "nginx's and ours: \(cpu)")
         #expect(cpu[5].hasSuffix("×") && Double(cpu[5].dropLast()) != nil)
+        // The floor (Benchmarks/run-floor on a copy of the prefilled database): nginx's 200 + the
+        // store's writes alone, against accepting alone; and bytes written per message.
+        let floor = try #require(rows.first { $0.count > 6 && $0[1].hasPrefix("accepting alone") }, "\(text)")
+        #expect((Double(floor[3]) ?? 0) > (Double(cpu[3]) ?? 0) && (Double(floor[4]) ?? 0) > 0, "the floor is above nginx's 200 alone: \(floor)")
+        let bytes = try #require(rows.first { $0.count > 6 && $0[1].hasPrefix("bytes written per accepted message") }, "\(text)")
+        #expect((Double(bytes[3]) ?? 0) > 500 && (Double(bytes[4]) ?? 0) > 0, "the message's size and ours: \(bytes)")
+        #expect(text.contains("### The floor: the store's writes alone"))
         // | accepted | delivered | lost | …
         let e2e = try #require(rows.firstIndex { $0.count > 3 && $0[1] == "accepted" && $0[2] == "delivered" }, "\(text)")
         let values = rows[e2e + 1]   // the separator line is not a "| " row

@@ -5,9 +5,31 @@ import Idempotency
 
 
 extension Database {
+    // The acceptance's statement texts: used here and printed by `tickiti-mail store sql`, so the
+    // floor benchmark (Benchmarks/floor) runs exactly these and cannot drift from them. Each
+    // comment lists the parameters in the order the code below binds them.
+
+    /// ?1 token id, ?2 key.
+    public static let idempotencyLookupSQL = "SELECT fingerprint, status, body, created_at FROM idempotency WHERE token_id = ?1 AND key = ?2"
+    /// ?1 accepted_at (also next_attempt_at), ?2 token name, ?3 idempotency key, ?4 mailbox name, ?5 mailbox
+    /// address, ?6 recipient, ?7 subject, ?8 template or NULL, ?9 Message-ID, ?10 status ('sending' or
+    /// 'queued'), ?11 recipients or NULL, ?12 metadata or NULL.
+    public static let insertMessageSQL = """
+        INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
+                              template, message_id, status, attempts, next_attempt_at, recipients, metadata)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1, ?11, ?12)
+        """
+    /// One per metadata pair: ?1 message id, ?2 key, ?3 value, ?4 accepted_at.
+    public static let insertMetadataSQL = "INSERT INTO message_metadata (message_id, key, value, accepted_at) VALUES (?1, ?2, ?3, ?4)"
+    /// ?1 message id, ?2 the message's bytes (blob).
+    public static let insertBodySQL = "INSERT INTO message_bodies (id, raw) VALUES (?1, ?2)"
+    /// ?1 token id, ?2 key, ?3 fingerprint (blob), ?4 response status, ?5 response body (blob), ?6 created_at.
+    public static let putIdempotencySQL = "INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+}
+
+extension Database {
     public func idempotencyRecord(tokenID: Int64, key: String) throws(SQLiteError) -> IdempotencyRecord? {
-        let s = try statement("SELECT fingerprint, status, body, created_at FROM idempotency WHERE token_id = ?1 AND key = ?2")
-            .bind(1, tokenID).bind(2, key)
+        let s = try statement(Database.idempotencyLookupSQL).bind(1, tokenID).bind(2, key)
         defer { s.finish() }
         guard try s.step() else { return nil }
         return IdempotencyRecord(fingerprint: s.blob(0), status: s.int(1), body: s.blob(2), createdAt: s.int64(3))
@@ -20,23 +42,19 @@ extension Database {
     /// requeued like any other `sending` row).
     @discardableResult
     public func insertAccepted(_ m: NewMessage, sending: Bool = false, storesRecord: Bool = true) throws(SQLiteError) -> Int64 {
-        try statement("""
-            INSERT INTO messages (accepted_at, token_name, idempotency_key, mailbox_name, mailbox_address, recipient, subject,
-                                  template, message_id, status, attempts, next_attempt_at, recipients, metadata)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1, ?11, ?12)
-            """)
+        try statement(Database.insertMessageSQL)
             .bind(1, m.acceptedAt).bind(2, m.tokenName).bind(3, m.idempotencyKey).bind(4, m.mailboxName).bind(5, m.mailboxAddress)
             .bind(6, m.recipient).bind(7, m.subject).bind(8, m.template).bind(9, m.messageID)
             .bind(10, sending ? "sending" : "queued").bind(11, m.recipients.map(RecipientState.encode))
             .bind(12, MetadataPair.encode(m.metadata)).run()
         let id = lastInsertRowID
         for pair in m.metadata {
-            try statement("INSERT INTO message_metadata (message_id, key, value, accepted_at) VALUES (?1, ?2, ?3, ?4)")
+            try statement(Database.insertMetadataSQL)
                 .bind(1, id).bind(2, pair.key).bind(3, pair.value).bind(4, m.acceptedAt).run()
         }
-        try statement("INSERT INTO message_bodies (id, raw) VALUES (?1, ?2)").bind(1, id).bind(2, blob: m.raw).run()
+        try statement(Database.insertBodySQL).bind(1, id).bind(2, blob: m.raw).run()
         guard storesRecord else { return id }
-        try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        try statement(Database.putIdempotencySQL)
             .bind(1, m.tokenID).bind(2, m.idempotencyKey).bind(3, blob: m.fingerprint).bind(4, m.responseStatus)
             .bind(5, blob: m.responseBody).bind(6, m.acceptedAt).run()
         return id
@@ -44,7 +62,7 @@ extension Database {
 
     /// A record alone (replacing an expired one); inside the group commit's transaction.
     public func putIdempotencyRecord(tokenID: Int64, key: String, _ r: IdempotencyRecord) throws(SQLiteError) {
-        try statement("INSERT OR REPLACE INTO idempotency (token_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        try statement(Database.putIdempotencySQL)
             .bind(1, tokenID).bind(2, key).bind(3, blob: r.fingerprint).bind(4, r.status).bind(5, blob: r.body).bind(6, r.createdAt).run()
     }
 

@@ -45,8 +45,23 @@ extension Database {
         return rows.prefix(limit).map(\.message)
     }
 
+    // The delivery's statement texts (printed by `tickiti-mail store sql` for Benchmarks/floor, like
+    // the acceptance's in Database+Messages.swift).
+
+    /// A message accepted as `queued` when the scheduler takes it: ?1 message id.
+    public static let markSendingSQL = "UPDATE messages SET status = 'sending' WHERE id = ?1"
+    /// ?1 message id, ?2 status, ?3 reply, ?4 at (sent_at when `sent`), ?5 next_attempt_at, ?6 1 when the
+    /// attempt counts (AttemptOutcome.counts) else 0, ?7 1 when `uncertain` else 0.
+    public static let recordAttemptSQL = """
+        UPDATE messages SET status = ?2, attempts = attempts + ?6, uncertain = uncertain + ?7, last_reply = ?3,
+               sent_at = CASE WHEN ?2 = 'sent' THEN ?4 ELSE sent_at END, next_attempt_at = ?5
+        WHERE id = ?1
+        """
+    /// ?1 message id, ?2 at, ?3 outcome, ?4 reply.
+    public static let insertAttemptSQL = "INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)"
+
     public func markSending(id: Int64) throws(SQLiteError) {
-        try statement("UPDATE messages SET status = 'sending' WHERE id = ?1").bind(1, id).run()
+        try statement(Database.markSendingSQL).bind(1, id).run()
     }
 
     public func setRecipients(id: Int64, _ list: String) throws(SQLiteError) {
@@ -56,14 +71,9 @@ extension Database {
     /// Records a finished attempt: the message's new `status` (`nextAttemptAt` matters for
     /// `deferred` only) and the attempt's `outcome` (StatusWrite.attempt).
     public func recordAttempt(id: Int64, status: String, outcome: String, reply: String, atMilliseconds at: Int64, nextAttemptAt: Int64) throws(SQLiteError) {
-        try statement("""
-            UPDATE messages SET status = ?2, attempts = attempts + ?6, uncertain = uncertain + ?7, last_reply = ?3,
-                   sent_at = CASE WHEN ?2 = 'sent' THEN ?4 ELSE sent_at END, next_attempt_at = ?5
-            WHERE id = ?1
-            """).bind(1, id).bind(2, status).bind(3, reply).bind(4, at).bind(5, nextAttemptAt)
+        try statement(Database.recordAttemptSQL).bind(1, id).bind(2, status).bind(3, reply).bind(4, at).bind(5, nextAttemptAt)
             .bind(6, AttemptOutcome.counts(outcome) ? 1 : 0).bind(7, outcome == "uncertain" ? 1 : 0).run()
-        try statement("INSERT INTO delivery_attempts (message_id, at, outcome, reply) VALUES (?1, ?2, ?3, ?4)")
-            .bind(1, id).bind(2, at).bind(3, outcome).bind(4, reply).run()
+        try statement(Database.insertAttemptSQL).bind(1, id).bind(2, at).bind(3, outcome).bind(4, reply).run()
     }
 
     // MARK: Relay policy (SPEC §6)

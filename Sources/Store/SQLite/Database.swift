@@ -64,14 +64,26 @@ public final class Database {
 
     func configure(busyTimeoutMilliseconds: Int32) throws(SQLiteError) {
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
-        try execute("PRAGMA journal_mode=WAL")
-        try execute("PRAGMA synchronous=\(synchronous.rawValue)")
-        try execute("PRAGMA foreign_keys=ON")
-        // 32 MiB of page cache (the default is 2 MiB): the b-tree pages the acceptance and
-        // delivery batches touch — random idempotency-key leaves above all — stay in memory
-        // instead of being read back from the WAL under load.
-        try execute("PRAGMA cache_size=-32768")
+        for pragma in Database.connectionPragmas(synchronous) { try execute(pragma) }
     }
+
+    /// What every connection runs at open, in order (printed by `tickiti-mail store sql` for
+    /// Benchmarks/floor). Page size and `wal_autocheckpoint` are SQLite's defaults.
+    public static func connectionPragmas(_ synchronous: Synchronous) -> [String] {
+        [
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=\(synchronous.rawValue)",
+            "PRAGMA foreign_keys=ON",
+            // 32 MiB of page cache (the default is 2 MiB): the b-tree pages the acceptance and
+            // delivery batches touch — random idempotency-key leaves above all — stay in memory
+            // instead of being read back from the WAL under load.
+            "PRAGMA cache_size=-32768",
+        ]
+    }
+
+    /// The group commit's bounds (`begin`, `commit`).
+    public static let beginSQL = "BEGIN IMMEDIATE"
+    public static let commitSQL = "COMMIT"
 
     deinit {
         for s in statements.values { s.finalize() }
@@ -145,14 +157,14 @@ public final class Database {
 
     public func begin() throws(SQLiteError) {
         precondition(!inTransaction, "nested transaction")
-        try execute("BEGIN IMMEDIATE")
+        try execute(Database.beginSQL)
         inTransaction = true
     }
 
     public func commit() throws(SQLiteError) {
         precondition(inTransaction, "commit without begin")
         do {
-            try execute("COMMIT")
+            try execute(Database.commitSQL)
         } catch {
             try? execute("ROLLBACK")
             inTransaction = false

@@ -33,7 +33,13 @@ public final class SQLiteServerStore: ServerStore {
     public var relaxStatusCommits = true
     var walSyncTimer: TimerHandle?
     public private(set) var unsyncedCommits = false
-    static let statusSyncDelay: Duration = .seconds(1)
+    public static let statusSyncDelay: Duration = .seconds(1)
+
+    /// What a commit carrying only status writes uses while `relaxStatusCommits` (see the
+    /// type's comment): under FULL it is not synced; the WAL is synced `statusSyncDelay` later.
+    public static func statusCommitSynchronous(_ durable: Database.Synchronous) -> Database.Synchronous {
+        durable == .full ? .normal : durable
+    }
 
     var retryTimer: TimerHandle?
     public static let retryDelay: Duration = .milliseconds(100)
@@ -59,6 +65,7 @@ public final class SQLiteServerStore: ServerStore {
     }
 
     public var isCommitting: Bool { false }
+    public var commitsInline: Bool { true }
 
     // MARK: Group commit
 
@@ -69,7 +76,7 @@ public final class SQLiteServerStore: ServerStore {
             try checkFiles()
             if isResting { throw Resting() }
             let answersRequests = !batch.items.isEmpty
-            try db.setSynchronous(!answersRequests && relaxStatusCommits && durableSynchronous == .full ? .normal : durableSynchronous)
+            try db.setSynchronous(!answersRequests && relaxStatusCommits ? SQLiteServerStore.statusCommitSynchronous(durableSynchronous) : durableSynchronous)
             try db.begin()
             for item in batch.items { results.append(try write(item, cutoff: batch.idempotencyCutoff)) }
             for w in batch.statusWrites { try write(w) }
