@@ -87,7 +87,10 @@ enum PostgresSQL {
             INSERT INTO message_metadata (message_id, key, value, accepted_at)
             SELECT ids.id, u.k, u.v, $6::bigint FROM unnest($20::bigint[], $21::text[], $22::text[]) AS u(ord, k, v) JOIN ids ON ids.ord = u.ord
         )
-        SELECT (SELECT array_to_string(array_agg(id ORDER BY ord), ',') FROM ids), i.fingerprint, i.status, i.body, i.created_at, NOT l.free
+        SELECT coalesce((SELECT array_to_string(array_agg(id ORDER BY ord), ',') FROM ids),
+                        -- the key taken for a batch none of whose messages passed validation: '' (no ids), not NULL (a holder)
+                        CASE WHEN EXISTS (SELECT 1 FROM k) THEN '' END),
+               i.fingerprint, i.status, i.body, i.created_at, NOT l.free
         \(holder)
         """)
 

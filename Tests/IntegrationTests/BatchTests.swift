@@ -54,6 +54,22 @@ import Testing
         #expect(try f.auditCount() == 497)
     }
 
+    /// Permissive with every message invalid: 200 with each one's error, the answer stored under
+    /// the key and replayed, nothing accepted (PostgreSQL answered 503: the key was taken with no
+    /// message ids, read back as "someone else holds it"; schemathesis found it).
+    @Test func permissiveWithNothingValid() throws {
+        let f = try SendFixture()
+        let key = UUID().uuidString
+        let body = Self.batch(3, invalid: [0, 1, 2], mode: "permissive")
+        let r = try f.call("/api/send_email/batch", body, key: key)
+        #expect(r.status == 200, "\(r.text.prefix(300))")
+        let items = try #require(try Self.json(r)["data"] as? [[String: Any]])
+        #expect(items.count == 3 && items.allSatisfy { $0["ok"] as? Bool == false })
+        let again = try f.call("/api/send_email/batch", body, key: key)
+        #expect(again.status == 200 && again.header("Idempotent-Replayed") == "true" && again.body == r.body)
+        #expect(try f.auditCount() == 0)
+    }
+
     @Test(arguments: [
         (#"{"messages":[]}"#, "messages"), (#"{"messages":"x"}"#, "messages"), (#"{}"#, "messages"),
         (#"{"messages":[{"to_address":"a@b.example","subject":"s","content":"c"}],"validation":"loose"}"#, "validation"),
