@@ -123,15 +123,18 @@ public final class AuditService {
             search(filter, AuditSearch(text), query, done)
             return
         }
-        // One row more than asked tells whether another page follows (no empty last page);
-        // with count=true the same statement reads on to the cap: the page is its first rows.
-        let wanted = (query.count ? max(query.limit, AuditQuery.countCap) : query.limit) + 1
-        store.auditPage(filter, limit: wanted, after: query.cursor) { result in
+        store.auditPage(filter, limit: AuditService.rowsWanted(query), after: query.cursor) { result in
             done(result.map { rows in
                 let total = query.count ? Total(count: min(rows.count, AuditQuery.countCap), exact: rows.count <= AuditQuery.countCap) : nil
                 return AuditService.listResponse(Array(rows.prefix(query.limit + 1)), limit: query.limit, total: total)
             })
         }
+    }
+
+    /// One row more than asked tells whether another page follows (no empty last page); with
+    /// count=true the read goes on to the cap: the page is its first rows.
+    static func rowsWanted(_ query: AuditQuery) -> Int {
+        (query.count ? max(query.limit, AuditQuery.countCap) : query.limit) + 1
     }
 
     /// `count=true`: `count` entries match — or more than `count` when not `exact` (the cap, or a
@@ -147,7 +150,7 @@ public final class AuditService {
     /// 2 500 rows ≈ 7 ms at 1 000 000 rows; PostgreSQL: each is a round trip), so the loop serves
     /// the other connections between them.
     func search(_ filter: AuditFilter, _ search: AuditSearch, _ query: AuditQuery, _ done: @escaping (Result<HTTPResponse, Error>) -> Void) {
-        let scan = AuditScan<AuditEntry>(wanted: (query.count ? max(query.limit, AuditQuery.countCap) : query.limit) + 1, after: query.cursor,
+        let scan = AuditScan<AuditEntry>(wanted: AuditService.rowsWanted(query), after: query.cursor,
                                          isMatch: { AuditService.matches($0, search) },
                                          position: { AuditCursor(acceptedAt: $0.acceptedAt, id: $0.id) })
         continueSearch(scan, filter, query, done)

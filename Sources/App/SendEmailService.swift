@@ -312,9 +312,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                 continue
             }
         }
-        var writes: [StatusWrite] = []
-        for p in participants where p.hasPendingWrites { writes += p.takePendingWrites() }
-        let b = CommitBatch(items: items.map(\.item), statusWrites: writes,
+        let b = CommitBatch(items: items.map(\.item), statusWrites: takeParticipantWrites(),
                             idempotencyCutoff: SendEmailService.nowMilliseconds() - retentionMilliseconds)
         let start = Instant.now()
         var completedNow = false
@@ -337,14 +335,20 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
     /// commits inline; the tail's group commit does everything else.
     public func commitDeliveryOutcomes() {
         guard store.commitsInline, !store.isCommitting, let scheduler, scheduler.outputHeld else { return }
-        var writes: [StatusWrite] = []
-        for p in participants where p.hasPendingWrites { writes += p.takePendingWrites() }
-        let b = CommitBatch(items: [], statusWrites: writes, idempotencyCutoff: SendEmailService.nowMilliseconds() - retentionMilliseconds)
+        let b = CommitBatch(items: [], statusWrites: takeParticipantWrites(),
+                            idempotencyCutoff: SendEmailService.nowMilliseconds() - retentionMilliseconds)
         let start = Instant.now()
         store.commit(b) { [self] outcome in
             metrics?.committed(after: start)
             finishCommit([], outcome)
         }
+    }
+
+    /// The other writers' writes (delivery statuses, token uses), for the commit on its way.
+    func takeParticipantWrites() -> [StatusWrite] {
+        var writes: [StatusWrite] = []
+        for p in participants where p.hasPendingWrites { writes += p.takePendingWrites() }
+        return writes
     }
 
     /// The commit's completion: the scheduler first (sessions still holding their output then

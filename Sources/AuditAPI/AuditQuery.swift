@@ -341,35 +341,3 @@ public struct AuditScan<Row> {
     /// Stopped by the budget before it found `wanted` matches, with older rows not examined.
     public var partial: Bool { next == nil && matches.count < wanted && !reachedEnd }
 }
-
-/// The display name and address of a From field as `MessageReader` gives it back (unfolded,
-/// RFC 2047 words decoded): `"Shop Sales" <sales@shop.example>`, `Shop <a@b>`, `a@b`.
-/// RFC 5322 §3.4 name-addr: a quoted display name loses its quotes and quoting backslashes
-/// (§3.2.4); a comment or a group is left as written. The audit shows the name the recipient
-/// saw, which is the mailbox's display name at the time it was sent, not today's.
-public enum FromField {
-    public static func parse(_ value: String) -> (name: String?, address: String) {
-        let v = value.trimmingCharacters()
-        guard v.hasSuffix(">"), let open = v.lastIndex(of: "<") else { return (nil, v) }
-        let address = String(v[v.index(after: open)..<v.index(before: v.endIndex)]).trimmingCharacters()
-        var name = String(v[..<open]).trimmingCharacters()
-        if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") {
-            var out = ""
-            var escaped = false
-            for ch in name.dropFirst().dropLast() {
-                if escaped { out.append(ch); escaped = false } else if ch == "\\" { escaped = true } else { out.append(ch) }
-            }
-            name = out
-        }
-        return (name.isEmpty ? nil : name, address)
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces and tabs (no Foundation in a pure module).
-    func trimmingCharacters() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[start...end])
-    }
-}

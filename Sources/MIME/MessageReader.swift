@@ -156,16 +156,7 @@ public enum MessageReader {
         for p in pieces.dropFirst() {
             guard let eq = p.firstIndex(of: "=") else { continue }
             let name = String(p[..<eq]).trimmingSpaces().lowercased()
-            var v = String(p[p.index(after: eq)...]).trimmingSpaces()
-            if v.count >= 2, v.hasPrefix("\""), v.hasSuffix("\"") {
-                var out = ""
-                var esc = false
-                for c in v.dropFirst().dropLast() {
-                    if esc { out.append(c); esc = false } else if c == "\\" { esc = true } else { out.append(c) }
-                }
-                v = out
-            }
-            params[name] = v
+            params[name] = p[p.index(after: eq)...].trimmingSpaces().unquoted()
         }
         return (type, params)
     }
@@ -363,5 +354,32 @@ extension StringProtocol {
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
         return String(s)
+    }
+
+    /// A quoted-string's content (RFC 5322 §3.2.4: the quotes dropped, quoting backslashes
+    /// undone); any other text as it is.
+    func unquoted() -> String {
+        guard count >= 2, hasPrefix("\""), hasSuffix("\"") else { return String(self) }
+        var out = ""
+        var escaped = false
+        for c in dropFirst().dropLast() {
+            if escaped { out.append(c); escaped = false } else if c == "\\" { escaped = true } else { out.append(c) }
+        }
+        return out
+    }
+}
+
+/// The display name and address of a From field as `MessageReader` gives it back (unfolded,
+/// RFC 2047 words decoded): `"Shop Sales" <sales@shop.example>`, `Shop <a@b>`, `a@b`.
+/// RFC 5322 §3.4 name-addr: a quoted display name loses its quotes and quoting backslashes
+/// (§3.2.4); a comment or a group is left as written. The audit shows the name the recipient
+/// saw, which is the mailbox's display name at the time it was sent, not today's.
+public enum FromField {
+    public static func parse(_ value: String) -> (name: String?, address: String) {
+        let v = value.trimmingSpaces()
+        guard v.hasSuffix(">"), let open = v.lastIndex(of: "<") else { return (nil, v) }
+        let address = v[v.index(after: open)..<v.index(before: v.endIndex)].trimmingSpaces()
+        let name = v[..<open].trimmingSpaces().unquoted()
+        return (name.isEmpty ? nil : name, address)
     }
 }

@@ -293,7 +293,7 @@ public final class Reactor {
             if err != EINTR { throw SystemError(code: err, call: "epoll_wait") }
         }
         now = Instant.now()
-        if n > 0 { dispatch(events, Int(n), pollingPriority: priorityRegistrations > 0) }
+        if n > 0 { dispatch(events, Int(n), pollingPriority: true) }
         fireDueTimers()
         runTail()
     }

@@ -145,3 +145,20 @@ import Testing
         #expect(MessageReader.read(raw).attachments.map(\.filename) == ["ü.pdf"])
     }
 }
+
+/// FromField: the audit's From (display name as the header has it, and address).
+@Suite struct FromFieldTests {
+    @Test(arguments: [
+        ("\"Shop Sales\" <sales@shop.example>", "Shop Sales", "sales@shop.example"),
+        ("Shop <sales@shop.example>", "Shop", "sales@shop.example"),
+        ("Müller & Söhne <m@shop.example>", "Müller & Söhne", "m@shop.example"),
+        ("\"Shop \\\"Best\\\" Sales\" <a@b.example>", "Shop \"Best\" Sales", "a@b.example"),
+        ("\"Doe, Jane\"   <jane@x.example>", "Doe, Jane", "jane@x.example"),
+        ("sales@shop.example", nil, "sales@shop.example"), ("<sales@shop.example>", nil, "sales@shop.example"),
+        ("  \"\" <a@b.example> ", nil, "a@b.example"), ("", nil, ""),
+    ] as [(String, String?, String)])
+    func displayNameAndAddress(value: String, name: String?, address: String) {
+        let f = FromField.parse(value)
+        #expect(f.name == name && f.address == address, "\(value)")
+    }
+}
