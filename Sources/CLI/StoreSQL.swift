@@ -8,8 +8,9 @@
 ///   status_pragma       the PRAGMA of a commit that carries only status writes
 ///   status_sync_ms      how long after such a commit the WAL is synced (fdatasync) at the latest
 ///   begin, commit       the group commit's bounds
-///   idempotency_lookup, insert_message, insert_message_metadata, insert_message_body,
-///   put_idempotency     the acceptance (Database.insertAccepted and the look-up before it)
+///   idempotency_lookup, idempotency_row_lookup, insert_message, insert_message_metadata,
+///   insert_message_body the acceptance (Database.insertAccepted and the look-ups before it)
+///   put_idempotency     a record in the table (render_template, a batch's; not run per message)
 ///   mark_sending, record_attempt, insert_attempt   the delivery (Database.markSending, recordAttempt)
 import ArgumentParser
 import Store
@@ -31,6 +32,7 @@ struct StoreSQL: ParsableCommand {
             ("begin", Database.beginSQL),
             ("commit", Database.commitSQL),
             ("idempotency_lookup", Database.idempotencyLookupSQL),
+            ("idempotency_row_lookup", Database.idempotencyRowLookupSQL),
             ("insert_message", Database.insertMessageSQL),
             ("insert_message_metadata", Database.insertMetadataSQL),
             ("insert_message_body", Database.insertBodySQL),

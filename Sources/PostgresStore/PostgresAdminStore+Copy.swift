@@ -89,7 +89,22 @@ extension PostgresAdminStore: CopyableStore {
     /// The copied tokens, mailboxes and templates are news to a server already LISTENing.
     public func copyTransaction<T>(_ body: () throws -> T) throws -> T { try directoryWrite(body) }
 
+    /// SQLite keeps a send_email call's idempotency record on its message's row; here the
+    /// records go to `idempotency` (the newest of each token and key, unless the copied table
+    /// already holds a newer one); the row's columns stay as copied (PostgreSQL reads only the
+    /// table; a copy back to SQLite then has the same rows and the records in both places).
     public func copyFinish() throws {
+        _ = try connection.exec("""
+            INSERT INTO idempotency (token_id, key, fingerprint, status, body, created_at)
+            SELECT DISTINCT ON (record_token, idempotency_key) record_token, idempotency_key, record_fingerprint, record_status,
+                   record_body, accepted_at
+            FROM messages m WHERE record_token IS NOT NULL
+              AND token_name = (SELECT name FROM tokens t WHERE t.id = m.record_token)
+            ORDER BY record_token, idempotency_key, accepted_at DESC
+            ON CONFLICT (token_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+                body = excluded.body, created_at = excluded.created_at
+              WHERE idempotency.created_at < excluded.created_at
+            """)
         for t in Self.identityTables {
             _ = try connection.exec("SELECT setval(pg_get_serial_sequence('\(t)', 'id'), GREATEST(max(id), 1), max(id) IS NOT NULL) FROM \(t)")
         }

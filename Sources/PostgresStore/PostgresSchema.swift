@@ -178,6 +178,17 @@ enum PostgresSchema {
             "CREATE TABLE mailbox_rates (mailbox TEXT PRIMARY KEY, tat BIGINT NOT NULL)",
             takeBudgetFunction,
         ],
+        // 10: the columns SQLite keeps a send_email call's idempotency record in, on its message's
+        // row (its migration 12), so `store copy` carries them both ways. PostgreSQL does not use
+        // them — its records stay in `idempotency`, whose primary key is what makes one key one
+        // message across processes —: a copy from SQLite also writes them into `idempotency`
+        // (PostgresAdminStore.copyFinish); the server never writes them.
+        [
+            "ALTER TABLE messages ADD COLUMN record_token BIGINT",
+            "ALTER TABLE messages ADD COLUMN record_fingerprint BYTEA",
+            "ALTER TABLE messages ADD COLUMN record_status INTEGER",
+            "ALTER TABLE messages ADD COLUMN record_body BYTEA",
+        ],
     ]
 
     /// A mailbox's budget for one more message of `p_n` recipients at `p_now` (ms), for every

@@ -261,6 +261,17 @@ public final class Statement {
     @discardableResult
     public func bind(_ i: Int32, _ v: Int) throws(SQLiteError) -> Statement { try bind(i, Int64(v)) }
 
+    /// NULL for nil.
+    @discardableResult
+    public func bind(_ i: Int32, _ v: Int64?) throws(SQLiteError) -> Statement {
+        guard let v else {
+            markBound(i)
+            try check(sqlite3_bind_null(stmt, i))
+            return self
+        }
+        return try bind(i, v)
+    }
+
     @discardableResult
     public func bind(_ i: Int32, _ v: String?) throws(SQLiteError) -> Statement {
         markBound(i)
