@@ -34,6 +34,10 @@
  * is measured once around the whole loop; with it, around each transaction (a few µs of counter
  * reads per transaction land in the figures).
  *
+ * Checkpoints run inline, as SQLite's autocheckpoint runs them: the same work the server hands to
+ * its checkpoint helper (`serve --sqlite-checkpoints helper`), whose CPU the benchmarks count as
+ * the server's.
+ *
  * Build: cc -O2 -o floor floor.c -lsqlite3          Bounded: N messages, then exit. */
 #define _GNU_SOURCE 1
 #include <errno.h>

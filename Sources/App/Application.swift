@@ -288,7 +288,15 @@ public final class Application: SignalHandler, DeadlineHandler {
             } catch {
                 throw StartupError("cannot open the database \(path): \(error)")
             }
-            return SQLiteServerStore(db: db, reactor: reactor, logger: logger)
+            let store = SQLiteServerStore(db: db, reactor: reactor, logger: logger)
+            if let command = options.sqliteCheckpointer {
+                do {
+                    store.checkpoints = try CheckpointHandOff(db: db, command: command, logger: logger)
+                } catch {
+                    logger.warning("cannot start the checkpoint helper (\(error)): checkpointing inline")
+                }
+            }
+            return store
         case .postgres(let uri):
             // libpq only in the loop, never blocking it: connecting (with our own resolver),
             // the migrations under their advisory lock, the directory (PostgresServerStore).

@@ -34,6 +34,9 @@ public struct ServeOptions: Sendable {
     public var jsonLogs = false
     /// SQLite durability (see Store/Database.swift); FULL unless asked otherwise.
     public var synchronous: Database.Synchronous = .full
+    /// The command of the WAL checkpoint helper (`--sqlite-checkpoints helper`, Store's
+    /// CheckpointHandOff); nil: checkpoints run inline, as SQLite's autocheckpoint does.
+    public var sqliteCheckpointer: [String]?
     /// Delivery (SPEC §5): `--retry-base-seconds`, `--retry-max-seconds`, `--max-queue-age-seconds`,
     /// `--smtp-timeout-seconds`.
     /// This process is worker `workerIndex` of `serve --workers N`: it listens with SO_REUSEPORT,

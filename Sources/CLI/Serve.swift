@@ -74,6 +74,9 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("sqlite-synchronous"), help: "FULL (durable across power loss) or NORMAL (across crashes only).")
     var sqliteSynchronous = "FULL"
 
+    @Option(name: .customLong("sqlite-checkpoints"), help: "helper (WAL checkpoints in a helper process, off the event loop) or inline (in the loop, as SQLite does by default).")
+    var sqliteCheckpoints = "helper"
+
     @Option(help: ArgumentHelp("Worker processes (PostgreSQL only): each has its own event loop, TLS context and database connection, and listens on the same port (SO_REUSEPORT). A crashed worker is restarted; signals are passed on to all."))
     var workers = 1
 
@@ -144,6 +147,7 @@ struct Serve: ParsableCommand {
         if maxConnections < 1 { throw usageError("--max-connections must be ≥ 1") }
         if idempotencyRetentionSeconds < 1 { throw usageError("--idempotency-retention-seconds must be ≥ 1") }
         if !["FULL", "NORMAL"].contains(sqliteSynchronous.uppercased()) { throw usageError("--sqlite-synchronous must be FULL or NORMAL") }
+        if !["helper", "inline"].contains(sqliteCheckpoints) { throw usageError("--sqlite-checkpoints must be helper or inline") }
         if retryBaseSeconds < 1 || retryMaxSeconds < retryBaseSeconds { throw usageError("--retry-base-seconds must be ≥ 1 and ≤ --retry-max-seconds") }
         if maxQueueAgeSeconds < 0 { throw usageError("--max-queue-age-seconds must be ≥ 0") }
         if let t = smtpTimeoutSeconds, t < 1 { throw usageError("--smtp-timeout-seconds must be ≥ 1") }
@@ -198,6 +202,10 @@ struct Serve: ParsableCommand {
         options.accessLog = !noAccessLog
         options.jsonLogs = logFormat == .json
         options.synchronous = sqliteSynchronous.uppercased() == "NORMAL" ? .normal : .full
+        if sqliteCheckpoints == "helper", case .sqlite(let path) = StoreLocation(db) {
+            options.sqliteCheckpointer = [Supervisor.ownExecutable(), "store", "checkpointer", "--db", path,
+                                          "--sqlite-synchronous", options.synchronous.rawValue]
+        }
         guard leaseSeconds >= 1 else {
             printError("tickiti-mail: error: --lease-seconds must be at least 1")
             throw ExitCode(64)

@@ -8,7 +8,7 @@ import Store
 struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store", abstract: "Work on a whole store.",
-        subcommands: [Copy.self, StoreFill.self, StoreSQL.self])
+        subcommands: [Copy.self, StoreFill.self, StoreSQL.self, StoreCheckpointer.self])
 
     struct Copy: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -21,6 +21,8 @@ public final class Database {
     private(set) var db: OpaquePointer
     public let path: String
     var statements: [SQLKey: Statement] = [:]
+    /// The commit hook's context (Database+Checkpoint), released with the connection.
+    var walHookBox: UnsafeMutableRawPointer?
     public private(set) var inTransaction = false
     /// The connection's current `PRAGMA synchronous` (it may change between transactions).
     public private(set) var synchronous: Synchronous
@@ -88,6 +90,7 @@ public final class Database {
     deinit {
         for s in statements.values { s.finalize() }
         sqlite3_close_v2(db)
+        if let box = walHookBox { Unmanaged<AnyObject>.fromOpaque(box).release() }
     }
 
     static func makeParentDirectory(of path: String) throws(SQLiteError) {

@@ -25,6 +25,8 @@ import Reactor
 
 public final class SQLiteServerStore: ServerStore {
     public let db: Database
+    /// The WAL checkpoint helper, when there is one (stopped by `finish`).
+    public var checkpoints: CheckpointHandOff?
     let reactor: Reactor
     var logger: Logger
     /// What a commit that answers requests uses (`--sqlite-synchronous`).
@@ -215,6 +217,7 @@ public final class SQLiteServerStore: ServerStore {
 
     public func finish() {
         relaxStatusCommits = false
+        defer { checkpoints?.stop() }
         guard unsyncedCommits else { return }
         do {
             try db.syncWAL()

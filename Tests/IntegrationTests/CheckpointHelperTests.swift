@@ -1,0 +1,94 @@
+/// The WAL checkpoint helper of a SQLite server (Store's CheckpointHandOff, `store checkpointer`):
+/// a child process that runs the checkpoints off the loop; the server checkpoints inline when it
+/// is gone; it exits with the server however the server ends. SQLite only, on both passes.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+@Suite(.serialized) struct CheckpointHelperTests {
+    /// The server's children whose command line is the checkpointer's.
+    func helpers(of pid: pid_t) -> [pid_t] {
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return children.split(separator: " ").compactMap { pid_t($0) }.filter { child in
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(child)/cmdline"))) ?? Data()
+            return String(decoding: cmdline, as: UTF8.self).split(separator: "\0").contains("checkpointer")
+        }
+    }
+
+    /// Bytes a process passed to write calls (/proc/PID/io wchar).
+    func writtenBytes(_ pid: pid_t) -> Int {
+        let io = (try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)) ?? ""
+        return io.split(separator: "\n").first { $0.hasPrefix("wchar:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) } ?? -1
+    }
+
+    /// Gone, or a zombie nobody reaps (a container's init may not).
+    func exited(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+    }
+
+    func send(_ f: SendFixture, _ n: Int) throws {
+        let c = try f.connect()
+        for i in 0..<n {
+            let r = try f.post(directBody.replacingOccurrences(of: "marcus@", with: "m\(i)-\(UUID().uuidString.prefix(8))@"), on: c)
+            #expect(r.status == 200, "\(r.text)")
+        }
+        c.close()
+    }
+
+    @Test func theHelperCheckpointsAndTheServerTakesOverWhenItIsGone() throws {
+        let dir = makeTempDir()
+        let f = try SendFixture(store: dir + "/tickiti.db")
+        let helper = try #require(helpers(of: f.server.pid).first, "no checkpointer child")
+        #expect(helpers(of: f.server.pid).count == 1)
+        let before = writtenBytes(helper)
+        // One commit per request: ~8 WAL frames each, past the 1 000 that hand a checkpoint over.
+        try send(f, 300)
+        // The helper copies frames into the database file (its only writes) when asked.
+        try waitUntil("the helper's first checkpoint") { writtenBytes(helper) >= before + 4096 }
+
+        kill(helper, SIGKILL)
+        try waitUntil("the helper's death") { exited(helper) }
+        try send(f, 300)
+        _ = try f.server.waitForLine(containing: "checkpoint helper (pid \(helper)) is gone")
+        // Inline from then on: the WAL stays within SQLite's own bound (1 000 frames and the
+        // commit that crossed it), not growing with every message.
+        let wal = try FileManager.default.attributesOfItem(atPath: dir + "/tickiti.db-wal")[.size] as? Int ?? 0
+        #expect(wal < 1_100 * 4_120, "WAL of \(wal) bytes")
+        #expect(try f.auditCount() == 600)
+        f.server.signal(SIGTERM)
+        #expect(try f.server.waitForExit() == 0)
+    }
+
+    @Test func theHelperEndsWithTheServerHoweverItEnds() throws {
+        let dir = makeTempDir()
+        let f = try SendFixture(store: dir + "/tickiti.db")
+        let helper = try #require(helpers(of: f.server.pid).first, "no checkpointer child")
+        try send(f, 5)
+        f.server.signal(SIGTERM)
+        #expect(try f.server.waitForExit() == 0)
+        // A clean stop waits for it.
+        #expect(exited(helper))
+
+        try f.start()
+        let second = try #require(helpers(of: f.server.pid).first, "no checkpointer child")
+        f.server.signal(SIGKILL)
+        _ = try f.server.waitForExit()
+        // The pipe closes with the server: the helper reads end of file and exits.
+        try waitUntil("the helper's exit after kill -9 of the server") { exited(second) }
+        // And a restarted server finds every accepted message.
+        try f.start()
+        #expect(try f.auditCount() == 5)
+    }
+
+    @Test func inlineCheckpointsStartNoHelper() throws {
+        let dir = makeTempDir()
+        let f = try SendFixture(extraArgs: ["--sqlite-checkpoints", "inline"], store: dir + "/tickiti.db")
+        #expect(helpers(of: f.server.pid).isEmpty)
+        try send(f, 3)
+        let (rc, out) = try run([binaryPath(), "serve", "--db", dir + "/other.db", "--sqlite-checkpoints", "sometimes"])
+        #expect(rc == 64 && out.contains("--sqlite-checkpoints must be helper or inline"), "\(out)")
+    }
+}
