@@ -2,6 +2,9 @@
 /// default on SQLite): the WAL checkpoint helper of Store's CheckpointHandOff. Reads checkpoint
 /// requests from descriptor 3 (a pipe from the server) and runs each as a PASSIVE checkpoint on
 /// its own connection; exits when the pipe closes (the server stopped or died).
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Logging
 import Store
@@ -19,9 +22,15 @@ struct StoreCheckpointer: ParsableCommand {
             throw usageError("--sqlite-synchronous must be FULL or NORMAL")
         }
         let logger = bootstrapLogging(.notice)
+        guard fcntl(3, F_GETFD) >= 0 else {
+            logger.error("the checkpointer reads its requests from descriptor 3, which is not open: it is started by serve, not by hand")
+            throw ExitCode(1)
+        }
         // The server opened and migrated the database before starting this: opening it finds
-        // nothing to migrate. The server's commits own the busy timeout; a checkpoint never waits.
-        let database = try Database(path: path, synchronous: synchronous, busyTimeoutMilliseconds: 0)
+        // nothing to migrate, but may meet the server's first transactions (a fresh WAL being
+        // set up answers SQLITE_BUSY): waiting here holds up nothing of the server's. A PASSIVE
+        // checkpoint never waits, whatever the timeout.
+        let database = try Database(path: path, synchronous: synchronous, busyTimeoutMilliseconds: 5000)
         try CheckpointerProcess(db: database, fd: 3, logger: logger).run()
     }
 }

@@ -8,11 +8,19 @@ import Foundation
 import Testing
 
 @Suite(.serialized) struct CheckpointHelperTests {
-    /// The server's children whose command line is the checkpointer's.
+    /// The server's children whose command line is the checkpointer's: every process whose
+    /// parent (the fourth field of /proc/PID/stat) is the server, as pgrep -P finds them
+    /// (/proc/PID/task/TID/children is documented unreliable while the process runs).
     func helpers(of pid: pid_t) -> [pid_t] {
-        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-        return children.split(separator: " ").compactMap { pid_t($0) }.filter { child in
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        let children = all.compactMap { pid_t($0) }.filter { p in
+            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let fields = stat.split(separator: ")").last?.split(separator: " ") else { return false }
+            return fields.count > 1 && pid_t(fields[1]) == pid
+        }
+        return children.filter { child in
             let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(child)/cmdline"))) ?? Data()
+            // (Called after announcedHelper, which waited for the exec to finish.)
             return String(decoding: cmdline, as: UTF8.self).split(separator: "\0").contains("checkpointer")
         }
     }
@@ -21,6 +29,24 @@ import Testing
     func writtenBytes(_ pid: pid_t) -> Int {
         let io = (try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)) ?? ""
         return io.split(separator: "\n").first { $0.hasPrefix("wchar:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) } ?? -1
+    }
+
+    /// The helper the server announced ("WAL checkpoints go to a helper process (pid N)"),
+    /// checked to be its child running the checkpointer.
+    func announcedHelper(_ f: SendFixture) throws -> pid_t {
+        let line = try f.server.waitForLine(containing: "WAL checkpoints go to a helper process (pid ")
+        let pid = try #require(line.split(separator: "(pid ").last.flatMap { pid_t($0.prefix { $0.isNumber }) }, "\(line)")
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        #expect(stat.split(separator: ")").last?.split(separator: " ").dropFirst().first.flatMap { pid_t($0) } == f.server.pid, "\(stat)")
+        // posix_spawn returns once the child's execve has let go of the parent's memory, a moment
+        // before the new program's arguments are in place: until then its cmdline reads empty.
+        var cmdline = Data()
+        try waitUntil("the helper's exec") {
+            cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+            return !cmdline.isEmpty
+        }
+        #expect(String(decoding: cmdline, as: UTF8.self).split(separator: "\0").contains("checkpointer"), "\(f.server.stderrLines)")
+        return pid
     }
 
     /// Gone, or a zombie nobody reaps (a container's init may not).
@@ -50,8 +76,8 @@ import Testing
     @Test func theHelperCheckpointsAndTheServerTakesOverWhenItIsGone() throws {
         let dir = makeTempDir()
         let f = try SendFixture(store: dir + "/tickiti.db")
-        let helper = try #require(helpers(of: f.server.pid).first, "no checkpointer child")
-        #expect(helpers(of: f.server.pid).count == 1)
+        let helper = try announcedHelper(f)
+        #expect(helpers(of: f.server.pid) == [helper])
         let before = writtenBytes(helper)
         // One commit per request: ~8 WAL frames each, past the 1 000 that hand a checkpoint over.
         try send(f, 300)
@@ -74,7 +100,7 @@ import Testing
     @Test func theHelperEndsWithTheServerHoweverItEnds() throws {
         let dir = makeTempDir()
         let f = try SendFixture(store: dir + "/tickiti.db")
-        let helper = try #require(helpers(of: f.server.pid).first, "no checkpointer child")
+        let helper = try announcedHelper(f)
         try send(f, 5)
         f.server.signal(SIGTERM)
         #expect(try f.server.waitForExit() == 0)
@@ -82,7 +108,7 @@ import Testing
         #expect(exited(helper))
 
         try f.start()
-        let second = try #require(helpers(of: f.server.pid).first, "no checkpointer child")
+        let second = try announcedHelper(f)
         f.server.signal(SIGKILL)
         _ = try f.server.waitForExit()
         // The pipe closes with the server: the helper reads end of file and exits.
@@ -95,8 +121,9 @@ import Testing
     @Test func inlineCheckpointsStartNoHelper() throws {
         let dir = makeTempDir()
         let f = try SendFixture(extraArgs: ["--sqlite-checkpoints", "inline"], store: dir + "/tickiti.db")
-        #expect(helpers(of: f.server.pid).isEmpty)
         try send(f, 3)
+        #expect(helpers(of: f.server.pid).isEmpty)
+        #expect(f.server.count("WAL checkpoints go to a helper process") == 0)
         let (rc, out) = try run([binaryPath(), "serve", "--db", dir + "/other.db", "--sqlite-checkpoints", "sometimes"])
         #expect(rc == 64 && out.contains("--sqlite-checkpoints must be helper or inline"), "\(out)")
     }

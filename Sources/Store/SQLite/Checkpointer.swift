@@ -49,9 +49,21 @@ public final class CheckpointHandOff: WALCommitObserver {
     public init(db: Database, command: [String], logger: Logger) throws(SystemError) {
         self.logger = logger
         var ends: [Int32] = [-1, -1]
-        // pipe + FD_CLOEXEC (one thread: no other spawn can inherit them in between).
+        // pipe + FD_CLOEXEC (one thread: no other spawn can inherit them in between), both ends
+        // moved to descriptors ≥ 10: the read end must not already be 3, where dup2(3, 3) would
+        // change nothing and leave it close-on-exec — the helper would start without it (seen
+        // under load, when the server's low descriptors were free).
         guard pipe(&ends) == 0 else { throw SystemError(code: errno, call: "pipe") }
-        for e in ends { _ = fcntl(e, F_SETFD, FD_CLOEXEC) }
+        for i in 0..<2 {
+            let moved = fcntl(ends[i], F_DUPFD_CLOEXEC, Int32(10))
+            guard moved >= 0 else {
+                let code = errno
+                close(ends[0]); close(ends[1])
+                throw SystemError(code: code, call: "fcntl(F_DUPFD_CLOEXEC)")
+            }
+            close(ends[i])
+            ends[i] = moved
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -76,6 +88,7 @@ public final class CheckpointHandOff: WALCommitObserver {
         pid = child
         fd = ends[1]
         db.observeWALCommits(self)
+        logger.info("WAL checkpoints go to a helper process (pid \(child))")
     }
 
     public var helperRunning: Bool { fd >= 0 }
