@@ -1,4 +1,4 @@
-/// `tickiti-mail store checkpointer` (hidden; started by `serve --sqlite-checkpoints helper`, the
+/// `tickiti-mail store checkpointer` (hidden; started by `serve --sqlite-checkpoints helper`, not the
 /// default on SQLite): the WAL checkpoint helper of Store's CheckpointHandOff. Reads checkpoint
 /// requests from descriptor 3 (a pipe from the server) and runs each as a PASSIVE checkpoint on
 /// its own connection; exits when the pipe closes (the server stopped or died).

@@ -75,7 +75,7 @@ import Testing
 
     @Test func theHelperCheckpointsAndTheServerTakesOverWhenItIsGone() throws {
         let dir = makeTempDir()
-        let f = try SendFixture(store: dir + "/tickiti.db")
+        let f = try SendFixture(extraArgs: ["--sqlite-checkpoints", "helper"], store: dir + "/tickiti.db")
         let helper = try announcedHelper(f)
         #expect(helpers(of: f.server.pid) == [helper])
         let before = writtenBytes(helper)
@@ -99,7 +99,7 @@ import Testing
 
     @Test func theHelperEndsWithTheServerHoweverItEnds() throws {
         let dir = makeTempDir()
-        let f = try SendFixture(store: dir + "/tickiti.db")
+        let f = try SendFixture(extraArgs: ["--sqlite-checkpoints", "helper"], store: dir + "/tickiti.db")
         let helper = try announcedHelper(f)
         try send(f, 5)
         f.server.signal(SIGTERM)
@@ -107,20 +107,21 @@ import Testing
         // A clean stop waits for it.
         #expect(exited(helper))
 
-        try f.start()
+        try f.start(extraArgs: ["--sqlite-checkpoints", "helper"])
         let second = try announcedHelper(f)
         f.server.signal(SIGKILL)
         _ = try f.server.waitForExit()
         // The pipe closes with the server: the helper reads end of file and exits.
         try waitUntil("the helper's exit after kill -9 of the server") { exited(second) }
         // And a restarted server finds every accepted message.
-        try f.start()
+        try f.start(extraArgs: ["--sqlite-checkpoints", "helper"])
         #expect(try f.auditCount() == 5)
     }
 
-    @Test func inlineCheckpointsStartNoHelper() throws {
+    @Test(arguments: [[], ["--sqlite-checkpoints", "inline"]])
+    func inlineCheckpointsStartNoHelper(flags: [String]) throws {
         let dir = makeTempDir()
-        let f = try SendFixture(extraArgs: ["--sqlite-checkpoints", "inline"], store: dir + "/tickiti.db")
+        let f = try SendFixture(extraArgs: flags, store: dir + "/tickiti.db")
         try send(f, 3)
         #expect(helpers(of: f.server.pid).isEmpty)
         #expect(f.server.count("WAL checkpoints go to a helper process") == 0)
