@@ -31,18 +31,12 @@ public final class CheckpointHandOff: WALCommitObserver {
     public private(set) var pid: pid_t
     var fd: Int32
     let logger: Logger
-    /// Requests the helper was sent, and checkpoints run inline.
-    public private(set) var handedOff = 0
-    public private(set) var inline = 0
-    /// The WAL's frame count at which the next request goes out.
-    var nextRequestAt = CheckpointHandOff.handOffFrames
-    /// New frames between two requests once past `handOffFrames`: 1, a request after every
-    /// commit — each checkpoint then copies what that commit added. send_accept at 1 000 000 rows
-    /// (Benchmarks/run-http, medians of 3, same session): inline 5 706 req/s, p99 34.8 ms,
-    /// 108.6 µs; every commit 6 865 req/s, p99 24.5 ms, 114.1 µs; every 1 000 frames 7 092
-    /// req/s but p99 65.8 ms (a checkpoint's fsync of ~4 MB held the server's next commit
-    /// behind it), 100.5 µs. The CPU figures move ±10 % between runs; the p99s do not.
-    public static let requestEveryFrames: Int32 = 1
+    // A request goes out after every commit past `handOffFrames` — each checkpoint then copies
+    // what that commit added. send_accept at 1 000 000 rows
+    // (Benchmarks/run-http, medians of 3, same session): inline 5 706 req/s, p99 34.8 ms,
+    // 108.6 µs; every commit 6 865 req/s, p99 24.5 ms, 114.1 µs; every 1 000 frames 7 092
+    // req/s but p99 65.8 ms (a checkpoint's fsync of ~4 MB held the server's next commit
+    // behind it), 100.5 µs. The CPU figures move ±10 % between runs; the p99s do not.
 
     /// Starts `command` (the helper's executable and arguments) with the pipe's read end as
     /// its descriptor 3 and hooks `db`'s commits. Throws when the pipe or the spawn fails.
@@ -96,19 +90,14 @@ public final class CheckpointHandOff: WALCommitObserver {
     public func walCommitted(frames: Int32, database: Database) {
         let limit = fd >= 0 ? CheckpointHandOff.inlineFrames : CheckpointHandOff.handOffFrames
         if frames >= limit {
-            inline += 1
             do { try database.checkpointPassive() } catch { logger.error("checkpoint: \(error)") }
-            nextRequestAt = CheckpointHandOff.handOffFrames
             return
         }
-        // Fewer frames than at the last request: the WAL started over.
-        if frames < nextRequestAt - CheckpointHandOff.handOffFrames { nextRequestAt = CheckpointHandOff.handOffFrames }
-        guard frames >= nextRequestAt, fd >= 0 else { return }
-        nextRequestAt = frames + CheckpointHandOff.requestEveryFrames
+        guard frames >= CheckpointHandOff.handOffFrames, fd >= 0 else { return }
         let byte: [UInt8] = [1]
         do {
             // A full pipe: requests are already waiting, and one checkpoint answers them all.
-            if case .done = try byte.withUnsafeBytes({ b throws(SystemError) in try Syscall.write(fd, b) }) { handedOff += 1 }
+            _ = try byte.withUnsafeBytes { b throws(SystemError) in try Syscall.write(fd, b) }
         } catch {
             logger.error("the checkpoint helper (pid \(pid)) is gone (\(error)): checkpointing inline from now on")
             Syscall.close(fd)
@@ -152,7 +141,6 @@ public final class CheckpointerProcess: IOHandler {
     let fd: Int32
     let logger: Logger
     var registration: Registration?
-    public private(set) var checkpoints = 0
 
     public init(db: Database, fd: Int32, logger: Logger) throws(SystemError) {
         self.db = db
@@ -188,7 +176,6 @@ public final class CheckpointerProcess: IOHandler {
     func checkpoint() {
         do {
             try db.checkpointPassive()
-            checkpoints += 1
         } catch {
             logger.error("checkpoint: \(error)")
         }
