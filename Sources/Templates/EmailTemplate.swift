@@ -26,6 +26,8 @@ public struct EmailTemplate: Sendable {
     let subject: MustacheTemplate
     let html: MustacheTemplate
     let text: MustacheTemplate?
+    /// The same parts on the fast path, when all of them are flat (FlatTemplate).
+    let flat: (subject: FlatTemplate, html: FlatTemplate, text: FlatTemplate?)?
     /// Variables needed outside sections, in first-use order, across all parts.
     public let requiredVariables: [String]
 
@@ -41,6 +43,15 @@ public struct EmailTemplate: Sendable {
         self.subject = try EmailTemplate.compile(subject, part: "subject", raw: true)
         self.html = try EmailTemplate.compile(html, part: "html", raw: false)
         self.text = try text.map { (t) throws(TemplateError) -> MustacheTemplate in try EmailTemplate.compile(t, part: "text", raw: true) }
+        if let s = FlatTemplate(subject, html: false), let h = FlatTemplate(html, html: true) {
+            if let text {
+                flat = FlatTemplate(text, html: false).map { (s, h, $0) }
+            } else {
+                flat = (s, h, nil)
+            }
+        } else {
+            flat = nil
+        }
     }
 
     static func compile(_ source: String, part: String, raw: Bool) throws(TemplateError) -> MustacheTemplate {
@@ -65,6 +76,18 @@ public struct EmailTemplate: Sendable {
 
     /// Renders all parts with `data` (call `missingVariables` first).
     public func render(_ data: JSONValue) -> Rendered {
+        if let flat, case .object = data, let s = flat.subject.render(data), let h = flat.html.render(data) {
+            if let t = flat.text {
+                if let text = t.render(data) { return Rendered(subject: s, html: h, text: text) }
+            } else {
+                return Rendered(subject: s, html: h, text: nil)
+            }
+        }
+        return renderWithMustache(data)
+    }
+
+    /// swift-mustache's rendering of all parts (what the fast path must equal).
+    func renderWithMustache(_ data: JSONValue) -> Rendered {
         let context = TemplateData.context(data)
         return Rendered(subject: subject.render(context), html: html.render(context), text: text?.render(context))
     }
