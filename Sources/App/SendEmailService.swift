@@ -319,6 +319,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         var succeeded = false
         store.commit(b) { [self] outcome in
             completedNow = true
+            if case .busy = outcome { return keepForRetry(items) }
             metrics?.committed(after: start)
             succeeded = finishCommit(items, outcome)
         }
@@ -339,9 +340,30 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
                             idempotencyCutoff: SendEmailService.nowMilliseconds() - retentionMilliseconds)
         let start = Instant.now()
         store.commit(b) { [self] outcome in
+            if case .busy = outcome { return keepForRetry([]) }
             metrics?.committed(after: start)
             finishCommit([], outcome)
         }
+    }
+
+    /// The store found another process's write lock (`.busy`): nothing was written. The items
+    /// go back to the front of the batch as they came (not yet handed to the scheduler), the
+    /// participants keep their writes, and the store wakes the loop for the next try.
+    func keepForRetry(_ items: [Pending]) {
+        for p in participants { p.committed(false) }
+        var back = items
+        for i in back.indices {
+            switch back[i].item {
+            case .accept(let m, _):
+                back[i].item = .accept(m, sending: false)
+            case .batch(let tokenID, let key, let r, var messages):
+                for j in messages.indices { messages[j].sending = false }
+                back[i].item = .batch(tokenID: tokenID, key: key, r, messages)
+            default:
+                continue
+            }
+        }
+        batch = back + batch
     }
 
     /// The other writers' writes (delivery statuses, token uses), for the commit on its way.
@@ -360,7 +382,7 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
         switch outcome {
         case .committed(let r):
             results = r
-        case .failed:
+        case .failed, .busy:
             commitFailures += 1
             results = Array(repeating: .failed, count: items.count)
         }

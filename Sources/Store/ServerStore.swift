@@ -177,6 +177,11 @@ public enum CommitOutcome {
     /// Nothing of the batch is known to be stored: every request is answered 503 (a retry
     /// with the same key is a replay if it was stored after all), status writes are kept.
     case failed(String)
+    /// Nothing was written because another process holds the database's write lock (SQLite,
+    /// two servers on one file): the caller keeps the batch and commits it again soon — the
+    /// store wakes the loop for that. Only while the lock has been busy for less than the
+    /// store's patience; after that the batch fails (503).
+    case busy
 }
 
 /// A delivery status write (the scheduler's), joining the next group commit.

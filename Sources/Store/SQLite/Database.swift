@@ -19,6 +19,8 @@ public final class Database {
     public enum Synchronous: String, Sendable { case normal = "NORMAL", full = "FULL" }
 
     private(set) var db: OpaquePointer
+    /// The connection's busy timeout (`configure`).
+    private(set) var busyTimeoutMilliseconds: Int32 = 0
     public let path: String
     var statements: [SQLKey: Statement] = [:]
     /// The commit hook's context (Database+Checkpoint), released with the connection.
@@ -65,6 +67,7 @@ public final class Database {
     }
 
     func configure(busyTimeoutMilliseconds: Int32) throws(SQLiteError) {
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
         for pragma in Database.connectionPragmas(synchronous) { try execute(pragma) }
     }
@@ -162,6 +165,15 @@ public final class Database {
         precondition(!inTransaction, "nested transaction")
         try execute(Database.beginSQL)
         inTransaction = true
+    }
+
+    /// `begin`, but answering SQLITE_BUSY at once when another connection holds the write
+    /// lock, instead of sleeping in SQLite's busy handler (the server's loop retries on a
+    /// timer: SQLiteServerStore).
+    public func beginWithoutWaiting() throws(SQLiteError) {
+        sqlite3_busy_timeout(db, 0)
+        defer { sqlite3_busy_timeout(db, busyTimeoutMilliseconds) }
+        try begin()
     }
 
     public func commit() throws(SQLiteError) {

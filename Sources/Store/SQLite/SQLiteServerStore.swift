@@ -9,9 +9,13 @@
 /// fdatasync of the WAL makes them durable (a power loss can lose at most a second of `sent`
 /// statuses: those messages are sent again with their Message-ID; nothing accepted is lost).
 ///
-/// A failed begin or commit (the lock held by another process, the disk full) rests the store
-/// for `retryDelay`: meanwhile nothing is tried and requests get 503 at once, so the loop waits
-/// on the lock at most once (the busy timeout, a few ms) per interval, never once per request.
+/// The write lock held by another process (two servers on one file): the commit's BEGIN does
+/// not wait in SQLite's busy handler (a sleep on the loop); the commit answers `.busy` and
+/// wakes the loop `busyRetryDelay` later to try again, and the requests wait — for at most
+/// `busyPatience` since the lock was first found busy. Past that, or on any other
+/// failure (the disk full), the commit fails and rests the store for `retryDelay`: meanwhile
+/// nothing is tried and requests get 503 at once, so the loop waits on the lock at most once
+/// (the busy timeout, a few ms) per interval, never once per request.
 /// Before each commit the database files are checked to be the ones opened (deleted or
 /// replaced files would take every later commit with them): then nothing more is accepted
 /// until a restart.
@@ -45,6 +49,14 @@ public final class SQLiteServerStore: ServerStore {
 
     var retryTimer: TimerHandle?
     public static let retryDelay: Duration = .milliseconds(100)
+    var busyTimer: TimerHandle?
+    /// Since when the write lock has been found busy, commit after commit (nil: it was not).
+    var busySince: Instant?
+    public static let busyRetryDelay: Duration = .milliseconds(2)
+    /// How long requests wait for another process's write lock before they get 503.
+    public var busyPatience: Duration = .seconds(2)
+    /// Commits that found the lock busy and were tried again (for tests and the log).
+    public private(set) var busyRetries = 0
     var failureEpisode = 0
     let openedFiles: OpenedFiles
     public private(set) var filesBroken: String?
@@ -57,6 +69,7 @@ public final class SQLiteServerStore: ServerStore {
         openedFiles = db.openedFiles()
         walSyncTimer = reactor.makeTimer(WALSyncTimer(self))
         retryTimer = reactor.makeTimer(WakeTimer())
+        busyTimer = reactor.makeTimer(WakeTimer())
     }
 
     var isResting: Bool { retryTimer.map { reactor.isArmed($0) } ?? false }
@@ -79,7 +92,7 @@ public final class SQLiteServerStore: ServerStore {
             if isResting { throw Resting() }
             let answersRequests = !batch.items.isEmpty
             try db.setSynchronous(!answersRequests && relaxStatusCommits ? SQLiteServerStore.statusCommitSynchronous(durableSynchronous) : durableSynchronous)
-            try db.begin()
+            try db.beginWithoutWaiting()
             for item in batch.items { results.append(try write(item, cutoff: batch.idempotencyCutoff)) }
             for w in batch.statusWrites { try write(w) }
             try db.commit()
@@ -90,8 +103,26 @@ public final class SQLiteServerStore: ServerStore {
                 reactor.arm(t, after: SQLiteServerStore.statusSyncDelay)
             }
             noteRecovered()
+            busySince = nil
         } catch {
             db.rollback()
+            if let e = error as? SQLiteError, e.isBusy {
+                let now = Instant.now()
+                let since = busySince ?? now
+                // Within the patience, and not in an episode of failures (a lock held past the
+                // patience: then every commit fails at once until one succeeds).
+                if failureEpisode == 0, now - since < busyPatience, let t = busyTimer {
+                    if busySince == nil {
+                        logger.debug("the database is locked by another process: \(batch.items.count) request(s) wait for it (at most \(busyPatience))")
+                    }
+                    busySince = since
+                    busyRetries += 1
+                    reactor.arm(t, after: SQLiteServerStore.busyRetryDelay)
+                    completion(.busy)
+                    return
+                }
+                busySince = nil
+            }
             if !(error is Resting) && !(error is FilesBroken) {
                 noteFailure(error, "the group commit of \(batch.items.count) message(s)")
             }
