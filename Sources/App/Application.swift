@@ -281,20 +281,15 @@ public final class Application: SignalHandler, DeadlineHandler {
         case .sqlite(let path):
             let db: Database
             do {
-                // A small busy timeout: another process holding the write lock stalls the loop
-                // at most this long, once per retry interval (SQLiteServerStore), before
-                // requests are answered 503.
+                // A small busy timeout for reads; the group commit's BEGIN does not wait at all
+                // (another process's write lock is retried on a timer: SQLiteServerStore).
                 db = try Database(path: path, synchronous: options.synchronous, busyTimeoutMilliseconds: 10)
             } catch {
                 throw StartupError("cannot open the database \(path): \(error)")
             }
             let store = SQLiteServerStore(db: db, reactor: reactor, logger: logger)
             if let command = options.sqliteCheckpointer {
-                do {
-                    store.checkpoints = try CheckpointHandOff(db: db, command: command, logger: logger)
-                } catch {
-                    logger.warning("cannot start the checkpoint helper (\(error)): checkpointing inline")
-                }
+                store.checkpoints = CheckpointHandOff(db: db, command: command, logger: logger)
             }
             return store
         case .postgres(let uri):

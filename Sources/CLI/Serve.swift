@@ -74,8 +74,8 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("sqlite-synchronous"), help: "FULL (durable across power loss) or NORMAL (across crashes only).")
     var sqliteSynchronous = "FULL"
 
-    @Option(name: .customLong("sqlite-checkpoints"), help: "inline (in the loop, as SQLite does by default) or helper (WAL checkpoints in a helper process, off the event loop; one server per database file).")
-    var sqliteCheckpoints = "inline"
+    @Option(name: .customLong("sqlite-checkpoints"), help: "helper (the default: WAL checkpoints in a helper process, off the event loop, started with the first checkpoint due) or inline (in the loop, as SQLite does by default).")
+    var sqliteCheckpoints = "helper"
 
     @Option(help: ArgumentHelp("Worker processes (PostgreSQL only): each has its own event loop, TLS context and database connection, and listens on the same port (SO_REUSEPORT). A crashed worker is restarted; signals are passed on to all."))
     var workers = 1

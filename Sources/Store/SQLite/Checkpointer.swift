@@ -11,6 +11,10 @@
 /// commit once every frame is copied. The helper's CPU is the server's cost all the same: the
 /// benchmarks count it (a child of the server).
 ///
+/// The helper starts with the first checkpoint it is asked for (the WAL past `handOffFrames`
+/// for the first time): a server that has written nothing — one holding idle connections, a
+/// read-only audit — runs no second process.
+///
 /// Nothing can pile up: past `inlineFrames` (the helper slow or stuck) and past the default
 /// 1 000 when the helper is gone (the pipe reports EPIPE: it exited or was killed), the
 /// server checkpoints inline as SQLite would. The helper exits when the pipe closes — at the
@@ -28,9 +32,12 @@ public final class CheckpointHandOff: WALCommitObserver {
     /// WAL frames past which the server checkpoints inline even with a helper.
     public static let inlineFrames: Int32 = 4 * Database.defaultAutocheckpointFrames
 
-    public private(set) var pid: pid_t
-    var fd: Int32
+    public private(set) var pid: pid_t = 0
+    var fd: Int32 = -1
     let logger: Logger
+    let command: [String]
+    /// Whether the helper was started (or its start tried) — once per server.
+    var started = false
     // A request goes out after every commit past `handOffFrames` — each checkpoint then copies
     // what that commit added. send_accept at 1 000 000 rows
     // (Benchmarks/run-http, medians of 3, same session): inline 5 706 req/s, p99 34.8 ms,
@@ -38,10 +45,17 @@ public final class CheckpointHandOff: WALCommitObserver {
     // req/s but p99 65.8 ms (a checkpoint's fsync of ~4 MB held the server's next commit
     // behind it), 100.5 µs. The CPU figures move ±10 % between runs; the p99s do not.
 
-    /// Starts `command` (the helper's executable and arguments) with the pipe's read end as
-    /// its descriptor 3 and hooks `db`'s commits. Throws when the pipe or the spawn fails.
-    public init(db: Database, command: [String], logger: Logger) throws(SystemError) {
+    /// Hooks `db`'s commits; `command` (the helper's executable and arguments) starts with the
+    /// first checkpoint due.
+    public init(db: Database, command: [String], logger: Logger) {
         self.logger = logger
+        self.command = command
+        db.observeWALCommits(self)
+    }
+
+    /// Starts the helper with the pipe's read end as its descriptor 3. Throws when the pipe or
+    /// the spawn fails.
+    func start() throws(SystemError) {
         var ends: [Int32] = [-1, -1]
         // pipe + FD_CLOEXEC (one thread: no other spawn can inherit them in between), both ends
         // moved to descriptors ≥ 10: the read end must not already be 3, where dup2(3, 3) would
@@ -81,13 +95,16 @@ public final class CheckpointHandOff: WALCommitObserver {
         _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK)
         pid = child
         fd = ends[1]
-        db.observeWALCommits(self)
         logger.info("WAL checkpoints go to a helper process (pid \(child))")
     }
 
     public var helperRunning: Bool { fd >= 0 }
 
     public func walCommitted(frames: Int32, database: Database) {
+        if !started && frames >= CheckpointHandOff.handOffFrames {
+            started = true
+            do { try start() } catch { logger.warning("cannot start the checkpoint helper (\(error)): checkpointing inline") }
+        }
         let limit = fd >= 0 ? CheckpointHandOff.inlineFrames : CheckpointHandOff.handOffFrames
         if frames >= limit {
             do { try database.checkpointPassive() } catch { logger.error("checkpoint: \(error)") }
