@@ -4,6 +4,20 @@ CLK_TCK=$(getconf CLK_TCK)
 # cpu_ticks PID...: user+system clock ticks of these processes (from /proc/PID/stat).
 cpu_ticks() { local t=0 s p; for p in "$@"; do [[ -r /proc/$p/stat ]] || continue; s=$(</proc/$p/stat); s=${s##*) }; set -- $s; t=$((t + ${12} + ${13})); done; echo $t; }
 
+# with_descendants PID...: these processes and all their descendants as they are now, each once.
+# Taken again at the end of a run, it counts a process born during the run — the checkpoint
+# helper starts with the first checkpoint due — from its birth (it was not in the first list).
+with_descendants() {
+  local -A seen=(); local -a q=("$@"); local p c
+  while ((${#q[@]})); do
+    p=${q[0]}; q=("${q[@]:1}")
+    [[ -z $p || -n ${seen[$p]:-} ]] && continue
+    seen[$p]=1
+    for c in $(pgrep -P "$p" 2>/dev/null || true); do q+=("$c"); done
+  done
+  echo "${!seen[@]}"
+}
+
 # sys_busy: busy clock ticks of the whole machine so far (steal excluded).
 sys_busy() { local _c u n s i w q sq st r; read -r _c u n s i w q sq st r < /proc/stat; echo $((u+n+s+q+sq)); }
 
