@@ -14,8 +14,8 @@
 /// wakes the loop `busyRetryDelay` later to try again, and the requests wait — for at most
 /// `busyPatience` since the lock was first found busy. Past that, or on any other
 /// failure (the disk full), the commit fails and rests the store for `retryDelay`: meanwhile
-/// nothing is tried and requests get 503 at once, so the loop waits on the lock at most once
-/// (the busy timeout, a few ms) per interval, never once per request.
+/// nothing is tried and requests get 503 at once, and every busy commit fails at once until
+/// one succeeds.
 /// Before each commit the database files are checked to be the ones opened (deleted or
 /// replaced files would take every later commit with them): then nothing more is accepted
 /// until a restart.
