@@ -48,7 +48,7 @@ struct FlatTemplate: Sendable {
                 closer = "}}"
             }
             guard let close = rest.range(of: closer) else { return nil }
-            let name = FlatTemplate.trimmed(rest[..<close.lowerBound])
+            let name = TemplateScanner.trim(rest[..<close.lowerBound])
             rest = rest[close.upperBound...]
             guard let path = FlatTemplate.path(name) else { return nil }
             segments.append(.variable(path: path, escaped: escaped))
@@ -137,13 +137,6 @@ struct FlatTemplate: Sendable {
             }) else { return nil }
         }
         return parts.map(String.init)
-    }
-
-    static func trimmed(_ s: Substring) -> String {
-        var t = s
-        while let f = t.first, f == " " || f == "\t" { t = t.dropFirst() }
-        while let l = t.last, l == " " || l == "\t" { t = t.dropLast() }
-        return String(t)
     }
 
     /// True when the first line (up to a line break or the end) holds only spaces and tabs

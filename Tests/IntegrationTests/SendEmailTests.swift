@@ -150,6 +150,19 @@ let templateBody = """
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
 
+    /// A process holding `db`'s write lock (BEGIN IMMEDIATE) until it is killed.
+    func holdWriteLock(_ db: String) throws -> ServerProcess {
+        let locker = try ServerProcess(arguments: ["python3", "-c", """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+            c.execute("BEGIN IMMEDIATE")
+            print("LOCKED", file=sys.stderr, flush=True)
+            time.sleep(60)
+            """, db], executable: "/usr/bin/env")
+        _ = try locker.waitForLine(containing: "LOCKED")
+        return locker
+    }
+
     /// Another process holds the database's write lock: the loop never waits on it per
     /// request (it did, 250 ms each, one after another: /healthz took seconds). The sends
     /// that meet it wait for the store's patience (2 s), then get 503 with Retry-After; later
@@ -159,14 +172,7 @@ let templateBody = """
     func anotherProcessHoldingTheWriteLockNeverStallsTheLoop() throws {
         let f = try SendFixture()
         #expect(try f.post(directBody).status == 200)
-        let locker = try ServerProcess(arguments: ["python3", "-c", """
-            import sqlite3, sys, time
-            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            c.execute("BEGIN IMMEDIATE")
-            print("LOCKED", file=sys.stderr, flush=True)
-            time.sleep(60)
-            """, f.db], executable: "/usr/bin/env")
-        _ = try locker.waitForLine(containing: "LOCKED")
+        let locker = try holdWriteLock(f.db)
         // Twenty sends pipelined on one connection, then /healthz on another, repeatedly.
         let c = try f.connect()
         let start = Date()
@@ -207,14 +213,7 @@ let templateBody = """
     func aWriteLockHeldForAMomentIsWaitedFor() throws {
         let f = try SendFixture(extraArgs: ["--log-level", "debug"])
         #expect(try f.post(directBody).status == 200)
-        let locker = try ServerProcess(arguments: ["python3", "-c", """
-            import sqlite3, sys, time
-            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            c.execute("BEGIN IMMEDIATE")
-            print("LOCKED", file=sys.stderr, flush=True)
-            time.sleep(60)
-            """, f.db], executable: "/usr/bin/env")
-        _ = try locker.waitForLine(containing: "LOCKED")
+        let locker = try holdWriteLock(f.db)
         let c = try f.connect()
         try c.send((0..<10).map { _ in f.request(directBody, token: f.sendToken, key: UUID().uuidString) }.joined())
         _ = try f.server.waitForLine(containing: "the database is locked by another process")

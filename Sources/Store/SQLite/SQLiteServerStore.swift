@@ -55,8 +55,6 @@ public final class SQLiteServerStore: ServerStore {
     public static let busyRetryDelay: Duration = .milliseconds(2)
     /// How long requests wait for another process's write lock before they get 503.
     public var busyPatience: Duration = .seconds(2)
-    /// Commits that found the lock busy and were tried again (for tests and the log).
-    public private(set) var busyRetries = 0
     var failureEpisode = 0
     let openedFiles: OpenedFiles
     public private(set) var filesBroken: String?
@@ -116,7 +114,6 @@ public final class SQLiteServerStore: ServerStore {
                         logger.debug("the database is locked by another process: \(batch.items.count) request(s) wait for it (at most \(busyPatience))")
                     }
                     busySince = since
-                    busyRetries += 1
                     reactor.arm(t, after: SQLiteServerStore.busyRetryDelay)
                     completion(.busy)
                     return
