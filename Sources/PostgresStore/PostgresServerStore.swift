@@ -393,10 +393,18 @@ public final class PostgresServerStore: ServerStore, PostgresConnectionDelegate,
     }
 
     /// An accept's row from column `offset`: the message id, or the record holding the key.
+    ///
+    /// Neither (the key's lock was free, its INSERT met a record, and the statement cannot see
+    /// that record): another process committed the key between this statement's snapshot and
+    /// its lock attempt. READ COMMITTED takes one snapshot per statement; ON CONFLICT sees the
+    /// committed row, the statement's own SELECT does not. That request was in flight when this
+    /// one started: `409 idempotency_key_in_use`, and its retry is answered the replay — never a
+    /// 503 for a key that is safely stored (it was, for a whole group commit's keys at once,
+    /// when two workers took the same keys).
     static func acceptResult(_ r: PGResult, _ row: Int, offset c: Int) -> CommitItemResult {
         if !r.isNull(row, c) { return .inserted(r.int64(row, c)) }
         if !r.isNull(row, c + 5) && r.bool(row, c + 5) { return .inUse }
-        guard !r.isNull(row, c + 1) else { return .failed }
+        guard !r.isNull(row, c + 1) else { return .inUse }
         return .taken(IdempotencyRecord(fingerprint: r.bytes(row, c + 1), status: r.int(row, c + 2), body: r.bytes(row, c + 3),
                                         createdAt: r.int64(row, c + 4)))
     }

@@ -237,6 +237,29 @@ final class PrivatePostgres {
         guard case .committed(let again) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k2", fingerprint: [7], now: 5000), sending: false)],
                                                                                         statusWrites: [], idempotencyCutoff: 4000)) else { Issue.record("expired"); return }
         if case .inserted = again[0] {} else { Issue.record("an expired key is free again: \(again[0])") }
+
+        // A key committed by another transaction after this statement's snapshot and before
+        // its lock attempt (two workers taking the same keys): ON CONFLICT meets the record,
+        // the statement's own look-up cannot see it. In use (409, the retry gets the replay),
+        // never `.failed` (503 for a key that is stored). Made deterministic here: the other
+        // transaction inserts the record without the key's lock and commits while our
+        // statement waits on its row.
+        let racer = try PostgresAdminStore(uri: uri), watcher = try PostgresAdminStore(uri: uri)
+        var raced: CommitOutcome?
+        try racer.transaction {
+            _ = try racer.connection.exec("INSERT INTO idempotency VALUES (1, 'k10', '\\x09'::bytea, 200, '\\x7b7d'::bytea, 1000)")
+            store.commit(CommitBatch(items: [.accept(Self.message("k10"), sending: false)], statusWrites: [], idempotencyCutoff: 0)) { raced = $0 }
+            try Self.drive(reactor) {
+                let waiting = try? watcher.connection.exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+                return raced != nil || waiting.map { $0.int64(0, 0) > 0 } == true
+            }
+        }
+        try Self.drive(reactor) { raced != nil }
+        guard case .committed(let rr) = raced else { Issue.record("the raced commit failed: \(String(describing: raced))"); return }
+        #expect(rr[0] == .inUse, "\(rr[0])")
+        guard case .committed(let retried) = try Self.commit(store, reactor, CommitBatch(items: [.accept(Self.message("k10"), sending: false)],
+                                                                                          statusWrites: [], idempotencyCutoff: 0)) else { Issue.record("retry"); return }
+        #expect(retried[0] == .taken(IdempotencyRecord(fingerprint: [9], status: 200, body: Array("{}".utf8), createdAt: 1000)), "\(retried[0])")
         store.close()
     }
 
