@@ -68,23 +68,80 @@ public final class AccessLog: AccessLogSink, TailHandler {
         return String(peer[..<colon])
     }
 
+    /// The last timestamp formatted, and its millisecond: an iteration's lines mostly share it.
+    var stampMilliseconds: Int64 = .min
+    var stamp: [UInt8] = []
+
     func line(_ r: AccessRecord) {
-        let ts = RFC3339.format(milliseconds: SendEmailService.nowMilliseconds())
-        let ms = (r.seconds * 10_000).rounded() / 10
-        var line: String
-        if json {
-            line = "{\"ts\":\"\(ts)\",\"type\":\"access\",\"client\":"
-            JSONText.appendString(r.peer, to: &line)
-            line += ",\"method\":"
-            JSONText.appendString(r.method, to: &line)
-            line += ",\"target\":"
-            JSONText.appendString(r.target, to: &line)
-            line += ",\"status\":\(r.status),\"bytes\":\(r.bytes),\"ms\":\(ms),\"token\":"
-            if let u = r.user { JSONText.appendString(u, to: &line) } else { line += "null" }
-            line += "}\n"
-        } else {
-            line = "\(ts) access \(r.peer) \"\(AccessLog.quoted(r.method)) \(AccessLog.quoted(r.target))\" \(r.status) \(r.bytes) \(ms)ms token=\(r.user.map(AccessLog.quoted) ?? "-")\n"
+        let now = SendEmailService.nowMilliseconds()
+        if now != stampMilliseconds {
+            stampMilliseconds = now
+            stamp = Array(RFC3339.format(milliseconds: now).utf8)
         }
+        // Tenths of a millisecond, written as Double's description of tenths would be ("3.2",
+        // "12.0"): integer digits, no floating-point formatting per line.
+        let tenths = Int((r.seconds * 10_000).rounded())
+        guard !json else { return jsonLine(r, milliseconds: Double(tenths) / 10) }
+        // The plain line, appended byte by byte (no String built per request): on the
+        // keep-alive path the interpolated line was ~1.5 µs of the ~13 a request costs.
+        pending.append(contentsOf: stamp)
+        append(" access ")
+        append(r.peer)
+        append(" \"")
+        appendQuoted(r.method)
+        pending.append(0x20)
+        appendQuoted(r.target)
+        append("\" ")
+        appendDecimal(r.status)
+        pending.append(0x20)
+        appendDecimal(r.bytes)
+        pending.append(0x20)
+        appendDecimal(tenths / 10)
+        pending.append(0x2E)
+        appendDecimal(tenths % 10)
+        append("ms token=")
+        if let u = r.user { appendQuoted(u) } else { pending.append(0x2D) }
+        pending.append(0x0A)
+        if pending.count >= 1 << 16 { flush() }
+    }
+
+    func append(_ s: String) {
+        var s = s
+        s.withUTF8 { pending.append(contentsOf: $0) }
+    }
+
+    func appendQuoted(_ s: String) {
+        if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) { append(AccessLog.quoted(s)) } else { append(s) }
+    }
+
+    /// A non-negative integer's digits (a negative one, which no field is, as Swift prints it).
+    func appendDecimal(_ v: Int) {
+        guard v >= 0 else { return append(String(v)) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0, x = v
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[19 - n] = UInt8(truncatingIfNeeded: 0x30 + x % 10)
+                x /= 10
+                n += 1
+            } while x > 0
+            pending.append(contentsOf: d[(20 - n)...])
+        }
+    }
+
+    func jsonLine(_ r: AccessRecord, milliseconds ms: Double) {
+        let ts = String(decoding: stamp, as: UTF8.self)
+        var line = "{\"ts\":\"\(ts)\",\"type\":\"access\",\"client\":"
+        JSONText.appendString(r.peer, to: &line)
+        line += ",\"method\":"
+        JSONText.appendString(r.method, to: &line)
+        line += ",\"target\":"
+        JSONText.appendString(r.target, to: &line)
+        line += ",\"status\":\(r.status),\"bytes\":\(r.bytes),\"ms\":\(ms),\"token\":"
+        if let u = r.user { JSONText.appendString(u, to: &line) } else { line += "null" }
+        line += "}\n"
         pending.append(contentsOf: line.utf8)
         if pending.count >= 1 << 16 { flush() }
     }

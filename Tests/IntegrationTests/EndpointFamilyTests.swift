@@ -2,7 +2,12 @@
 /// real binary over HTTPS: render_template's checks in send_email's order with its rows of the
 /// error table, its answer equal to what a send of the same template delivers, nothing queued;
 /// keys scoped to the endpoint; idempotency_key's fresh UUIDv4s without authentication.
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import App
 import Foundation
+@testable import HTTPServer
 import MIME
 import Testing
 
@@ -179,6 +184,45 @@ extension SendFixture {
         let logged = f.server.stderrLines.filter { $0.hasPrefix("{") }
         #expect(logged.contains { $0.contains("\"level\":") && $0.contains("\"message\":") }, "\(f.server.stderrLines)")
         for l in logged { #expect((try? JSONSerialization.jsonObject(with: Data(l.utf8))) != nil, "\(l)") }
+    }
+
+    /// The line is appended byte by byte (no String per request): it must read exactly as the
+    /// interpolated line it replaced — durations as Double's description of tenths of a
+    /// millisecond ("0.0", "3.2", "12.0", "1234.6"), quoting, no token as "-".
+    @Test(arguments: [
+        (0.0, "GET", "/healthz", 200, 11, nil as String?),
+        (0.00032, "POST", "/api/send_email", 200, 71, "shop"),
+        (0.00325, "POST", "/api/send_email?x=\"y\"", 409, 0, "shop \\ \u{7}"),
+        (0.012, "GET\u{1}", "/a b\tc", 404, 1234567, nil),
+        (1.23456, "DELETE", "/", 503, 9, "t"),
+        (86_400.0, "PUT", "/über", 500, 0, "naïve"),
+    ])
+    func theLineReadsAsTheInterpolatedOneDid(_ seconds: Double, _ method: String, _ target: String, _ status: Int, _ bytes: Int,
+                                             _ user: String?) throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let log = AccessLog(json: false, fd: fds[1])
+        let r = AccessRecord(method: method, target: target, status: status, bytes: bytes, seconds: seconds, peer: "127.0.0.1:43210", user: user)
+        log.record(r)
+        log.record(r)
+        log.flush()
+        close(fds[1])
+        var bytesRead: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &buffer, buffer.count)
+            guard n > 0 else { break }
+            bytesRead += buffer[0..<n]
+        }
+        let lines = String(decoding: bytesRead, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 3 && lines[2].isEmpty, "two lines, each ended")
+        let ms = (seconds * 10_000).rounded() / 10
+        let expected = "access 127.0.0.1:43210 \"\(AccessLog.quoted(method)) \(AccessLog.quoted(target))\" \(status) \(bytes) \(ms)ms token=\(user.map(AccessLog.quoted) ?? "-")"
+        for line in lines.prefix(2) {
+            #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil, "\(line)")
+            #expect(line.dropFirst(25) == expected[...], "\(line)")
+        }
     }
 
     @Test func noAccessLogWhenAsked() throws {
