@@ -86,9 +86,13 @@ public final class SQLiteServerStore: ServerStore {
         var results: [CommitItemResult] = []
         results.reserveCapacity(batch.items.count)
         do {
-            try checkFiles()
-            if isResting { throw Resting() }
             let answersRequests = !batch.items.isEmpty
+            // The files' identity is checked before a commit that answers requests (3 stat
+            // calls): a 200 must never be a write into a deleted file. A commit of delivery
+            // statuses alone promises no client anything — checking it too was 4 % of the
+            // server's CPU delivering with 4 sessions — and the next request's commit checks.
+            if answersRequests { try checkFiles() } else if filesBroken != nil { throw FilesBroken() }
+            if isResting { throw Resting() }
             try db.setSynchronous(!answersRequests && relaxStatusCommits ? SQLiteServerStore.statusCommitSynchronous(durableSynchronous) : durableSynchronous)
             try db.beginWithoutWaiting()
             for item in batch.items { results.append(try write(item, cutoff: batch.idempotencyCutoff)) }
@@ -168,7 +172,7 @@ public final class SQLiteServerStore: ServerStore {
         }
     }
 
-    /// Before each commit: are the files still the ones we opened? (3 stat calls a commit.)
+    /// Before a commit answering requests: are the files still the ones we opened? (3 stat calls.)
     func checkFiles() throws {
         if filesBroken != nil { throw FilesBroken() }
         guard let problem = openedFiles.change() else { return }
