@@ -9,6 +9,10 @@
 -- KEYS=sequential for the old flattering workload (per-thread prefix + counter, one recipient,
 -- Example A only: a labelled extra row); CONN_CLOSE=1 for a new connection per request;
 -- REPLAY_KEY=K to send every request with that one key; API_PATH for another endpoint.
+-- RATE=R (req/s, with CONNS=C connections): each connection pauses a random (exponential) time
+-- of mean C/R s before each request, so the load is offered at about R req/s instead of as fast
+-- as the server answers. Not a true open loop (a slow answer still delays that connection's
+-- next request), close to one while the server keeps up: latency at a load, not at saturation.
 local token = os.getenv("BEARER_TOKEN") or "missing"
 local close = os.getenv("CONN_CLOSE") == "1"
 local replay = os.getenv("REPLAY_KEY")
@@ -33,6 +37,14 @@ end
 local function uuid4()
   return string.format("%08x-%04x-4%03x-%04x-%04x%08x", math.random(0, 0xffffffff), math.random(0, 0xffff),
     math.random(0, 0xfff), 0x8000 + math.random(0, 0x3fff), math.random(0, 0xffff), math.random(0, 0xffffffff))
+end
+
+local rate = tonumber(os.getenv("RATE") or "0")
+if rate > 0 then
+  local conns = tonumber(os.getenv("CONNS") or "64")
+  function delay()
+    return math.floor(-math.log(1 - math.random()) * conns * 1000 / rate)
+  end
 end
 
 function request()
