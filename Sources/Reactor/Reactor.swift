@@ -125,8 +125,12 @@ public final class Reactor {
     /// Called after the events of priority descriptors were handled between other events (a
     /// commit of what they produced, so they can go on before the iteration ends).
     public var afterPriorityEvents: (() -> Void)?
-    /// Priority descriptors are polled after every this many other events of one batch.
+    /// Priority descriptors are polled after every this many other events of one batch…
     public var priorityPollEvery = 4
+    /// …or sooner, once this long has passed since they were last polled (events that cost
+    /// ~100 µs each — durable sends — would otherwise hold a session's reply for 400 µs).
+    public var priorityPollInterval: Duration = .microseconds(150)
+    var lastPriorityPoll = Instant(nanoseconds: 0)
 
     /// The time at the start of the current iteration's callbacks. Handlers use it instead of
     /// reading the clock themselves (one clock read per iteration, not per event).
@@ -293,7 +297,10 @@ public final class Reactor {
             if err != EINTR { throw SystemError(code: err, call: "epoll_wait") }
         }
         now = Instant.now()
-        if n > 0 { dispatch(events, Int(n), pollingPriority: true) }
+        if n > 0 {
+            lastPriorityPoll = Instant.now()   // this wait reported the priority epoll too
+            dispatch(events, Int(n), pollingPriority: true)
+        }
         fireDueTimers()
         runTail()
     }
@@ -315,7 +322,8 @@ public final class Reactor {
         let readMask = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | hupMask
         let writeMask = EPOLLOUT.rawValue | hupMask
         for i in 0..<count {
-            if pollingPriority && i > 0 && i % priorityPollEvery == 0 && priorityRegistrations > 0 { pollPriority() }
+            if pollingPriority && i > 0 && priorityRegistrations > 0
+                && (i % priorityPollEvery == 0 || Instant.now() - lastPriorityPoll >= priorityPollInterval) { pollPriority() }
             let ev = events[i]
             let token = ev.data.u64
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))

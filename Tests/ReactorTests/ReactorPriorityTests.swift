@@ -23,9 +23,48 @@ import Testing
     }
     final class OrderLog { var names: [String] = [] }
 
+    /// Expensive events (a durable send costs ~100 µs): the priority descriptors are polled
+    /// once `priorityPollInterval` has passed, however few events that took.
+    @Test func aBatchOfExpensiveEventsPollsByTime() throws {
+        let reactor = try Reactor()
+        reactor.priorityPollEvery = 1000   // the time alone
+        reactor.priorityPollInterval = .milliseconds(1)
+        let log = OrderLog()
+        var peers: [Int32] = []
+        defer { for p in peers { close(p) } }
+        let (p, q) = makeSocketPair()
+        peers.append(q)
+        var sent = false
+        let (c, d) = makeSocketPair()
+        peers.append(d)
+        var regs = [try reactor.register(fd: c, interest: .readable, handler: Trigger { if !sent { sent = true; _ = write(q, "p", 1) } })]
+        _ = write(d, "x", 1)
+        for i in 0..<20 {
+            let (a, b) = makeSocketPair()
+            peers.append(b)
+            // Each costs 2 ms of work (the clock read until it has moved that far: CPU, no sleep).
+            regs.append(try reactor.register(fd: a, interest: .readable, handler: Trigger {
+                var byte: UInt8 = 0
+                _ = read(a, &byte, 1)
+                log.names.append("n\(i)")
+                let start = Instant.now()
+                while Instant.now() - start < .milliseconds(2) {}
+            }))
+            _ = write(b, "x", 1)
+        }
+        let preg = try reactor.register(fd: p, interest: .readable, handler: Ordered("P", log, fd: p), priority: true)
+        try reactor.runOnce(maxWait: .milliseconds(200))
+        #expect(log.names.filter { $0.hasPrefix("n") }.count == 20, "\(log.names)")
+        let at = try #require(log.names.firstIndex(of: "P"), "not served in the batch: \(log.names)")
+        #expect(at <= 2, "within one expensive event of the interval, not after 1 000 events: \(log.names)")
+        for r in regs { reactor.close(r) }
+        reactor.close(preg)
+    }
+
     @Test func aPriorityDescriptorIsServedInsideALongBatch() throws {
         let reactor = try Reactor()
         reactor.priorityPollEvery = 8
+        reactor.priorityPollInterval = .seconds(3600)   // the count alone
         let log = OrderLog()
         var peers: [Int32] = []
         defer { for p in peers { close(p) } }
