@@ -14,6 +14,7 @@
 import Glibc
 #endif
 import AuditAPI
+import HTTP1
 import HTTPServer
 import Logging
 import Reactor
@@ -92,13 +93,13 @@ public final class AccessLog: AccessLogSink, TailHandler {
         pending.append(0x20)
         appendQuoted(r.target)
         append("\" ")
-        appendDecimal(r.status)
+        appendDecimal(r.status, &pending)
         pending.append(0x20)
-        appendDecimal(r.bytes)
+        appendDecimal(r.bytes, &pending)
         pending.append(0x20)
-        appendDecimal(tenths / 10)
+        appendDecimal(tenths / 10, &pending)
         pending.append(0x2E)
-        appendDecimal(tenths % 10)
+        appendDecimal(tenths % 10, &pending)
         append("ms token=")
         if let u = r.user { appendQuoted(u) } else { pending.append(0x2D) }
         pending.append(0x0A)
@@ -110,26 +111,8 @@ public final class AccessLog: AccessLogSink, TailHandler {
         s.withUTF8 { pending.append(contentsOf: $0) }
     }
 
-    func appendQuoted(_ s: String) {
-        if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) { append(AccessLog.quoted(s)) } else { append(s) }
-    }
-
-    /// A non-negative integer's digits (a negative one, which no field is, as Swift prints it).
-    func appendDecimal(_ v: Int) {
-        guard v >= 0 else { return append(String(v)) }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0, x = v
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[19 - n] = UInt8(truncatingIfNeeded: 0x30 + x % 10)
-                x /= 10
-                n += 1
-            } while x > 0
-            pending.append(contentsOf: d[(20 - n)...])
-        }
-    }
+    /// `quoted` returns a clean string itself: no copy on the usual path.
+    func appendQuoted(_ s: String) { append(AccessLog.quoted(s)) }
 
     func jsonLine(_ r: AccessRecord, milliseconds ms: Double) {
         let ts = String(decoding: stamp, as: UTF8.self)

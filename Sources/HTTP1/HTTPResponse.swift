@@ -51,8 +51,9 @@ public struct HTTPResponse: Sendable, Equatable {
     }
 }
 
+/// A non-negative integer's decimal digits (the status line, Content-Length, the access log).
 @inline(__always)
-func appendDecimal(_ value: Int, _ buffer: inout [UInt8]) {
+public func appendDecimal(_ value: Int, _ buffer: inout [UInt8]) {
     if value == 0 { buffer.append(48); return }
     var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =

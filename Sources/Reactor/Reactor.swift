@@ -298,7 +298,7 @@ public final class Reactor {
         }
         now = Instant.now()
         if n > 0 {
-            lastPriorityPoll = Instant.now()   // this wait reported the priority epoll too
+            lastPriorityPoll = now   // this wait reported the priority epoll too
             dispatch(events, Int(n), pollingPriority: true)
         }
         fireDueTimers()

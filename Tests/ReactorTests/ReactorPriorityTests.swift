@@ -23,6 +23,28 @@ import Testing
     }
     final class OrderLog { var names: [String] = [] }
 
+    /// One batch: a first handler (readable first, so first in epoll's ready list) that sends
+    /// the priority descriptor `p` a byte through its peer, then `count` ordinary descriptors
+    /// made by `ordinary(i, fd)`, all readable at once. The peers go to `peers` (closed by the
+    /// caller).
+    func longBatch(_ reactor: Reactor, count: Int, peers: inout [Int32],
+                   ordinary: (Int, Int32) -> IOHandler) throws -> (regs: [Registration], p: Int32, q: Int32) {
+        let (p, q) = makeSocketPair()
+        peers.append(q)
+        var sent = false
+        let (c, d) = makeSocketPair()
+        peers.append(d)
+        var regs = [try reactor.register(fd: c, interest: .readable, handler: Trigger { if !sent { sent = true; _ = write(q, "p", 1) } })]
+        _ = write(d, "x", 1)
+        for i in 0..<count {
+            let (a, b) = makeSocketPair()
+            peers.append(b)
+            regs.append(try reactor.register(fd: a, interest: .readable, handler: ordinary(i, a)))
+            _ = write(b, "x", 1)
+        }
+        return (regs, p, q)
+    }
+
     /// Expensive events (a durable send costs ~100 µs): the priority descriptors are polled
     /// once `priorityPollInterval` has passed, however few events that took.
     @Test func aBatchOfExpensiveEventsPollsByTime() throws {
@@ -32,25 +54,16 @@ import Testing
         let log = OrderLog()
         var peers: [Int32] = []
         defer { for p in peers { close(p) } }
-        let (p, q) = makeSocketPair()
-        peers.append(q)
-        var sent = false
-        let (c, d) = makeSocketPair()
-        peers.append(d)
-        var regs = [try reactor.register(fd: c, interest: .readable, handler: Trigger { if !sent { sent = true; _ = write(q, "p", 1) } })]
-        _ = write(d, "x", 1)
-        for i in 0..<20 {
-            let (a, b) = makeSocketPair()
-            peers.append(b)
-            // Each costs 2 ms of work (the clock read until it has moved that far: CPU, no sleep).
-            regs.append(try reactor.register(fd: a, interest: .readable, handler: Trigger {
+        // Each ordinary event costs 2 ms of work (the clock read until it has moved that far:
+        // CPU, no sleep).
+        let (regs, p, _) = try longBatch(reactor, count: 20, peers: &peers) { i, a in
+            Trigger {
                 var byte: UInt8 = 0
                 _ = read(a, &byte, 1)
                 log.names.append("n\(i)")
                 let start = Instant.now()
                 while Instant.now() - start < .milliseconds(2) {}
-            }))
-            _ = write(b, "x", 1)
+            }
         }
         let preg = try reactor.register(fd: p, interest: .readable, handler: Ordered("P", log, fd: p), priority: true)
         try reactor.runOnce(maxWait: .milliseconds(200))
@@ -68,22 +81,8 @@ import Testing
         let log = OrderLog()
         var peers: [Int32] = []
         defer { for p in peers { close(p) } }
-        let (p, q) = makeSocketPair()
-        peers.append(q)
-        // The priority peer writes while the batch runs: the batch's first handler (readable
-        // first, so first in epoll's ready list) sends it a byte.
-        var sent = false
-        let (c, d) = makeSocketPair()
-        peers.append(d)
-        var regs = [try reactor.register(fd: c, interest: .readable, handler: Trigger { if !sent { sent = true; _ = write(q, "p", 1) } })]
-        _ = write(d, "x", 1)
-        // 40 ordinary descriptors, all readable at once: one batch.
-        for i in 0..<40 {
-            let (a, b) = makeSocketPair()
-            peers.append(b)
-            regs.append(try reactor.register(fd: a, interest: .readable, handler: Ordered("n\(i)", log, fd: a)))
-            _ = write(b, "x", 1)
-        }
+        // The priority peer writes while the batch of 40 runs.
+        let (regs, p, q) = try longBatch(reactor, count: 40, peers: &peers) { i, a in Ordered("n\(i)", log, fd: a) }
         let preg = try reactor.register(fd: p, interest: .readable, handler: Ordered("P", log, fd: p), priority: true)
         var after = 0
         reactor.afterPriorityEvents = { after += 1 }
