@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "CShims", path: "Sources/CShims"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite",
                        pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CSQLitePageCache", dependencies: ["CSQLite"]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL",
                        pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ",
@@ -59,7 +60,7 @@ let package = Package(
         .target(name: "TLS", dependencies: ["COpenSSL"]),
         // The store: its protocols and records, and the SQLite store (Store/SQLite)
         .target(name: "Store", dependencies: [
-            "CSQLite", "Auth", "Idempotency", "AuditAPI", "Reactor",
+            "CSQLite", "CSQLitePageCache", "Auth", "Idempotency", "AuditAPI", "Reactor",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Resolver", dependencies: ["Reactor"]),

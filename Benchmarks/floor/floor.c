@@ -38,7 +38,11 @@
  * its checkpoint helper (`serve --sqlite-checkpoints helper`), whose CPU the benchmarks count as
  * the server's.
  *
- * Build: cc -O2 -o floor floor.c -lsqlite3          Bounded: N messages, then exit. */
+ * The page cache is the server's: SQLite's own behind Sources/CSQLitePageCache's wrapper,
+ * installed before the first open as the store installs it.
+ *
+ * Build: cc -O2 -I Sources/CSQLitePageCache/include -o floor floor.c \
+ *          Sources/CSQLitePageCache/page_cache.c -lsqlite3          Bounded: N messages, then exit. */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +54,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "sqlite_page_cache.h"
 #include <unistd.h>
 
 static void die(const char *fmt, ...) {
@@ -289,6 +294,7 @@ int main(int argc, char **argv) {
     long messages = 200000, recipients = 100000;
     double batch = 40;
     int with_delivery = 0, bytes_a = 1500, bytes_b = 1500;
+    if (tickiti_sqlite_install_page_cache() != SQLITE_OK) die("cannot install the page cache wrapper");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--with-delivery")) { with_delivery = 1; continue; }

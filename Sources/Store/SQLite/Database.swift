@@ -14,6 +14,7 @@
 import Glibc
 #endif
 import CSQLite
+import CSQLitePageCache
 
 public final class Database {
     public enum Synchronous: String, Sendable { case normal = "NORMAL", full = "FULL" }
@@ -55,6 +56,7 @@ public final class Database {
     }
 
     static func openHandle(_ path: String) throws(SQLiteError) -> OpaquePointer {
+        _ = Database.pageCache
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
@@ -84,6 +86,21 @@ public final class Database {
             // instead of being read back from the WAL under load.
             "PRAGMA cache_size=-32768",
         ]
+    }
+
+    /// The page cache wrapper (CSQLitePageCache), installed once before the process's first
+    /// open: SQLite's own cache, without the walk of its whole hash table that a commit after a
+    /// page split otherwise makes. SQLITE_OK, or why SQLite keeps its cache unwrapped (another
+    /// library initialised it first).
+    public static let pageCache: Int32 = tickiti_sqlite_install_page_cache()
+
+    /// How many cache truncations (one per transaction) the wrapper forwarded to SQLite's cache
+    /// and how many it skipped because nothing lay at or beyond the database's end, on the
+    /// calling thread.
+    public static var pageCacheTruncations: (forwarded: UInt64, skipped: UInt64) {
+        var f: UInt64 = 0, s: UInt64 = 0
+        tickiti_sqlite_page_cache_counts(&f, &s)
+        return (f, s)
     }
 
     /// The group commit's bounds (`begin`, `commit`).
