@@ -97,6 +97,13 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     var reconnectTimer: TimerHandle?
     /// Sessions holding output until the `.sent` outcomes they reported are committed.
     var holding: [SMTPSession] = []
+    /// Sessions that became ready with nothing to take (`sessionReady`), newest last: every
+    /// idle session is here (a session becomes idle only through `sessionReady`), and an entry
+    /// may have turned busy or closed since — `dispatch` checks each one it pops. Handing a
+    /// message out costs one look, not a walk over every session (64 busy ones under load).
+    var idleCandidates: [SMTPSession] = []
+    /// Sessions that reached `ready` at least once (`sessionsWanted` counts the others).
+    var establishedCount = 0
 
     /// The mailbox's budget (nil: no `rate=` or `daily_recipients=`): a message is handed to a
     /// session only with a credit the budget granted.
@@ -224,8 +231,13 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
             s.pipelineNext()
             if waiting.isEmpty { return }
         }
-        for s in sessions.values where !s.quitWhenIdle && s.isIdle {
+        while let s = idleCandidates.last {
+            guard sessions[ObjectIdentifier(s)] === s, !s.quitWhenIdle, s.isIdle else {
+                idleCandidates.removeLast()   // busy or closed since it was idle
+                continue
+            }
             guard mayHand() else { return }
+            idleCandidates.removeLast()
             handed()
             s.submit(waiting.removeFirst())
             if waiting.isEmpty { return }   // the usual case: one message, one idle session
@@ -270,7 +282,7 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     /// Sessions to open now: one per waiting message beyond those sessions still starting, up
     /// to `maxConnections`.
     var sessionsWanted: Int {
-        let starting = sessions.values.reduce(0) { $0 + ($1.established ? 0 : 1) }
+        let starting = sessions.count - establishedCount
         return max(0, min(waiting.count - starting, maxConnections - sessions.count))
     }
 
@@ -305,6 +317,10 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     // MARK: SessionOwner
 
     func sessionReady(_ s: SMTPSession) {
+        if !s.countedEstablished {
+            s.countedEstablished = true
+            establishedCount += 1
+        }
         if s.quitWhenIdle || draining || (maxMessagesPerSession > 0 && s.messagesSent >= maxMessagesPerSession) {
             s.quitWhenIdle = true
             return s.quit()
@@ -314,6 +330,7 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
             s.submit(j)
         } else {
             s.armIdle(seconds: idleSeconds)
+            idleCandidates.append(s)
         }
     }
 
@@ -342,7 +359,8 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     }
 
     func sessionClosed(_ s: SMTPSession, failure: SMTPReply?) {
-        sessions[ObjectIdentifier(s)] = nil
+        if sessions.removeValue(forKey: ObjectIdentifier(s)) != nil, s.countedEstablished { establishedCount -= 1 }
+        idleCandidates.removeAll { $0 === s }
         if let slot = s.slot {
             s.slot = nil
             slots?.releaseSlot(mailbox: name, slot: slot)

@@ -92,6 +92,8 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     var jobs: [DeliveryJob] = []
     /// Reached `ready` at least once (the relay talks to us).
     private(set) var established = false
+    /// Counted in the owner's `establishedCount` (RelayPool).
+    var countedEstablished = false
     var isIdle: Bool { if case .ready = machine.state { return jobs.isEmpty } else { return false } }
     /// Inside `perform`: sends are gathered and written once at the end (a message's data and
     /// the next message's commands go in one write).

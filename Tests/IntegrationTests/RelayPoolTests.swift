@@ -71,4 +71,54 @@ final class Outcomes: DeliveryHandler {
         #expect(pool.sessionsOpened == 1)
         try waitUntil("the sink counted three messages", seconds: 10) { sink.counters().messages == 3 }
     }
+
+    /// Idle sessions are found from the list `sessionReady` keeps, not by a walk over every
+    /// session: after a first wave, every later message goes to a session that is idle — none
+    /// is opened — and a session closed while idle is passed over.
+    @Test func laterMessagesGoToIdleSessionsAndAClosedOneIsPassedOver() throws {
+        let sink = try SMTPSink()
+        Reactor.ignoreSIGPIPE()
+        let reactor = try Reactor()
+        let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
+        let pool = RelayPool(name: "sink", endpoint: RelayEndpoint(host: "127.0.0.1", port: sink.port,
+                             policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutSeconds: 30),
+                             maxConnections: 3, reactor: reactor, resolver: resolver, tlsContext: nil, logger: Logger(label: "test"))
+        let outcomes = Outcomes()
+        pool.handler = outcomes
+        func job(_ id: Int64) -> DeliveryJob {
+            DeliveryJob(id: id, envelope: Envelope(from: "billing@x.test", to: "r\(id)@x.test",
+                                                   message: Array("Subject: \(id)\r\n\r\nbody \(id)\r\n".utf8)))
+        }
+        func run(until what: String, _ done: () -> Bool) throws {
+            let deadline = Instant.now() + .seconds(20)
+            while !done() {
+                guard Instant.now() < deadline else { throw WaitTimeout(what: what) }
+                try reactor.runOnce(maxWait: .milliseconds(50))
+            }
+        }
+        let idle = { pool.sessions.values.filter(\.isIdle).count }
+
+        for i in 1...3 { pool.enqueue(job(Int64(i))) }
+        try run(until: "three sent, three idle sessions") { outcomes.sent.count == 3 && idle() == 3 }
+        #expect(pool.sessionsOpened == 3)
+        #expect(pool.sessionsWanted == 0)
+
+        for i in 4...6 { pool.enqueue(job(Int64(i))) }
+        #expect(idle() == 0, "each went to an idle session at once")
+        #expect(pool.waitingCount == 0)
+        try run(until: "six sent, three idle sessions") { outcomes.sent.count == 6 && idle() == 3 }
+        #expect(pool.sessionsOpened == 3)
+
+        // One idle session quits; the two others take the next two messages, none is opened.
+        let quitting = try #require(pool.sessions.values.first { $0.isIdle })
+        quitting.quit()
+        try run(until: "the session closed") { pool.sessionCount == 2 }
+        for i in 7...8 { pool.enqueue(job(Int64(i))) }
+        #expect(pool.waitingCount == 0)
+        #expect(pool.sessionsOpened == 3)
+        try run(until: "eight sent") { outcomes.sent.count == 8 }
+        #expect(outcomes.sent.sorted() == Array(1...8))
+        #expect(outcomes.other.isEmpty)
+        try waitUntil("the sink counted eight messages", seconds: 10) { sink.counters().messages == 8 }
+    }
 }
