@@ -316,11 +316,8 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
 
     // MARK: SessionOwner
 
-    func sessionReady(_ s: SMTPSession) {
-        if !s.countedEstablished {
-            s.countedEstablished = true
-            establishedCount += 1
-        }
+    func sessionReady(_ s: SMTPSession, first: Bool) {
+        if first { establishedCount += 1 }
         if s.quitWhenIdle || draining || (maxMessagesPerSession > 0 && s.messagesSent >= maxMessagesPerSession) {
             s.quitWhenIdle = true
             return s.quit()
@@ -359,7 +356,7 @@ public final class RelayPool: SessionOwner, DeadlineHandler {
     }
 
     func sessionClosed(_ s: SMTPSession, failure: SMTPReply?) {
-        if sessions.removeValue(forKey: ObjectIdentifier(s)) != nil, s.countedEstablished { establishedCount -= 1 }
+        if sessions.removeValue(forKey: ObjectIdentifier(s)) != nil, s.established { establishedCount -= 1 }
         idleCandidates.removeAll { $0 === s }
         if let slot = s.slot {
             s.slot = nil

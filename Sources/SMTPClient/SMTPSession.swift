@@ -49,7 +49,8 @@ public struct DeliveryJob: Sendable {
 }
 
 protocol SessionOwner: AnyObject {
-    func sessionReady(_ s: SMTPSession)
+    /// `first`: the session's first `ready` (it is established from now on).
+    func sessionReady(_ s: SMTPSession, first: Bool)
     /// The session can pipeline one more message behind the one in flight: the next job, or nil.
     func nextPipelinedJob(for s: SMTPSession) -> DeliveryJob?
     func session(_ s: SMTPSession, finished job: DeliveryJob, _ outcome: DeliveryOutcome, recipients: [SMTPReply]?)
@@ -92,8 +93,6 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
     var jobs: [DeliveryJob] = []
     /// Reached `ready` at least once (the relay talks to us).
     private(set) var established = false
-    /// Counted in the owner's `establishedCount` (RelayPool).
-    var countedEstablished = false
     var isIdle: Bool { if case .ready = machine.state { return jobs.isEmpty } else { return false } }
     /// Inside `perform`: sends are gathered and written once at the end (a message's data and
     /// the next message's commands go in one write).
@@ -241,9 +240,10 @@ final class SMTPSession: IOHandler, DeadlineHandler, ResolutionHandler {
             case .startTLS:
                 beginSTARTTLS()
             case .ready:
+                let first = !established
                 established = true
                 arm(seconds: nil)
-                owner?.sessionReady(self)
+                owner?.sessionReady(self, first: first)
             case .pipelineNext:
                 pipelineNext()
             case .outcome(let o, let recipients):

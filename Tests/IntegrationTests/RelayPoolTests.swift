@@ -20,29 +20,45 @@ final class Outcomes: DeliveryHandler {
     }
 }
 
+/// A pool for the mailbox "sink" on a fresh smtp-sink, its outcomes, messages and a bounded wait.
+struct PoolFixture {
+    let sink: SMTPSink
+    let reactor: Reactor
+    let pool: RelayPool
+    let outcomes = Outcomes()
+
+    init(maxConnections: Int) throws {
+        sink = try SMTPSink()
+        Reactor.ignoreSIGPIPE()
+        reactor = try Reactor()
+        let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
+        pool = RelayPool(name: "sink", endpoint: RelayEndpoint(host: "127.0.0.1", port: sink.port,
+                         policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutSeconds: 30),
+                         maxConnections: maxConnections, reactor: reactor, resolver: resolver, tlsContext: nil, logger: Logger(label: "test"))
+        pool.handler = outcomes
+    }
+
+    func job(_ id: Int64) -> DeliveryJob {
+        DeliveryJob(id: id, envelope: Envelope(from: "billing@x.test", to: "r\(id)@x.test",
+                                               message: Array("Subject: \(id)\r\n\r\nbody \(id)\r\n".utf8)))
+    }
+
+    /// Runs the loop until `done` (at most 20 s).
+    func run(until what: String, _ done: () -> Bool) throws {
+        let deadline = Instant.now() + .seconds(20)
+        while !done() {
+            guard Instant.now() < deadline else { throw WaitTimeout(what: what) }
+            try reactor.runOnce(maxWait: .milliseconds(50))
+        }
+    }
+}
+
 @Suite struct RelayPoolTests {
     @Test func aMessageAcceptedWhileASessionHoldsRidesInItsNextWrite() throws {
-        let sink = try SMTPSink()
-        Reactor.ignoreSIGPIPE()
-        let reactor = try Reactor()
-        let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
-        let pool = RelayPool(name: "sink", endpoint: RelayEndpoint(host: "127.0.0.1", port: sink.port,
-                             policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutSeconds: 30),
-                             maxConnections: 1, reactor: reactor, resolver: resolver, tlsContext: nil, logger: Logger(label: "test"))
-        let outcomes = Outcomes()
-        pool.handler = outcomes
+        let f = try PoolFixture(maxConnections: 1)
+        let (sink, pool, outcomes) = (f.sink, f.pool, f.outcomes)
         pool.holdOutputUntilCommitted = true
-        func job(_ id: Int64) -> DeliveryJob {
-            DeliveryJob(id: id, envelope: Envelope(from: "billing@x.test", to: "r\(id)@x.test",
-                                                   message: Array("Subject: \(id)\r\n\r\nbody \(id)\r\n".utf8)))
-        }
-        func run(until what: String, _ done: () -> Bool) throws {
-            let deadline = Instant.now() + .seconds(20)
-            while !done() {
-                guard Instant.now() < deadline else { throw WaitTimeout(what: what) }
-                try reactor.runOnce(maxWait: .milliseconds(50))
-            }
-        }
+        let job = f.job
 
         // Two messages on one session: the second is pipelined behind the first one's data.
         // Nothing is committed, so once the first is `sent` the session holds: the second's
@@ -50,7 +66,7 @@ final class Outcomes: DeliveryHandler {
         pool.enqueue(job(1))
         pool.enqueue(job(2))
         let held = { pool.holding.first { $0.holdingOutput && $0.jobs.count == 1 && $0.machine.canPipelineNext } }
-        try run(until: "a session holding the second message's data") { held() != nil }
+        try f.run(until: "a session holding the second message's data") { held() != nil }
         #expect(outcomes.sent == [1])
         let session = try #require(held())
 
@@ -62,7 +78,7 @@ final class Outcomes: DeliveryHandler {
         #expect(pool.waitingCount == 0)
 
         // Committing releases the write: data 2 and the commands of 3 go together; all three arrive.
-        try run(until: "three messages sent") {
+        try f.run(until: "three messages sent") {
             pool.outcomesCommitted()
             return outcomes.sent.count == 3
         }
@@ -76,47 +92,30 @@ final class Outcomes: DeliveryHandler {
     /// session: after a first wave, every later message goes to a session that is idle — none
     /// is opened — and a session closed while idle is passed over.
     @Test func laterMessagesGoToIdleSessionsAndAClosedOneIsPassedOver() throws {
-        let sink = try SMTPSink()
-        Reactor.ignoreSIGPIPE()
-        let reactor = try Reactor()
-        let resolver = Resolver(reactor: reactor, configuration: ResolverConfiguration(nameServers: ["127.0.0.1"], port: 9))
-        let pool = RelayPool(name: "sink", endpoint: RelayEndpoint(host: "127.0.0.1", port: sink.port,
-                             policy: .init(security: .plain, credentials: nil, clientName: "test.localhost"), timeoutSeconds: 30),
-                             maxConnections: 3, reactor: reactor, resolver: resolver, tlsContext: nil, logger: Logger(label: "test"))
-        let outcomes = Outcomes()
-        pool.handler = outcomes
-        func job(_ id: Int64) -> DeliveryJob {
-            DeliveryJob(id: id, envelope: Envelope(from: "billing@x.test", to: "r\(id)@x.test",
-                                                   message: Array("Subject: \(id)\r\n\r\nbody \(id)\r\n".utf8)))
-        }
-        func run(until what: String, _ done: () -> Bool) throws {
-            let deadline = Instant.now() + .seconds(20)
-            while !done() {
-                guard Instant.now() < deadline else { throw WaitTimeout(what: what) }
-                try reactor.runOnce(maxWait: .milliseconds(50))
-            }
-        }
+        let f = try PoolFixture(maxConnections: 3)
+        let (sink, pool, outcomes) = (f.sink, f.pool, f.outcomes)
+        let job = f.job
         let idle = { pool.sessions.values.filter(\.isIdle).count }
 
         for i in 1...3 { pool.enqueue(job(Int64(i))) }
-        try run(until: "three sent, three idle sessions") { outcomes.sent.count == 3 && idle() == 3 }
+        try f.run(until: "three sent, three idle sessions") { outcomes.sent.count == 3 && idle() == 3 }
         #expect(pool.sessionsOpened == 3)
         #expect(pool.sessionsWanted == 0)
 
         for i in 4...6 { pool.enqueue(job(Int64(i))) }
         #expect(idle() == 0, "each went to an idle session at once")
         #expect(pool.waitingCount == 0)
-        try run(until: "six sent, three idle sessions") { outcomes.sent.count == 6 && idle() == 3 }
+        try f.run(until: "six sent, three idle sessions") { outcomes.sent.count == 6 && idle() == 3 }
         #expect(pool.sessionsOpened == 3)
 
         // One idle session quits; the two others take the next two messages, none is opened.
         let quitting = try #require(pool.sessions.values.first { $0.isIdle })
         quitting.quit()
-        try run(until: "the session closed") { pool.sessionCount == 2 }
+        try f.run(until: "the session closed") { pool.sessionCount == 2 }
         for i in 7...8 { pool.enqueue(job(Int64(i))) }
         #expect(pool.waitingCount == 0)
         #expect(pool.sessionsOpened == 3)
-        try run(until: "eight sent") { outcomes.sent.count == 8 }
+        try f.run(until: "eight sent") { outcomes.sent.count == 8 }
         #expect(outcomes.sent.sorted() == Array(1...8))
         #expect(outcomes.other.isEmpty)
         try waitUntil("the sink counted eight messages", seconds: 10) { sink.counters().messages == 8 }
