@@ -493,9 +493,11 @@ public final class SendEmailService: TailHandler, DeadlineHandler {
 }
 
 /// The token a request's head was authenticated with (steps 1–2 passed).
-final class TokenApproval: Sendable, NamedApproval {
+final class TokenApproval: RequestApproval, @unchecked Sendable {
     let token: StoredToken
-    init(_ token: StoredToken) { self.token = token }
-    var logName: String { token.name }
+    init(_ token: StoredToken) {
+        self.token = token
+        super.init(logName: token.name)
+    }
 }
 

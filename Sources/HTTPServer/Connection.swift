@@ -72,7 +72,7 @@ final class Connection: IOHandler, DeadlineHandler {
     /// Bytes of the server-wide body budget this connection holds (`reserveBody`).
     var bodyReservation = 0
     /// The handler's approval of the current head (`HTTPHandler.checkBeforeBody`).
-    var currentApproval: (any Sendable)?
+    var currentApproval: RequestApproval?
     /// Body bytes received since the head timer was last armed; the timer is re-armed only
     /// when a window brought `minBodyBytesPerWindow` (a body must keep moving).
     var bodyWindowBytes = 0
@@ -430,7 +430,7 @@ final class Connection: IOHandler, DeadlineHandler {
         if server.accessLog != nil {
             slot.method = request.head.method
             slot.target = request.head.target
-            slot.user = (request.approval as? NamedApproval)?.logName
+            slot.user = request.approval?.logName
         }
         slots.append(slot)
         if !keepAlive { closeAfterResponses = true }

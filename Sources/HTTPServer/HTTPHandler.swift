@@ -16,9 +16,9 @@ public struct HTTPRequest: Sendable {
     public var receivedAt: Instant
     /// What the handler's `checkBeforeBody` approved the head with (e.g. the authenticated
     /// token), so the request is not checked twice; nil for requests without a body.
-    public var approval: (any Sendable)?
+    public var approval: RequestApproval?
 
-    public init(head: RequestHead, body: [UInt8], receivedAt: Instant, approval: (any Sendable)? = nil) {
+    public init(head: RequestHead, body: [UInt8], receivedAt: Instant, approval: RequestApproval? = nil) {
         self.head = head
         self.body = body
         self.receivedAt = receivedAt
@@ -29,7 +29,7 @@ public struct HTTPRequest: Sendable {
 /// The handler's decision on the head of a request that carries a body.
 public enum HeadDecision {
     /// Read the body; `approval` travels with the request to `handle`.
-    case proceed(approval: (any Sendable)?)
+    case proceed(approval: RequestApproval?)
     /// Answer this at once and close without reading the body.
     case refuse(HTTPResponse)
 }
@@ -81,9 +81,14 @@ public protocol AccessLogSink: AnyObject {
     func record(_ r: AccessRecord)
 }
 
-/// An approval that can name its caller in the access log.
-public protocol NamedApproval {
-    var logName: String { get }
+/// What a handler's `checkBeforeBody` approved a head with; a handler subclasses it to carry
+/// its own facts (e.g. the authenticated token) to `handle`. A class rather than an existential:
+/// the driver reads `logName` and the handler gets its subclass back with a class cast, no
+/// dynamic protocol cast per request.
+open class RequestApproval: @unchecked Sendable {
+    /// Who called, for the access log (a token's name — never its secret).
+    public let logName: String?
+    public init(logName: String?) { self.logName = logName }
 }
 
 public protocol HTTPServerObserver: AnyObject {

@@ -132,10 +132,23 @@ public enum SendAPI {
     }
 
     /// The fields a send_email body may have (SPEC §4); any other is refused by name.
-    public static let knownFields: Set<String> = [
+    public static let knownFields: [String] = [
         "to_address", "subject", "content", "template_identifier", "data", "mailbox", "validate_address",
         "text", "reply_to", "cc", "bcc", "headers", "attachments", "metadata",
     ]
+    /// Positions in `knownFields`.
+    enum Field: Int {
+        case toAddress, subject, content, templateIdentifier, data, mailbox, validateAddress,
+             text, replyTo, cc, bcc, headers, attachments, metadata
+    }
+
+    /// The known field `key` names, by its position; a length check before each comparison
+    /// (every request runs this per member: no hashing, no Set built).
+    static func fieldIndex(_ key: String) -> Int? {
+        let n = key.utf8.count
+        for (i, name) in knownFields.enumerated() where name.utf8.count == n && name == key { return i }
+        return nil
+    }
     /// To, Cc and Bcc together (SPEC §4).
     public static let maxRecipients = 50
 
@@ -147,28 +160,35 @@ public enum SendAPI {
         func add(_ field: String, _ message: String) {
             if let i = fields.firstIndex(where: { $0.0 == field }) { fields[i].1.append(message) } else { fields.append((field, [message])) }
         }
-        func present(_ k: String) -> JSONValue? {
-            guard let v = body[k], v != .null else { return nil }
-            return v
-        }
+        // One pass over the members: each known field's first value, by position; a repeated
+        // field and an unknown one are refused by name.
+        var values = [JSONValue?](repeating: nil, count: knownFields.count)
         if case .object(let members) = body {
-            var seen = Set<String>()
+            var given = [Bool](repeating: false, count: knownFields.count)
+            var unknown: [String] = []
             for m in members {
-                if !seen.insert(m.key).inserted {
+                if let i = fieldIndex(m.key) {
+                    if given[i] { add(m.key, "is given more than once") } else { given[i] = true; values[i] = m.value }
+                } else if unknown.contains(m.key) {
                     add(m.key, "is given more than once")
-                } else if !knownFields.contains(m.key) {
+                } else {
+                    unknown.append(m.key)
                     add(m.key, "is not a known field")
                 }
             }
         }
+        func present(_ f: Field) -> JSONValue? {
+            guard let v = values[f.rawValue], v != .null else { return nil }
+            return v
+        }
 
         var validateAddress = false
-        if let v = present("validate_address") {
+        if let v = present(.validateAddress) {
             if case .bool(let b) = v { validateAddress = b } else { add("validate_address", "must be a boolean") }
         }
 
         var to = ""
-        switch present("to_address") {
+        switch present(.toAddress) {
         case nil:
             add("to_address", "is required")
         case .string(let s)?:
@@ -183,12 +203,12 @@ public enum SendAPI {
         }
 
         var mailbox: String?
-        if let v = present("mailbox") {
+        if let v = present(.mailbox) {
             if case .string(let s) = v, !s.isEmpty { mailbox = s } else { add("mailbox", "must be a non-empty string (a mailbox name)") }
         }
 
-        let subject = present("subject"), content = present("content")
-        let identifier = present("template_identifier"), data = present("data")
+        let subject = present(.subject), content = present(.content)
+        let identifier = present(.templateIdentifier), data = present(.data)
         let hasA = subject != nil || content != nil
         let hasB = identifier != nil || data != nil
         var result: SendRequest.Content?
@@ -234,7 +254,7 @@ public enum SendAPI {
             result = .template(identifier: id, data: d)
         }
         var text: String?
-        if let v = present("text") {
+        if let v = present(.text) {
             if hasB || !hasA {
                 add("text", "is only for subject/content (a template has its own text part)")
             } else if case .string(let t) = v, !t.isEmpty {
@@ -243,17 +263,20 @@ public enum SendAPI {
                 add("text", "must be a non-empty string")
             }
         }
-        let replyTo = addresses("reply_to", present("reply_to"), max: 5, validateAddress: validateAddress, add)
+        let replyTo = addresses("reply_to", present(.replyTo), max: 5, validateAddress: validateAddress, add)
         // Duplicates (case-insensitive) count once, across To, Cc and Bcc: the first wins.
-        var seen: Set<String> = [to.lowercased()]
-        let cc = addresses("cc", present("cc"), max: maxRecipients, validateAddress: validateAddress, add).filter { seen.insert($0.lowercased()).inserted }
-        let bcc = addresses("bcc", present("bcc"), max: maxRecipients, validateAddress: validateAddress, add).filter { seen.insert($0.lowercased()).inserted }
-        if 1 + cc.count + bcc.count > maxRecipients {
-            add(present("bcc") != nil ? "bcc" : "cc", "makes \(1 + cc.count + bcc.count) recipients with to_address and cc/bcc; at most \(maxRecipients) are allowed")
+        var cc: [String] = [], bcc: [String] = []
+        if present(.cc) != nil || present(.bcc) != nil {
+            var seen: Set<String> = [to.lowercased()]
+            cc = addresses("cc", present(.cc), max: maxRecipients, validateAddress: validateAddress, add).filter { seen.insert($0.lowercased()).inserted }
+            bcc = addresses("bcc", present(.bcc), max: maxRecipients, validateAddress: validateAddress, add).filter { seen.insert($0.lowercased()).inserted }
         }
-        let headers = extraHeaders(present("headers"), add)
-        let attachments = attachmentParts(present("attachments"), maxBytes: maxAttachmentBytes, add)
-        let metadata = metadataItems(present("metadata"), add)
+        if 1 + cc.count + bcc.count > maxRecipients {
+            add(present(.bcc) != nil ? "bcc" : "cc", "makes \(1 + cc.count + bcc.count) recipients with to_address and cc/bcc; at most \(maxRecipients) are allowed")
+        }
+        let headers = extraHeaders(present(.headers), add)
+        let attachments = attachmentParts(present(.attachments), maxBytes: maxAttachmentBytes, add)
+        let metadata = metadataItems(present(.metadata), add)
 
         guard fields.isEmpty, let result else { return .failure(.validation(fields)) }
         return .success(SendRequest(toAddress: to, content: result, mailbox: mailbox, validateAddress: validateAddress, text: text,
@@ -278,15 +301,16 @@ public enum SendAPI {
         var out: [String] = []
         var seen = Set<String>()
         for (i, item) in items.enumerated() {
-            let name = value.map { if case .array = $0 { return "\(field)[\(i)]" } else { return field } } ?? field
+            // Named only for a problem: no string built per valid address.
+            func name() -> String { if case .array? = value { return "\(field)[\(i)]" } else { return field } }
             guard case .string(let s) = item else {
-                add(name, "must be a string, not \(item.typeName)")
+                add(name(), "must be a string, not \(item.typeName)")
                 continue
             }
             if let p = EmailAddress.injectionProblem(s) {
-                add(name, p)
+                add(name(), p)
             } else if validateAddress, let p = EmailAddress.syntaxProblem(s) {
-                add(name, "is not a valid email address: \(p)")
+                add(name(), "is not a valid email address: \(p)")
             } else if seen.insert(s.lowercased()).inserted {
                 out.append(s)
             }
