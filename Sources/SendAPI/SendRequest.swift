@@ -165,14 +165,13 @@ public enum SendAPI {
         var values = [JSONValue?](repeating: nil, count: knownFields.count)
         if case .object(let members) = body {
             var given = [Bool](repeating: false, count: knownFields.count)
-            var unknown: [String] = []
+            var unknown = Set<String>()   // hashed: a hostile body may hold many thousands
             for m in members {
                 if let i = fieldIndex(m.key) {
                     if given[i] { add(m.key, "is given more than once") } else { given[i] = true; values[i] = m.value }
-                } else if unknown.contains(m.key) {
+                } else if !unknown.insert(m.key).inserted {
                     add(m.key, "is given more than once")
                 } else {
-                    unknown.append(m.key)
                     add(m.key, "is not a known field")
                 }
             }
