@@ -92,8 +92,9 @@ public enum SendAPI {
     /// same rules and messages as send_email's); any other field is refused by name.
     public static func validateRender(_ body: JSONValue) -> Result<(identifier: String, data: JSONValue), APIError> {
         var fields: [(String, [String])] = []
+        var positions: [String: Int] = [:]   // hashed: a hostile body may name thousands of fields
         func add(_ field: String, _ message: String) {
-            if let i = fields.firstIndex(where: { $0.0 == field }) { fields[i].1.append(message) } else { fields.append((field, [message])) }
+            if let i = positions[field] { fields[i].1.append(message) } else { positions[field] = fields.count; fields.append((field, [message])) }
         }
         if case .object(let members) = body {
             for m in members where m.key != "template_identifier" && m.key != "data" {
@@ -157,8 +158,9 @@ public enum SendAPI {
     /// Field rules; every problem is reported, each under its field.
     public static func validate(_ body: JSONValue, maxAttachmentBytes: Int = defaultMaxAttachmentBytes) -> Result<SendRequest, APIError> {
         var fields: [(String, [String])] = []
+        var positions: [String: Int] = [:]   // hashed: a hostile body may name thousands of fields
         func add(_ field: String, _ message: String) {
-            if let i = fields.firstIndex(where: { $0.0 == field }) { fields[i].1.append(message) } else { fields.append((field, [message])) }
+            if let i = positions[field] { fields[i].1.append(message) } else { positions[field] = fields.count; fields.append((field, [message])) }
         }
         // One pass over the members: each known field's first value, by position; a repeated
         // field and an unknown one are refused by name.
