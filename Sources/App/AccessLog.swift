@@ -121,7 +121,7 @@ public final class AccessLog: AccessLogSink, TailHandler {
     /// anything else goes through `quoted`.
     func appendQuoted(_ s: String) {
         let appended = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            for b in bytes where b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F { return false }
+            for b in bytes where AccessLog.needsEscape(b) { return false }
             pending.append(contentsOf: bytes)
             return true
         }
@@ -143,9 +143,12 @@ public final class AccessLog: AccessLogSink, TailHandler {
         if pending.count >= 1 << 16 { flush() }
     }
 
+    /// Control characters, quotes and backslashes: what `quoted` escapes.
+    @inline(__always) static func needsEscape(_ b: UInt8) -> Bool { b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F }
+
     /// Quotes and backslashes escaped, control characters as \xHH: one line, unambiguous.
     static func quoted(_ s: String) -> String {
-        guard s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) else { return s }
+        guard s.utf8.contains(where: needsEscape) else { return s }
         var out = ""
         for u in s.unicodeScalars {
             if u == "\"" || u == "\\" { out += "\\" + String(u) } else if u.value < 0x20 || u.value == 0x7F {

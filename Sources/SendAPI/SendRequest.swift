@@ -91,11 +91,8 @@ public enum SendAPI {
     /// `POST /api/render_template`'s body: shape B alone (`template_identifier` + `data`, the
     /// same rules and messages as send_email's); any other field is refused by name.
     public static func validateRender(_ body: JSONValue) -> Result<(identifier: String, data: JSONValue), APIError> {
-        var fields: [(String, [String])] = []
-        var positions: [String: Int] = [:]   // hashed: a hostile body may name thousands of fields
-        func add(_ field: String, _ message: String) {
-            if let i = positions[field] { fields[i].1.append(message) } else { positions[field] = fields.count; fields.append((field, [message])) }
-        }
+        var problems = FieldProblems()
+        func add(_ field: String, _ message: String) { problems.add(field, message) }
         if case .object(let members) = body {
             for m in members where m.key != "template_identifier" && m.key != "data" {
                 add(m.key, "is not a known field (render_template takes template_identifier and data)")
@@ -115,7 +112,7 @@ public enum SendAPI {
         case .object?: data = body["data"]!
         case let v?: add("data", "must be an object, not \(v.typeName)")
         }
-        guard fields.isEmpty else { return .failure(.validation(fields)) }
+        guard problems.fields.isEmpty else { return .failure(.validation(problems.fields)) }
         return .success((id, data))
     }
 
@@ -130,6 +127,17 @@ public enum SendAPI {
         }
         if v.utf8.count > maxSubjectLength { return "must be at most \(maxSubjectLength) bytes" }
         return nil
+    }
+
+    /// Every problem found, each under its field, in the order first reported.
+    struct FieldProblems {
+        var fields: [(String, [String])] = []
+        /// Hashed: a hostile body may name thousands of fields.
+        var positions: [String: Int] = [:]
+
+        mutating func add(_ field: String, _ message: String) {
+            if let i = positions[field] { fields[i].1.append(message) } else { positions[field] = fields.count; fields.append((field, [message])) }
+        }
     }
 
     /// The fields a send_email body may have (SPEC §4); any other is refused by name.
@@ -157,20 +165,16 @@ public enum SendAPI {
 
     /// Field rules; every problem is reported, each under its field.
     public static func validate(_ body: JSONValue, maxAttachmentBytes: Int = defaultMaxAttachmentBytes) -> Result<SendRequest, APIError> {
-        var fields: [(String, [String])] = []
-        var positions: [String: Int] = [:]   // hashed: a hostile body may name thousands of fields
-        func add(_ field: String, _ message: String) {
-            if let i = positions[field] { fields[i].1.append(message) } else { positions[field] = fields.count; fields.append((field, [message])) }
-        }
+        var problems = FieldProblems()
+        func add(_ field: String, _ message: String) { problems.add(field, message) }
         // One pass over the members: each known field's first value, by position; a repeated
         // field and an unknown one are refused by name.
         var values = [JSONValue?](repeating: nil, count: knownFields.count)
         if case .object(let members) = body {
-            var given = [Bool](repeating: false, count: knownFields.count)
             var unknown = Set<String>()   // hashed: a hostile body may hold many thousands
             for m in members {
                 if let i = fieldIndex(m.key) {
-                    if given[i] { add(m.key, "is given more than once") } else { given[i] = true; values[i] = m.value }
+                    if values[i] != nil { add(m.key, "is given more than once") } else { values[i] = m.value }
                 } else if !unknown.insert(m.key).inserted {
                     add(m.key, "is given more than once")
                 } else {
@@ -279,7 +283,7 @@ public enum SendAPI {
         let attachments = attachmentParts(present(.attachments), maxBytes: maxAttachmentBytes, add)
         let metadata = metadataItems(present(.metadata), add)
 
-        guard fields.isEmpty, let result else { return .failure(.validation(fields)) }
+        guard problems.fields.isEmpty, let result else { return .failure(.validation(problems.fields)) }
         return .success(SendRequest(toAddress: to, content: result, mailbox: mailbox, validateAddress: validateAddress, text: text,
                                     replyTo: replyTo, cc: cc, bcc: bcc, headers: headers, attachments: attachments, metadata: metadata))
     }
